@@ -1,0 +1,79 @@
+"""`attnserve embed-local`: embed texts in-process with the PyTorch reference model.
+
+This is the reference path for everything downstream (export parity, served embeddings); it is a
+plugin of the `attnserve` command so the serving install never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.checkpoint import CheckpointError, load_checkpoint
+from model.tokenization import ReferenceTokenizer
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "embed-local",
+        help="embed texts in-process with the PyTorch reference model (needs the export extra)",
+        description=__doc__,
+    )
+    parser.add_argument("texts", nargs="+", help="texts to embed ('-' reads one per stdin line)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="checkpoint directory (default: the packaged all-MiniLM-L6-v2)",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="truncate texts to this many tokens (default: the checkpoint's "
+        "max_seq_length, 256 for all-MiniLM-L6-v2)",
+    )
+    parser.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="save pooled embeddings as a .npy file instead of printing JSON",
+    )
+    parser.set_defaults(handler=run)
+
+
+def read_texts(args_texts: list[str]) -> list[str]:
+    if args_texts == ["-"]:
+        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    return args_texts
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        encoder, checkpoint = load_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        print(f"attnserve embed-local: {exc}", file=sys.stderr)
+        return 2
+    tokenizer = ReferenceTokenizer(
+        checkpoint.tokenizer_path, args.max_tokens or checkpoint.max_seq_length
+    )
+    texts = read_texts(args.texts)
+    batch = tokenizer(texts)
+    with torch.inference_mode():
+        output = encoder(**batch, normalize=False if args.no_normalize else None)
+    pooled = output.pooled.numpy().astype(np.float32)
+    if args.out is not None:
+        np.save(args.out, pooled)
+        print(f"saved {pooled.shape[0]} x {pooled.shape[1]} float32 embeddings to {args.out}")
+        return 0
+    token_counts = batch["attention_mask"].sum(dim=1).tolist()
+    for text, vector, count in zip(texts, pooled, token_counts, strict=True):
+        record = {"text": text, "tokens": count, "embedding": [round(float(v), 7) for v in vector]}
+        print(json.dumps(record, ensure_ascii=False))
+    return 0

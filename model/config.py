@@ -1,0 +1,78 @@
+"""The encoder's hyper-parameters in one typed place, read from a BERT `config.json`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Pooling(StrEnum):
+    """How token vectors become one text vector."""
+
+    MEAN = "mean"  # average over real (non-padding) tokens: sentence-transformers' default
+    CLS = "cls"  # the first token's vector
+    LAST = "last"  # the last real token's vector (decoder-style embedders)
+
+
+SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 384
+    num_layers: int = 6
+    num_heads: int = 12
+    intermediate_size: int = 1536
+    max_positions: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    hidden_act: str = "gelu"
+    pooling: Pooling = Pooling.MEAN
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads != 0:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+        if self.hidden_act not in SUPPORTED_ACTIVATIONS:
+            raise ValueError(
+                f"hidden_act {self.hidden_act!r} is not supported; use one of "
+                f"{', '.join(SUPPORTED_ACTIVATIONS)}"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @classmethod
+    def from_bert_json(
+        cls, path: Path, pooling: Pooling = Pooling.MEAN, normalize: bool = True
+    ) -> EncoderConfig:
+        """Read a Hugging Face BERT `config.json`; pooling comes from sentence-transformers."""
+        raw: dict[str, Any] = json.loads(path.read_text())
+        model_type = raw.get("model_type", "bert")
+        if model_type != "bert":
+            # RoBERTa-style models offset their position ids; refuse rather than be subtly wrong.
+            raise ValueError(f"{path}: model_type {model_type!r} is unsupported (only 'bert')")
+        if raw.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"{path}: only absolute position embeddings are supported")
+        return cls(
+            vocab_size=int(raw["vocab_size"]),
+            hidden_size=int(raw["hidden_size"]),
+            num_layers=int(raw["num_hidden_layers"]),
+            num_heads=int(raw["num_attention_heads"]),
+            intermediate_size=int(raw["intermediate_size"]),
+            max_positions=int(raw["max_position_embeddings"]),
+            type_vocab_size=int(raw.get("type_vocab_size", 2)),
+            layer_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
+            pad_token_id=int(raw.get("pad_token_id", 0) or 0),
+            hidden_act=str(raw.get("hidden_act", "gelu")),
+            pooling=pooling,
+            normalize=normalize,
+        )

@@ -1,0 +1,71 @@
+"""Shared fixtures: the tiny random encoder for fast tests and the real packaged checkpoint."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Reference libraries must never reach for a hub: everything loads from the packaged folder.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+
+from model import Encoder, EncoderConfig  # noqa: E402
+from model.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
+from model.tokenization import ReferenceTokenizer  # noqa: E402
+
+TINY_CONFIG = EncoderConfig(
+    vocab_size=100,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=4,
+    intermediate_size=64,
+    max_positions=64,
+)
+
+# Short, long, punctuation, digits, non-ASCII, emoji: the texts parity tests run over.
+VARIED_TEXTS = [
+    "hello",
+    "The quick brown fox jumps over the lazy dog.",
+    "Wait... what?! No -- really?? (yes; really.)",
+    "Prices rose 3.5% in Q3 2024, to $1,234.56 per unit.",
+    "Café naïve façade — déjà vu in Zürich.",
+    "東京は日本の首都です。",
+    "Привет, как дела?",
+    "مرحبا بالعالم",
+    "emoji 🚀🔥 and symbols ∑∫√ in one line",
+    "a",
+    " ".join(["Attention is all you need, they said, and the encoder listened."] * 40),
+]
+
+
+@pytest.fixture
+def tiny_encoder() -> Encoder:
+    torch.manual_seed(0)
+    encoder = Encoder(TINY_CONFIG)
+    encoder.eval()
+    return encoder
+
+
+@dataclass(frozen=True)
+class Reference:
+    encoder: Encoder
+    checkpoint: Checkpoint
+    tokenizer: ReferenceTokenizer
+
+
+@pytest.fixture(scope="session")
+def reference() -> Reference:
+    """The packaged all-MiniLM-L6-v2 in our PyTorch encoder, loaded once per test session."""
+    encoder, checkpoint = load_checkpoint()
+    tokenizer = ReferenceTokenizer(checkpoint.tokenizer_path, checkpoint.max_seq_length)
+    return Reference(encoder, checkpoint, tokenizer)
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir(reference: Reference) -> Path:
+    return reference.checkpoint.directory
