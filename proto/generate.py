@@ -1,0 +1,52 @@
+"""Generate the Python stubs for the attnserve gRPC API beside their .proto.
+
+Run after editing `proto/attnserve/v1/embedder.proto`:
+
+    python proto/generate.py
+
+The generated files are committed (clients import `attnserve.v1`); a test regenerates them into
+a temporary folder and fails when the committed ones are stale.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+PROTO_ROOT = Path(__file__).resolve().parent
+PROTO_FILES = ("attnserve/v1/embedder.proto",)
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+
+
+def generated_names() -> list[str]:
+    return [proto.removesuffix(".proto") + s for proto in PROTO_FILES for s in GENERATED_SUFFIXES]
+
+
+def generate(out_dir: Path) -> list[Path]:
+    from grpc_tools import protoc
+
+    well_known = str(files("grpc_tools") / "_proto")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        "grpc_tools.protoc",
+        f"-I{PROTO_ROOT}",
+        f"-I{well_known}",
+        f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        *(str(PROTO_ROOT / proto) for proto in PROTO_FILES),
+    ]
+    if protoc.main(args) != 0:
+        raise RuntimeError(f"protoc failed: {' '.join(args)}")
+    return [out_dir / name for name in generated_names()]
+
+
+def main() -> int:
+    for path in generate(PROTO_ROOT):
+        print(f"wrote {path.relative_to(PROTO_ROOT.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
