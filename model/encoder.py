@@ -127,16 +127,18 @@ class EncoderLayer(nn.Module):
 
 
 def additive_attention_mask(attention_mask: Tensor, causal: bool, dtype: torch.dtype) -> Tensor:
-    """0 where a query may attend, the most negative float where it may not: (B, 1, 1|T, T).
+    """0 where a query may attend, the most negative float where it may not: (B, 1, T, T).
 
     The most negative finite float (not -inf) keeps softmax exact: exp(min - max) underflows to
     exactly 0, while a row can never become all -inf and turn into NaN.
     """
+    seq_len = attention_mask.shape[1]
     blocked = attention_mask[:, None, None, :] == 0  # (B, 1, 1, T): padded keys
+    # Spelled out per query row: ONNX Runtime's fused Attention wants a (B, 1, T, T) mask.
+    blocked = blocked.expand(-1, -1, seq_len, -1)  # (B, 1, T, T)
     if causal:
-        seq_len = attention_mask.shape[1]
         future = torch.ones(seq_len, seq_len, dtype=torch.bool, device=attention_mask.device)
-        blocked = blocked | future.triu(diagonal=1)  # (B, 1, T, T): keys after the query
+        blocked = blocked | future.triu(diagonal=1)  # keys after the query
     zeros = torch.zeros(blocked.shape, dtype=dtype, device=attention_mask.device)
     return zeros.masked_fill(blocked, torch.finfo(dtype).min)
 

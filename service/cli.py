@@ -17,7 +17,9 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def serving_commands() -> list[Registrar]:
     """Subcommands that ship with the serving install."""
-    return []
+    from service.commands import register_serve, register_verify
+
+    return [register_serve, register_verify]
 
 
 def plugin_commands(

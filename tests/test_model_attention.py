@@ -71,8 +71,9 @@ def test_fused_sdpa_path_equals_explicit_path(tiny_encoder: Encoder) -> None:
 
 def test_additive_mask_uses_the_most_negative_finite_float() -> None:
     mask = additive_attention_mask(torch.tensor([[1, 1, 0]]), causal=False, dtype=torch.float32)
-    assert mask.shape == (1, 1, 1, 3)
-    assert mask[0, 0, 0].tolist() == [0.0, 0.0, torch.finfo(torch.float32).min]
+    assert mask.shape == (1, 1, 3, 3)
+    for row in range(3):
+        assert mask[0, 0, row].tolist() == [0.0, 0.0, torch.finfo(torch.float32).min]
 
 
 @pytest.mark.parametrize(

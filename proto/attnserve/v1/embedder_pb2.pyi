@@ -111,7 +111,7 @@ class TextResult(_message.Message):
     def __init__(self, token_count: _Optional[int] = ..., truncated: _Optional[bool] = ..., token_embeddings: _Optional[_Union[Tensor, _Mapping]] = ..., attentions: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("request_id", "model", "pooled", "results", "timings", "attention_layers", "attention_heads")
+    __slots__ = ("request_id", "model", "pooled", "results", "timings", "attention_layers", "attention_heads", "error")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     POOLED_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,7 @@ class EmbedResponse(_message.Message):
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     ATTENTION_LAYERS_FIELD_NUMBER: _ClassVar[int]
     ATTENTION_HEADS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model: str
     pooled: Tensor
@@ -126,7 +127,16 @@ class EmbedResponse(_message.Message):
     timings: Timings
     attention_layers: _containers.RepeatedScalarFieldContainer[int]
     attention_heads: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., pooled: _Optional[_Union[Tensor, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TextResult, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., attention_layers: _Optional[_Iterable[int]] = ..., attention_heads: _Optional[_Iterable[int]] = ...) -> None: ...
+    error: Error
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., pooled: _Optional[_Union[Tensor, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TextResult, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., attention_layers: _Optional[_Iterable[int]] = ..., attention_heads: _Optional[_Iterable[int]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class Error(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TokenizeRequest(_message.Message):
     __slots__ = ("texts", "truncate", "max_tokens")

@@ -1,0 +1,113 @@
+"""Build an artifact directory: graphs, tokenizer and a manifest the server can trust.
+
+The directory is assembled under a temporary name and renamed into place at the end, so a
+crashed or interrupted export never leaves something that looks like a finished artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from export.graphs import BuiltGraph, build_graphs
+from model.checkpoint import Checkpoint, load_checkpoint
+from service.artifact import (
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    GraphSpec,
+    Manifest,
+    ModelSpec,
+    TokenizerSpec,
+    describe_file,
+)
+
+TOKENIZER_FILE = "tokenizer.json"
+TOOL_PACKAGES = ("attnserve", "torch", "onnx", "onnxruntime", "onnxscript", "tokenizers", "numpy")
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in TOOL_PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def tokenizer_spec(checkpoint: Checkpoint) -> TokenizerSpec:
+    raw = json.loads(checkpoint.tokenizer_path.read_text())
+    normalizer = raw.get("normalizer") or {}
+    return TokenizerSpec(
+        file=TOKENIZER_FILE,
+        default_max_tokens=checkpoint.max_seq_length,
+        pad_token_id=checkpoint.config.pad_token_id,
+        lowercase=bool(normalizer.get("lowercase", False)),
+    )
+
+
+def model_spec(checkpoint: Checkpoint) -> ModelSpec:
+    config = checkpoint.config
+    return ModelSpec(
+        name=checkpoint.name,
+        source=str(checkpoint.directory),
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        max_positions=config.max_positions,
+        vocab_size=config.vocab_size,
+        pooling=config.pooling.value,
+        normalize=config.normalize,
+    )
+
+
+def graph_spec(graph: BuiltGraph) -> GraphSpec:
+    return GraphSpec(
+        file=graph.file,
+        purpose=graph.purpose,
+        precision=graph.precision,
+        providers=graph.providers,
+        opset=graph.opset,
+        op_counts=graph.op_counts,
+        inputs=graph.inputs,
+        outputs=graph.outputs,
+        graph_optimization_level=graph.graph_optimization_level,
+        parity=graph.parity,
+    )
+
+
+def build_artifact(
+    out_dir: Path, checkpoint_dir: Path | None = None, *, int8: bool = True, fp16: bool = True
+) -> Manifest:
+    """Export a checkpoint (default: the packaged all-MiniLM-L6-v2) into `out_dir`."""
+    started = time.perf_counter()
+    encoder, checkpoint = load_checkpoint(checkpoint_dir)
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+
+    graphs = build_graphs(
+        encoder, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8, fp16=fp16
+    )
+    shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
+    files = {path.name: describe_file(path) for path in sorted(staging.iterdir()) if path.is_file()}
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        model=model_spec(checkpoint),
+        tokenizer=tokenizer_spec(checkpoint),
+        graphs=tuple(graph_spec(graph) for graph in graphs),
+        files=files,
+        tools=tool_versions(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    print(f"artifact {out_dir} built in {time.perf_counter() - started:.1f} s")
+    return manifest

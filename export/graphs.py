@@ -1,0 +1,187 @@
+"""torch -> ONNX: the fast graph (fused attention) and the maps graph (exact probabilities).
+
+The fast graph comes from the encoder's `scaled_dot_product_attention` path through torch's
+dynamo exporter at opset 23, which emits one standard `Attention` node per layer: ONNX Runtime
+runs it fused on CPU and CUDA and never materialises the (B, nh, T, T) probabilities. The maps
+graph exports the explicit path (MatMul, Softmax, MatMul) and returns every layer's softmax
+output: exact, and supported by every execution provider.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import Tensor, nn
+
+from model import Encoder
+from model.tokenization import ReferenceTokenizer
+
+OPSET = 23
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+FAST_OUTPUTS = ("token_embeddings", "pooled")
+MAPS_OUTPUTS = (*FAST_OUTPUTS, "attentions")
+CPU_AND_CUDA = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+PARITY_TEXTS = [
+    "hello",
+    "The encoder reads every token of the sentence at once.",
+    "Prices rose 3.5% in Q3, to $1,234.56 per unit -- or did they?!",
+    "Café naïve façade, déjà vu in Zürich; 東京; Привет; 🚀",
+    " ".join(["Attention weighs every token against every other token."] * 12),
+]
+
+
+@dataclass(frozen=True)
+class BuiltGraph:
+    file: str
+    purpose: Literal["fast", "maps"]
+    precision: Literal["fp32", "int8", "fp16"]
+    providers: tuple[str, ...]
+    opset: int
+    op_counts: dict[str, int]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    graph_optimization_level: str
+    parity: dict[str, float] = field(default_factory=dict)
+
+
+class FastGraph(nn.Module):
+    """Token embeddings and pooled vectors (before normalisation, which the service applies)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        out = self.encoder(input_ids, attention_mask, token_type_ids, normalize=False)
+        return out.last_hidden_state, out.pooled
+
+
+class MapsGraph(nn.Module):
+    """Also every layer's attention probabilities, stacked: (layers, B, nh, T, T)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        out = self.encoder(
+            input_ids, attention_mask, token_type_ids, output_attentions=True, normalize=False
+        )
+        return out.last_hidden_state, out.pooled, torch.stack(out.attentions)
+
+
+def export_graph(module: nn.Module, outputs: tuple[str, ...], path: Path) -> None:
+    # Three distinct tensors: the exporter treats one tensor passed twice as one graph input.
+    example = (
+        torch.full((2, 8), 1000, dtype=torch.long),
+        torch.ones(2, 8, dtype=torch.long),
+        torch.zeros(2, 8, dtype=torch.long),
+    )
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    axes = {name: {0: batch, 1: seq} for name in INPUTS}
+    program = torch.onnx.export(
+        module,
+        example,
+        dynamo=True,
+        opset_version=OPSET,
+        input_names=list(INPUTS),
+        output_names=list(outputs),
+        dynamic_shapes=axes,
+        verbose=False,
+    )
+    assert program is not None
+    program.save(str(path))
+
+
+def op_counts(path: Path) -> dict[str, int]:
+    graph = onnx.load(str(path), load_external_data=False).graph
+    counts = collections.Counter(
+        f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
+        for node in graph.node
+    )
+    return dict(sorted(counts.items()))
+
+
+def session(path: Path, threads: int = 0) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def measure_parity(
+    encoder: Encoder, tokenizer: ReferenceTokenizer, path: Path, maps: bool
+) -> dict[str, float]:
+    """Compare the graph with the PyTorch model on a padded batch of mixed lengths."""
+    batch = tokenizer(PARITY_TEXTS)
+    feeds = {name: batch[name].numpy() for name in INPUTS}
+    outputs = session(path).run(None, feeds)
+    with torch.no_grad():
+        reference = encoder(**batch, output_attentions=maps, normalize=False)
+    real = batch["attention_mask"].numpy().astype(bool)
+    tokens_diff = np.abs(outputs[0] - reference.last_hidden_state.numpy())[real].max()
+    ours, theirs = outputs[1], reference.pooled.numpy()
+    cosines = (ours * theirs).sum(-1) / (
+        np.linalg.norm(ours, axis=-1) * np.linalg.norm(theirs, axis=-1)
+    )
+    parity = {
+        "max_abs_token_embeddings": float(tokens_diff),
+        "min_cosine_pooled": float(cosines.min()),
+    }
+    if maps:
+        expected = torch.stack(reference.attentions).numpy()  # (L, B, nh, T, T)
+        query_is_real = np.broadcast_to(real[None, :, None, :, None], expected.shape)
+        diff = np.abs(outputs[2] - expected)[query_is_real]  # padded query rows mean nothing
+        parity["max_abs_attentions"] = float(diff.max())
+    return parity
+
+
+def build_graphs(
+    encoder: Encoder,
+    tokenizer_path: Path,
+    max_tokens: int,
+    out_dir: Path,
+    *,
+    int8: bool = True,
+    fp16: bool = True,
+) -> list[BuiltGraph]:
+    tokenizer = ReferenceTokenizer(tokenizer_path, max_tokens)
+    built = []
+    for purpose, module, outputs, impl in (
+        ("fast", FastGraph(encoder), FAST_OUTPUTS, "sdpa"),
+        ("maps", MapsGraph(encoder), MAPS_OUTPUTS, "explicit"),
+    ):
+        started = time.perf_counter()
+        encoder.attention_impl = impl  # type: ignore[assignment]
+        file = f"encoder.{purpose}.fp32.onnx"
+        export_graph(module, outputs, out_dir / file)
+        encoder.attention_impl = "explicit"
+        built.append(
+            BuiltGraph(
+                file=file,
+                purpose=purpose,  # type: ignore[arg-type]
+                precision="fp32",
+                providers=CPU_AND_CUDA,
+                opset=OPSET,
+                op_counts=op_counts(out_dir / file),
+                inputs=INPUTS,
+                outputs=outputs,
+                graph_optimization_level="ORT_ENABLE_ALL",
+                parity=measure_parity(encoder, tokenizer, out_dir / file, purpose == "maps"),
+            )
+        )
+        print(f"  {file}: exported in {time.perf_counter() - started:.1f} s")
+    return built

@@ -1,0 +1,138 @@
+"""The artifact directory: the only contract between `export/` and the server.
+
+`manifest.json` records everything the server must know and nothing it must guess. `export/`
+writes it through these models; the server reads it through `verify`, which refuses a missing,
+truncated or altered file with a message naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 1
+
+GraphPurpose = Literal["fast", "maps"]
+Precision = Literal["fp32", "int8", "fp16"]
+
+
+class ArtifactError(ValueError):
+    """An artifact the server must not load; the message names the file and what is wrong."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(Strict):
+    name: str = Field(description="model name, e.g. sentence-transformers/all-MiniLM-L6-v2")
+    source: str = Field(description="where the checkpoint came from (package or directory)")
+    hidden_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0)
+    num_heads: int = Field(gt=0)
+    max_positions: int = Field(gt=0, description="the position table size: a hard token limit")
+    vocab_size: int = Field(gt=0)
+    pooling: Literal["mean", "cls", "last"]
+    normalize: bool = Field(description="whether pooled embeddings are L2-normalised by default")
+
+
+class TokenizerSpec(Strict):
+    file: str
+    default_max_tokens: int = Field(gt=0, description="truncation length used by default")
+    pad_token_id: int
+    lowercase: bool
+
+
+class GraphSpec(Strict):
+    file: str
+    purpose: GraphPurpose = Field(description="fast: embeddings only; maps: also attentions")
+    precision: Precision
+    providers: tuple[str, ...] = Field(description="execution providers the graph is meant for")
+    opset: int
+    op_counts: dict[str, int] = Field(description="fused-op counts by op type")
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    graph_optimization_level: str = Field(description="ORT optimisation level to load it with")
+    parity: dict[str, float] = Field(description="figures measured at export")
+
+
+class FileSpec(Strict):
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class Manifest(Strict):
+    format_version: int
+    model: ModelSpec
+    tokenizer: TokenizerSpec
+    graphs: tuple[GraphSpec, ...]
+    files: dict[str, FileSpec] = Field(description="every file of the artifact but the manifest")
+    tools: dict[str, str] = Field(description="versions of the tools that built the artifact")
+    created_at: str
+
+    def graph(self, purpose: GraphPurpose, precision: Precision) -> GraphSpec | None:
+        for spec in self.graphs:
+            if spec.purpose == purpose and spec.precision == precision:
+                return spec
+        return None
+
+    @property
+    def artifact_hash(self) -> str:
+        """One hash naming the whole artifact: the hash of its file hashes, in name order."""
+        digest = hashlib.sha256()
+        for name in sorted(self.files):
+            digest.update(f"{name}:{self.files[name].sha256}\n".encode())
+        return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_file(path: Path) -> FileSpec:
+    return FileSpec(sha256=sha256_of(path), bytes=path.stat().st_size)
+
+
+def read_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not found (is {directory} an attnserve artifact?)")
+    try:
+        manifest = Manifest.model_validate(json.loads(path.read_text()))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ArtifactError(f"{path}: not a valid manifest: {exc}") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: format_version {manifest.format_version}, this server reads {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def verify(directory: Path) -> Manifest:
+    """Check every file the manifest names: present, complete, unaltered. Returns the manifest."""
+    manifest = read_manifest(directory)
+    referenced = [manifest.tokenizer.file, *(graph.file for graph in manifest.graphs)]
+    for name in referenced:
+        if name not in manifest.files:
+            raise ArtifactError(f"{name}: used by the manifest but has no hash in its file list")
+    for name, expected in manifest.files.items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"{name}: missing from {directory}")
+        size = path.stat().st_size
+        if size != expected.bytes:
+            raise ArtifactError(
+                f"{name}: {size} bytes, the manifest says {expected.bytes} (truncated or replaced)"
+            )
+        if sha256_of(path) != expected.sha256:
+            raise ArtifactError(f"{name}: sha256 does not match the manifest (file was altered)")
+    return manifest

@@ -1,0 +1,197 @@
+"""The request path without the transport: validate, tokenise, batch, post-process.
+
+`api.py` turns protobuf into these types and back; everything a request means lives here, so
+the unary call and the stream share one implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.artifact import Manifest
+from service.batcher import Batcher, ItemResult
+from service.engine import GraphKind
+from service.errors import Code, ServiceError, invalid
+from service.metrics import Metrics
+from service.settings import Settings
+from service.tokenizer import EncodedText, TextTokenizer, Truncation
+
+
+@dataclass(frozen=True)
+class AttentionRequest:
+    layers: tuple[int, ...]  # empty = all
+    heads: tuple[int, ...]  # empty = all
+    average_heads: bool
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    pooled: bool = True
+    token_embeddings: bool = False
+    normalize: bool | None = None  # None = the model's default
+    truncation: Truncation = Truncation.END
+    attention: AttentionRequest | None = None
+    max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
+
+
+@dataclass(frozen=True)
+class TextEmbedding:
+    pooled: np.ndarray | None  # (H,)
+    token_embeddings: np.ndarray | None  # (n, H)
+    attentions: np.ndarray | None  # (layers, heads or 1, n, n)
+    token_count: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Timings:
+    queue_s: float
+    tokenize_s: float
+    inference_s: float
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    texts: list[TextEmbedding]
+    timings: Timings
+    layers: tuple[int, ...]  # attention layers returned, in order
+    heads: tuple[int, ...]  # attention heads returned (before averaging)
+
+
+class EmbeddingCore:
+    def __init__(
+        self,
+        settings: Settings,
+        manifest: Manifest,
+        tokenizer: TextTokenizer,
+        batcher: Batcher,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.manifest = manifest
+        self.tokenizer = tokenizer
+        self.batcher = batcher
+        self.metrics = metrics
+        self.maps_available = batcher.engine.supports_maps()
+
+    def check_texts(self, texts: list[str]) -> None:
+        if not texts:
+            raise invalid("the request has no texts")
+        limit = self.settings.max_texts_per_request
+        if len(texts) > limit:
+            raise invalid(f"{len(texts)} texts, over the limit of {limit} per request")
+        for index, text in enumerate(texts):
+            if not text:
+                raise invalid(f"text {index} is empty")
+            if len(text) > self.settings.max_chars_per_text:
+                raise invalid(
+                    f"text {index} has {len(text)} characters, over the limit of "
+                    f"{self.settings.max_chars_per_text}"
+                )
+
+    def resolve_attention(
+        self, request: AttentionRequest
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        if not self.maps_available:
+            raise invalid("this artifact has no attention-maps graph")
+        model = self.manifest.model
+        layers = request.layers or tuple(range(model.num_layers))
+        heads = request.heads or tuple(range(model.num_heads))
+        for kind, chosen, count in (
+            ("layer", layers, model.num_layers),
+            ("head", heads, model.num_heads),
+        ):
+            bad = [i for i in chosen if not 0 <= i < count]
+            if bad:
+                raise invalid(
+                    f"{kind} {bad[0]} is out of range: the model has {count} {kind}s "
+                    f"(0..{count - 1})"
+                )
+            if len(set(chosen)) != len(chosen):
+                raise invalid(f"{kind}s must not repeat: {list(chosen)}")
+        return layers, heads
+
+    def check_attention_size(self, encoded: list[EncodedText], layers: int, heads: int) -> None:
+        elements = sum(layers * heads * text.length**2 for text in encoded)
+        limit = self.settings.max_attention_elements
+        if elements > limit:
+            raise invalid(
+                f"the attention maps asked for hold {elements} elements, over the limit of "
+                f"{limit} per response (max_attention_elements); select fewer layers or heads, "
+                "average the heads, or send fewer or shorter texts"
+            )
+
+    def tokenize(
+        self, texts: list[str], truncation: Truncation, max_tokens: int | None
+    ) -> list[EncodedText]:
+        self.check_texts(texts)
+        default = min(self.manifest.tokenizer.default_max_tokens, self.tokenizer.max_tokens)
+        return self.tokenizer.encode(texts, truncation, max_tokens or default)
+
+    async def embed(
+        self, texts: list[str], options: EmbedOptions, deadline: float | None
+    ) -> EmbedResult:
+        started = time.perf_counter()
+        encoded = self.tokenize(texts, options.truncation, options.max_tokens)
+        tokenized = time.perf_counter()
+        self.metrics.tokenize_seconds.observe(tokenized - started)
+
+        layers: tuple[int, ...] = ()
+        heads: tuple[int, ...] = ()
+        if options.attention is not None:
+            layers, heads = self.resolve_attention(options.attention)
+            shown_heads = 1 if options.attention.average_heads else len(heads)
+            self.check_attention_size(encoded, len(layers), shown_heads)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ServiceError(Code.DEADLINE_EXCEEDED, "deadline passed before inference")
+
+        graph: GraphKind = "fast" if options.attention is None else "maps"
+        futures = self.batcher.submit(encoded, graph, options.token_embeddings, deadline)
+        try:
+            results: list[ItemResult] = await asyncio.gather(*futures)
+        except BaseException:
+            for future in futures:  # the client left or a text failed: free the others' slots
+                future.cancel()
+            raise
+        self.metrics.input_tokens.inc(sum(text.length for text in encoded))
+        self.metrics.truncated.inc(sum(text.truncated for text in encoded))
+        normalize = (
+            self.manifest.model.normalize if options.normalize is None else options.normalize
+        )
+        embeddings = [
+            self.postprocess(text, result, options, normalize, layers, heads)
+            for text, result in zip(encoded, results, strict=True)
+        ]
+        queue_s = max(result.queue_s for result in results)
+        self.metrics.queue_seconds.observe(queue_s)
+        batches = {id(result.batch): result.batch for result in results}  # a split request
+        inference_s = sum(batch.inference_s for batch in batches.values())
+        timings = Timings(queue_s, tokenized - started, inference_s)
+        return EmbedResult(embeddings, timings, layers, heads)
+
+    @staticmethod
+    def postprocess(
+        text: EncodedText,
+        result: ItemResult,
+        options: EmbedOptions,
+        normalize: bool,
+        layers: tuple[int, ...],
+        heads: tuple[int, ...],
+    ) -> TextEmbedding:
+        pooled = None
+        if options.pooled:
+            pooled = result.pooled
+            if normalize:
+                pooled = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+        attentions = None
+        if options.attention is not None and result.attentions is not None:
+            attentions = result.attentions[np.ix_(layers, heads)]  # (l, h, n, n)
+            if options.attention.average_heads:
+                attentions = attentions.mean(axis=1, keepdims=True)
+        return TextEmbedding(
+            pooled, result.token_embeddings, attentions, text.length, text.truncated
+        )

@@ -1,0 +1,145 @@
+"""ONNX Runtime sessions over the artifact's graphs: providers, threads, I/O binding, warm-up.
+
+The fast graph answers embedding requests and never computes attention probabilities; the maps
+graph (always fp32, so maps are exact) answers the requests that ask for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnxruntime as ort
+
+from service.artifact import GraphSpec, Manifest, Precision
+
+log = logging.getLogger(__name__)
+
+GraphKind = Literal["fast", "maps"]
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+OPT_LEVELS = {
+    "ORT_DISABLE_ALL": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "ORT_ENABLE_BASIC": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "ORT_ENABLE_EXTENDED": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "ORT_ENABLE_ALL": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+class EngineError(RuntimeError):
+    """The engine cannot start with these settings; the message says why."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    input_ids: np.ndarray  # (B, T) int64, padded
+    attention_mask: np.ndarray  # (B, T) int64, 1 = real token
+    token_type_ids: np.ndarray  # (B, T) int64
+
+
+def choose_providers(requested: Literal["auto", "cpu", "cuda"]) -> list[str]:
+    available = ort.get_available_providers()
+    if requested == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if requested == "cuda":
+        raise EngineError(f"provider=cuda but onnxruntime offers only {available}")
+    return [CPU]
+
+
+class Engine:
+    def __init__(
+        self,
+        directory: Path,
+        manifest: Manifest,
+        precision: Precision,
+        provider: Literal["auto", "cpu", "cuda"],
+        intra_op_threads: int,
+    ) -> None:
+        self.providers = choose_providers(provider)
+        self.on_cuda = self.providers[0] == CUDA
+        if precision == "fp16" and not self.on_cuda:
+            raise EngineError("precision=fp16 needs the CUDA execution provider")
+        self.threads = intra_op_threads or os.cpu_count() or 1
+        fast = manifest.graph("fast", precision)
+        if fast is None:
+            have = ", ".join(f"{g.purpose}/{g.precision}" for g in manifest.graphs)
+            raise EngineError(f"the artifact has no fast {precision} graph (it has: {have})")
+        self.specs: dict[GraphKind, GraphSpec] = {"fast": fast}
+        maps = manifest.graph("maps", "fp32")
+        if maps is not None:
+            self.specs["maps"] = maps
+        self.sessions = {
+            kind: self.open_session(directory / spec.file, spec)
+            for kind, spec in self.specs.items()
+        }
+        self.hidden_size = manifest.model.hidden_size
+        log.info(
+            "engine: provider %s, precision %s, %d intra-op threads, graphs %s",
+            self.sessions["fast"].get_providers()[0],
+            precision,
+            self.threads,
+            {kind: spec.file for kind, spec in self.specs.items()},
+        )
+
+    @property
+    def provider(self) -> str:
+        return str(self.sessions["fast"].get_providers()[0])
+
+    def open_session(self, path: Path, spec: GraphSpec) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = OPT_LEVELS[spec.graph_optimization_level]
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        return ort.InferenceSession(str(path), options, providers=self.providers)
+
+    def supports_maps(self) -> bool:
+        return "maps" in self.sessions
+
+    def run(self, kind: GraphKind, batch: Batch, outputs: list[str]) -> dict[str, np.ndarray]:
+        """One forward pass; returns only the requested outputs, as CPU numpy arrays."""
+        feeds = {
+            "input_ids": batch.input_ids,
+            "attention_mask": batch.attention_mask,
+            "token_type_ids": batch.token_type_ids,
+        }
+        session = self.sessions[kind]
+        if self.on_cuda:
+            return self.run_bound(session, feeds, outputs)
+        values = session.run(outputs, feeds)
+        return dict(zip(outputs, values, strict=True))
+
+    def run_bound(
+        self, session: ort.InferenceSession, feeds: dict[str, np.ndarray], outputs: list[str]
+    ) -> dict[str, np.ndarray]:
+        """CUDA: inputs copied once, outputs nobody asked for never leave the device."""
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        for output in session.get_outputs():
+            binding.bind_output(output.name, "cpu" if output.name in outputs else "cuda")
+        session.run_with_iobinding(binding)
+        names = [output.name for output in session.get_outputs()]
+        values = binding.get_outputs()
+        return {
+            name: value.numpy()
+            for name, value in zip(names, values, strict=True)
+            if name in outputs
+        }
+
+    def warm_up(
+        self, lengths: tuple[int, ...] = (8, 32, 128), batch_sizes: tuple[int, ...] = (1, 8)
+    ) -> None:
+        """Run typical shapes once so the first real request does not pay for allocation."""
+        for kind in self.sessions:
+            for seq_len in lengths:
+                for size in batch_sizes:
+                    ones = np.ones((size, seq_len), dtype=np.int64)
+                    batch = Batch(ones * 100, ones, np.zeros_like(ones))
+                    self.run(kind, batch, list(self.specs[kind].outputs))

@@ -1,0 +1,136 @@
+"""Prometheus metrics: what operators autoscale and page on.
+
+Histograms and gauges (not cumulative-time counters), millisecond-scale buckets, bounded labels
+(method, code, graph; never per-text values). Each server owns its own registry so several can
+run in one process (tests) without sharing counts; the process collectors come along.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    start_http_server,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from service.batcher import BatchStats
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+# Seconds, from 0.25 ms to 10 s: sub-millisecond stages and multi-second overloads both resolve.
+LATENCY_BUCKETS = (
+    0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.04, 0.06, 0.1,
+    0.15, 0.25, 0.4, 0.6, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_TEXT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+BATCH_TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+PADDING_BUCKETS = (1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.http_server: WSGIServer | None = None
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        r = self.registry
+        self.requests = Counter(
+            "attnserve_requests",
+            "RPCs finished, by method and status code",
+            ["method", "code"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "attnserve_errors", "RPCs that failed, by status code", ["code"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "attnserve_request_duration_seconds",
+            "RPC wall time in the server",
+            ["method", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_seconds = Histogram(
+            "attnserve_queue_wait_seconds",
+            "time a request's texts waited for a model batch",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokenize_seconds = Histogram(
+            "attnserve_tokenize_duration_seconds",
+            "tokenisation time per request",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "attnserve_inference_duration_seconds",
+            "model batch run time, by graph",
+            ["graph"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.serialize_seconds = Histogram(
+            "attnserve_serialize_duration_seconds",
+            "building the response message per request",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_texts = Histogram(
+            "attnserve_batch_size_texts",
+            "texts per model batch",
+            buckets=BATCH_TEXT_BUCKETS,
+            registry=r,
+        )
+        self.batch_tokens = Histogram(
+            "attnserve_batch_tokens",
+            "padded tokens per model batch",
+            buckets=BATCH_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.padding_ratio = Histogram(
+            "attnserve_batch_padding_ratio",
+            "padded tokens / real tokens per model batch",
+            buckets=PADDING_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "attnserve_queue_depth_texts", "texts waiting for a model batch", registry=r
+        )
+        self.in_flight = Gauge("attnserve_in_flight_requests", "RPCs being handled now", registry=r)
+        self.ready = Gauge(
+            "attnserve_model_ready", "1 once the model is loaded and warmed up", registry=r
+        )
+        self.input_tokens = Counter(
+            "attnserve_input_tokens", "tokens fed to the model (after truncation)", registry=r
+        )
+        self.truncated = Counter(
+            "attnserve_truncated_texts", "texts cut to the token limit", registry=r
+        )
+        self.info = Info("attnserve_model", "model and artifact being served", registry=r)
+
+    def observe_batch(self, stats: BatchStats) -> None:
+        self.inference_seconds.labels(stats.graph).observe(stats.inference_s)
+        self.batch_texts.observe(stats.texts)
+        self.batch_tokens.observe(stats.padded_tokens)
+        self.padding_ratio.observe(stats.padded_tokens / max(stats.real_tokens, 1))
+
+    def serve(self, port: int) -> int:
+        """Expose /metrics over HTTP; returns the bound port (useful with port 0)."""
+        self.http_server, _thread = start_http_server(port, registry=self.registry)
+        return int(self.http_server.server_port)
+
+    def close(self) -> None:
+        if self.http_server is not None:
+            self.http_server.shutdown()
+            self.http_server.server_close()
+            self.http_server = None

@@ -1,0 +1,183 @@
+"""The server's lifecycle: load and verify, warm up, serve, drain on SIGTERM, stop.
+
+`build_server` takes settings and returns a started `RunningServer` bound to a real port (port 0
+picks a free one), so tests run the same code as production on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from attnserve.v1 import embedder_pb2, embedder_pb2_grpc
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service.api import EmbedderService
+from service.artifact import Manifest, verify
+from service.auth import TokenAuthInterceptor
+from service.batcher import Batcher
+from service.default_artifact import ensure_default_artifact
+from service.engine import Engine
+from service.metrics import Metrics
+from service.settings import Settings
+from service.tokenizer import TextTokenizer
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
+
+
+def grpc_options(settings: Settings) -> list[tuple[str, int]]:
+    options = [
+        ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+        ("grpc.max_send_message_length", settings.max_send_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    if settings.max_connection_age_s > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
+        ]
+    return options
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+@dataclass
+class RunningServer:
+    settings: Settings
+    server: aio.Server
+    port: int
+    metrics_port: int | None
+    health: health.aio.HealthServicer
+    service: EmbedderService
+    batcher: Batcher
+    metrics: Metrics
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+        self.metrics.ready.set(1 if serving else 0)
+
+    async def drain_and_stop(self) -> None:
+        """NOT_SERVING, wait for balancers to notice, refuse new calls, finish in-flight ones."""
+        log.info("draining: NOT_SERVING for %.1f s", self.settings.drain_delay_s)
+        await self.set_serving(False)
+        await asyncio.sleep(self.settings.drain_delay_s)
+        self.service.accepting = False
+        log.info("stopping: in-flight calls get %.1f s", self.settings.shutdown_grace_s)
+        await self.server.stop(self.settings.shutdown_grace_s)
+        await self.batcher.stop()
+        self.metrics.close()
+        log.info("stopped")
+
+
+def load_manifest(settings: Settings) -> tuple[Path, Manifest]:
+    directory = settings.artifact or ensure_default_artifact(settings.cache_dir)
+    return directory, verify(directory)
+
+
+async def build_server(settings: Settings) -> RunningServer:
+    directory, manifest = load_manifest(settings)
+    engine = Engine(
+        directory, manifest, settings.precision, settings.provider, settings.intra_op_threads
+    )
+    max_tokens = min(
+        settings.max_tokens_per_text or manifest.model.max_positions, manifest.model.max_positions
+    )
+    tokenizer = TextTokenizer(directory / manifest.tokenizer.file, max_tokens)
+    metrics = Metrics()
+    batcher = Batcher(
+        engine,
+        pad_token_id=manifest.tokenizer.pad_token_id,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_batch_texts=settings.max_batch_texts,
+        max_wait_ms=settings.max_wait_ms,
+        max_queue_texts=settings.max_queue_texts,
+        on_batch=metrics.observe_batch,
+    )
+    metrics.queue_depth.set_function(lambda: batcher.depth)
+    service = EmbedderService(settings, manifest, engine, tokenizer, batcher, metrics)
+
+    interceptors = []
+    if settings.auth_tokens:
+        tokens = tuple(token.get_secret_value() for token in settings.auth_tokens)
+        interceptors.append(TokenAuthInterceptor(tokens))
+    server = aio.server(options=grpc_options(settings), interceptors=interceptors)
+    embedder_pb2_grpc.add_EmbedderServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"{settings.host}:{settings.port}"
+    credentials = server_credentials(settings)
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
+
+    running = RunningServer(
+        settings, server, port, None, health_servicer, service, batcher, metrics
+    )
+    await running.set_serving(False)  # NOT_SERVING until warm
+    await server.start()
+    batcher.start()
+    if settings.metrics_port >= 0:
+        running.metrics_port = metrics.serve(settings.metrics_port)
+    metrics.info.info(
+        {
+            "model": manifest.model.name,
+            "artifact_sha256": manifest.artifact_hash,
+            "provider": engine.provider,
+            "precision": settings.precision,
+            "onnxruntime": manifest.tools.get("onnxruntime", ""),
+        }
+    )
+    if settings.warmup:
+        started = time.perf_counter()
+        await asyncio.get_running_loop().run_in_executor(batcher.executor, engine.warm_up)
+        log.info("warm-up took %.2f s", time.perf_counter() - started)
+    await running.set_serving(True)
+    log.info(
+        "serving %s (artifact %s, sha256 %s) on port %d; provider %s, %d threads, precision %s; "
+        "metrics on %s; limits: %d texts/request, %d chars/text, %d tokens/text, "
+        "%d attention elements/response; tls %s, auth %s",
+        manifest.model.name, directory, manifest.artifact_hash[:12], port, engine.provider,
+        engine.threads, settings.precision, running.metrics_port,
+        settings.max_texts_per_request, settings.max_chars_per_text, tokenizer.max_tokens,
+        settings.max_attention_elements, "on" if credentials else "off",
+        "on" if settings.auth_tokens else "off",
+    )  # fmt: skip
+    return running
+
+
+async def serve_forever(settings: Settings) -> int:
+    running = await build_server(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await running.drain_and_stop()
+    return 0

@@ -1,0 +1,161 @@
+"""All server settings in one typed place: environment variables and `attnserve serve` flags.
+
+Every field has an environment twin (`ATTNSERVE_<NAME>`) and a flag (`--<name-with-dashes>`);
+flags win over the environment, the environment over the defaults. Validated at start, so a bad
+value stops the server with a message naming it instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CACHE = Path.home() / ".cache" / "attnserve"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTNSERVE_", extra="forbid", frozen=True)
+
+    # --- what to serve -------------------------------------------------------------------------
+    artifact: Path | None = Field(
+        None,
+        description="artifact directory; unset builds the packaged all-MiniLM-L6-v2 once into "
+        "the cache (needs the export extra) and serves that",
+    )
+    cache_dir: Path = Field(DEFAULT_CACHE, description="where the default artifact is cached")
+    precision: Literal["fp32", "int8", "fp16"] = Field(
+        "fp32",
+        description="graph precision: int8 is ~1.5-2x faster on CPU at ~0.99 cosine to fp32; "
+        "fp16 is for CUDA only",
+    )
+    provider: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="execution provider: auto tries CUDA, then falls back to CPU"
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime threads per inference; 0 = one per core"
+    )
+
+    # --- network -------------------------------------------------------------------------------
+    host: str = Field("[::]", description="address the gRPC server binds")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one")
+    metrics_port: int = Field(
+        9464, ge=-1, le=65535, description="Prometheus /metrics port; 0 picks one, -1 disables"
+    )
+    max_receive_message_bytes: int = Field(
+        16 << 20, gt=0, description="largest request the server accepts (bytes)"
+    )
+    max_send_message_bytes: int = Field(
+        128 << 20, gt=0, description="largest response the server sends (bytes)"
+    )
+    max_connection_age_s: float = Field(
+        300.0,
+        ge=0,
+        description="close client connections after this long so load rebalances "
+        "across replicas (0 = never)",
+    )
+    max_connection_age_grace_s: float = Field(
+        30.0, ge=0, description="time calls on an aged-out connection get to finish"
+    )
+
+    # --- batching ------------------------------------------------------------------------------
+    max_batch_tokens: int = Field(
+        16384,
+        gt=0,
+        description="padded tokens per model batch: larger batches raise "
+        "throughput and each batch's latency",
+    )
+    max_batch_texts: int = Field(64, gt=0, description="texts per model batch")
+    max_wait_ms: float = Field(
+        2.0, ge=0, description="how long a batch waits for company: latency traded for merging"
+    )
+    max_queue_texts: int = Field(
+        4096, gt=0, description="texts waiting for inference before RESOURCE_EXHAUSTED"
+    )
+
+    # --- limits per request --------------------------------------------------------------------
+    max_texts_per_request: int = Field(512, gt=0, description="texts in one request")
+    max_chars_per_text: int = Field(50_000, gt=0, description="characters in one text")
+    max_tokens_per_text: int = Field(
+        0, ge=0, description="token cap per text; 0 = the model's max positions"
+    )
+    max_attention_elements: int = Field(
+        8_000_000,
+        gt=0,
+        description="attention-map floats in one response (layers x heads x "
+        "tokens x tokens, summed over texts)",
+    )
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    warmup: bool = Field(True, description="run typical shapes before reporting SERVING")
+    drain_delay_s: float = Field(
+        5.0,
+        ge=0,
+        description="after SIGTERM: NOT_SERVING for this long before refusing calls, "
+        "so load balancers notice",
+    )
+    shutdown_grace_s: float = Field(
+        20.0, ge=0, description="after the drain: time in-flight calls get to finish"
+    )
+
+    # --- security ------------------------------------------------------------------------------
+    tls_cert: Path | None = Field(None, description="PEM certificate chain; enables TLS")
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
+    tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle; when set, clients must present a certificate (mTLS)"
+    )
+    auth_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (),
+        description="accepted bearer tokens (comma-separated in the environment); empty = no auth",
+    )
+
+    # --- logs ----------------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    log_format: Literal["text", "json"] = Field("text", description="log line format")
+
+    @field_validator("auth_tokens", mode="before")
+    @classmethod
+    def split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(token.strip() for token in value.split(",") if token.strip())
+        return value
+
+    @model_validator(mode="after")
+    def check_consistency(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be set together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mTLS) needs tls_cert and tls_key")
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: {path} is not a file")
+        if self.artifact is not None and not self.artifact.is_dir():
+            raise ValueError(f"artifact: {self.artifact} is not a directory")
+        return self
+
+    @classmethod
+    def from_sources(cls, cli_values: dict[str, Any] | None = None) -> Settings:
+        """Flags (given, not None) over environment over defaults."""
+        given = {k: v for k, v in (cli_values or {}).items() if v is not None}
+        return cls(**given)
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per settings field, help text from its description, defaults left to pydantic."""
+    for name, field in Settings.model_fields.items():
+        env = f"ATTNSERVE_{name.upper()}"
+        parser.add_argument(
+            flag_name(name),
+            dest=name,
+            default=None,
+            metavar=name.split("_")[-1].upper(),
+            help=f"{field.description} [env {env}; default {field.default!r}]",
+        )

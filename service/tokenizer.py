@@ -1,0 +1,81 @@
+"""Text -> token ids for the server: limits, truncation side, offsets and special-token flags.
+
+Runs on the request path, so it does only what a request needs: one `encode_batch` call (Rust,
+parallel, GIL released) per request and cheap numpy packing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from service.errors import invalid
+
+
+class Truncation(Enum):
+    END = "end"  # keep the start of the text
+    START = "start"  # keep the end of the text
+    NONE = "none"  # refuse over-long text
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    ids: np.ndarray  # (n,) int64, special tokens included
+    type_ids: np.ndarray  # (n,) int64
+    truncated: bool
+    encoding: Encoding  # the untruncated encoding: offsets, token strings, special flags
+    kept: np.ndarray  # (n,) positions of `encoding` that survived truncation
+
+    @property
+    def length(self) -> int:
+        return int(self.ids.shape[0])
+
+
+class TextTokenizer:
+    """Thread-safe: the shared `Tokenizer` is never reconfigured after construction."""
+
+    def __init__(self, path: Path, max_tokens: int) -> None:
+        self.max_tokens = max_tokens
+        self.tokenizer = Tokenizer.from_file(str(path))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()  # we truncate ourselves, to know whether we did
+        self.special_count = self.tokenizer.num_special_tokens_to_add(is_pair=False)
+
+    def encode(
+        self, texts: list[str], truncation: Truncation, max_tokens: int
+    ) -> list[EncodedText]:
+        """Tokenise texts; over-long ones are truncated on the chosen side or refused."""
+        if not self.special_count < max_tokens <= self.max_tokens:
+            raise invalid(
+                f"max_tokens must be in {self.special_count + 1}..{self.max_tokens}, "
+                f"got {max_tokens}"
+            )
+        results = []
+        for index, encoding in enumerate(self.tokenizer.encode_batch(texts)):
+            ids = np.asarray(encoding.ids, dtype=np.int64)
+            type_ids = np.asarray(encoding.type_ids, dtype=np.int64)
+            kept = np.arange(ids.shape[0])
+            truncated = ids.shape[0] > max_tokens
+            if truncated:
+                if truncation is Truncation.NONE:
+                    raise invalid(
+                        f"text {index} has {ids.shape[0]} tokens, over the limit of "
+                        f"{max_tokens}; shorten it or allow truncation"
+                    )
+                kept = keep_positions(encoding, truncation, max_tokens)
+                ids, type_ids = ids[kept], type_ids[kept]
+            results.append(EncodedText(ids, type_ids, truncated, encoding, kept))
+        return results
+
+
+def keep_positions(encoding: Encoding, truncation: Truncation, max_tokens: int) -> np.ndarray:
+    """Positions to keep: the special tokens framing the text, and content from one side."""
+    special = np.asarray(encoding.special_tokens_mask, dtype=bool)
+    content = np.flatnonzero(~special)
+    budget = max_tokens - int(special.sum())
+    chosen = content[:budget] if truncation is Truncation.END else content[-budget:]
+    return np.sort(np.concatenate([np.flatnonzero(special), chosen]))
