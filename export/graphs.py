@@ -92,6 +92,7 @@ def export_graph(module: nn.Module, outputs: tuple[str, ...], path: Path) -> Non
     )
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
     axes = {name: {0: batch, 1: seq} for name in INPUTS}
+    module.eval()
     program = torch.onnx.export(
         module,
         example,

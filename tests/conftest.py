@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,9 @@ torch = pytest.importorskip("torch")
 from model import Encoder, EncoderConfig  # noqa: E402
 from model.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
 from model.tokenization import ReferenceTokenizer  # noqa: E402
+from service.client import EmbedderClient  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from tests.server_harness import ServerThread  # noqa: E402
 
 TINY_CONFIG = EncoderConfig(
     vocab_size=100,
@@ -69,3 +74,41 @@ def reference() -> Reference:
 @pytest.fixture(scope="session")
 def checkpoint_dir(reference: Reference) -> Path:
     return reference.checkpoint.directory
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged model exported once per test session and shared by every test."""
+    from export.artifact import build_artifact
+
+    out = tmp_path_factory.mktemp("artifact") / "all-MiniLM-L6-v2"
+    build_artifact(out)
+    return out
+
+
+def server_settings(artifact: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "artifact": artifact,
+        "host": "127.0.0.1",
+        "port": 0,
+        "metrics_port": 0,
+        "drain_delay_s": 0.0,
+        "shutdown_grace_s": 5.0,
+        "max_wait_ms": 2.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def server(artifact_dir: Path) -> Iterator[ServerThread]:
+    """One real gRPC server on loopback for the whole session (default settings)."""
+    running = ServerThread(server_settings(artifact_dir))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(server: ServerThread) -> Iterator[EmbedderClient]:
+    with EmbedderClient(server.target) as connected:
+        yield connected

@@ -1,0 +1,203 @@
+"""A typed Python client: numpy arrays out, retries with backoff on UNAVAILABLE.
+
+Tensors are decoded as read-only views over the response bytes (no copies). Retries use gRPC's
+own retry policy (service config), so they are transparent and bounded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import grpc
+import numpy as np
+from attnserve.v1 import embedder_pb2 as pb
+from attnserve.v1 import embedder_pb2_grpc
+
+from service.tensors import decode
+
+DEFAULT_MAX_MESSAGE_BYTES = 128 << 20
+TRUNCATE = {
+    "end": pb.TRUNCATE_END,
+    "start": pb.TRUNCATE_START,
+    "none": pb.TRUNCATE_NONE,
+}
+DTYPES = {"float32": pb.DTYPE_FLOAT32, "float16": pb.DTYPE_FLOAT16}
+
+
+def retry_config(attempts: int) -> str:
+    return json.dumps(
+        {
+            "methodConfig": [
+                {
+                    "name": [{"service": "attnserve.v1.Embedder"}],
+                    "retryPolicy": {
+                        "maxAttempts": attempts,
+                        "initialBackoff": "0.1s",
+                        "maxBackoff": "2s",
+                        "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ]
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    pooled: np.ndarray | None  # (n, H)
+    token_embeddings: list[np.ndarray | None]  # per text (tokens, H)
+    attentions: list[np.ndarray | None]  # per text (layers, heads or 1, tokens, tokens)
+    token_counts: list[int]
+    truncated: list[bool]
+    timings: pb.Timings
+    attention_layers: list[int]
+    attention_heads: list[int]
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    text: str
+    start: int
+    end: int
+    special: bool
+
+
+class EmbedderClient:
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        root_certificates: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        attempts: int = 4,
+        timeout_s: float = 60.0,
+    ) -> None:
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", retry_config(attempts)),
+        ]
+        if root_certificates is None and client_cert is None:
+            self.channel = grpc.insecure_channel(target, options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=root_certificates.read_bytes() if root_certificates else None,
+                private_key=client_key.read_bytes() if client_key else None,
+                certificate_chain=client_cert.read_bytes() if client_cert else None,
+            )
+            self.channel = grpc.secure_channel(target, credentials, options=options)
+        self.stub = embedder_pb2_grpc.EmbedderStub(self.channel)  # type: ignore[no-untyped-call]
+        self.metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        self.timeout_s = timeout_s
+
+    def __enter__(self) -> EmbedderClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def call_metadata(self, request_id: str | None) -> tuple[tuple[str, str], ...]:
+        return self.metadata + ((("x-request-id", request_id),) if request_id else ())
+
+    def embed_raw(
+        self, request: pb.EmbedRequest, timeout_s: float | None = None
+    ) -> pb.EmbedResponse:
+        response: pb.EmbedResponse = self.stub.Embed(
+            request,
+            timeout=timeout_s or self.timeout_s,
+            metadata=self.call_metadata(request.request_id or None),
+        )
+        return response
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        pooled: bool = True,
+        token_embeddings: bool = False,
+        normalize: bool | None = None,
+        truncate: Literal["end", "start", "none"] = "end",
+        max_tokens: int = 0,
+        attention: bool = False,
+        layers: Sequence[int] = (),
+        heads: Sequence[int] = (),
+        average_heads: bool = False,
+        dtype: Literal["float32", "float16"] = "float32",
+        request_id: str = "",
+        timeout_s: float | None = None,
+    ) -> Embeddings:
+        options = pb.EmbedOptions(
+            pooled=pooled,
+            token_embeddings=token_embeddings,
+            truncate=TRUNCATE[truncate],
+            output_dtype=DTYPES[dtype],
+            max_tokens=max_tokens,
+            attention=pb.AttentionOptions(
+                enabled=attention,
+                layers=list(layers),
+                heads=list(heads),
+                aggregation=pb.HEAD_AGGREGATION_MEAN if average_heads else pb.HEAD_AGGREGATION_NONE,
+            ),
+        )
+        if normalize is not None:
+            options.normalize = normalize
+        request = pb.EmbedRequest(texts=list(texts), options=options, request_id=request_id)
+        return to_embeddings(self.embed_raw(request, timeout_s))
+
+    def tokenize(
+        self, texts: Sequence[str], truncate: Literal["end", "start", "none"] = "end"
+    ) -> list[list[Token]]:
+        request = pb.TokenizeRequest(texts=list(texts), truncate=TRUNCATE[truncate])
+        response: pb.TokenizeResponse = self.stub.Tokenize(
+            request, timeout=self.timeout_s, metadata=self.metadata
+        )
+        return [
+            [Token(t.id, t.text, t.start, t.end, t.special) for t in text.tokens]
+            for text in response.texts
+        ]
+
+    def info(self) -> pb.InfoResponse:
+        response: pb.InfoResponse = self.stub.Info(
+            pb.InfoRequest(), timeout=self.timeout_s, metadata=self.metadata
+        )
+        return response
+
+
+def optional_tensor(message: pb.TextResult, field: str) -> np.ndarray | None:
+    return decode(getattr(message, field)) if message.HasField(field) else None
+
+
+def to_embeddings(response: pb.EmbedResponse) -> Embeddings:
+    return Embeddings(
+        pooled=decode(response.pooled) if response.HasField("pooled") else None,
+        token_embeddings=[optional_tensor(r, "token_embeddings") for r in response.results],
+        attentions=[optional_tensor(r, "attentions") for r in response.results],
+        token_counts=[r.token_count for r in response.results],
+        truncated=[r.truncated for r in response.results],
+        timings=response.timings,
+        attention_layers=list(response.attention_layers),
+        attention_heads=list(response.attention_heads),
+        request_id=response.request_id,
+    )
