@@ -79,26 +79,29 @@ def test_sixty_four_concurrent_clients_get_their_own_results(
         f"client {i} asks about topic {i * 7 % 13} with {'many ' * (i % 9)}words" for i in range(64)
     ]
     expected = reference_embeddings(reference, texts).numpy()
-    batches_before = server.running.metrics.batch_texts.collect()[0].samples
+    registry = server.running.metrics.registry
+
+    def batch_totals() -> tuple[float, float]:
+        count = registry.get_sample_value("attnserve_batch_size_texts_count")
+        total = registry.get_sample_value("attnserve_batch_size_texts_sum")
+        return count or 0.0, total or 0.0
+
+    count_before, total_before = batch_totals()
 
     def ask(index: int) -> np.ndarray:
         with EmbedderClient(server.target) as own:
             pooled = own.embed([texts[index]]).pooled
             assert pooled is not None
-            return pooled[0]
+            row: np.ndarray = pooled[0]
+            return row
 
     with ThreadPoolExecutor(max_workers=64) as pool:
         answers = list(pool.map(ask, range(64)))
     for index, answer in enumerate(answers):
         np.testing.assert_allclose(answer, expected[index], atol=1e-4, rtol=0)
     # Merging happened: fewer model batches than texts.
-    after = server.running.metrics.batch_texts.collect()[0].samples
-    count = {s.name: s.value for s in after}["attnserve_batch_size_texts_count"] - {
-        s.name: s.value for s in batches_before
-    }["attnserve_batch_size_texts_count"]
-    total = {s.name: s.value for s in after}["attnserve_batch_size_texts_sum"] - {
-        s.name: s.value for s in batches_before
-    }["attnserve_batch_size_texts_sum"]
+    count_after, total_after = batch_totals()
+    count, total = count_after - count_before, total_after - total_before
     assert total == 64
     assert total / count > 1.0, f"mean batch size {total / count:.2f}: no merging"
 

@@ -47,9 +47,9 @@ def still_serving(client: EmbedderClient) -> None:
             ),
             "over the limit of 256",
         ),
-        (lambda s: pb.EmbedRequest(texts=["a"], options=pb.EmbedOptions(truncate=9)), "truncate"),
+        (lambda s: pb.EmbedRequest(texts=["a"], options=pb.EmbedOptions(truncate=9)), "truncate"),  # type: ignore[arg-type]
         (
-            lambda s: pb.EmbedRequest(texts=["a"], options=pb.EmbedOptions(output_dtype=7)),
+            lambda s: pb.EmbedRequest(texts=["a"], options=pb.EmbedOptions(output_dtype=7)),  # type: ignore[arg-type]
             "output_dtype",
         ),
         (
@@ -119,7 +119,7 @@ def test_client_cancelling_mid_batch_harms_nobody(server: ServerThread) -> None:
 
 
 unicode_text = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=300
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=0, max_size=300
 ) | st.sampled_from(["\x00", "\u202e abc", "e\u0301\u0301\u0301", "🚀" * 2000, "a" * 60_000])
 
 
@@ -146,15 +146,17 @@ def test_random_unicode_and_options_never_internal(
     max_tokens: int,
 ) -> None:
     options = pb.EmbedOptions(
-        truncate=truncate,  # type: ignore[arg-type]
+        truncate=truncate,  # type: ignore[arg-type]  # deliberately out-of-range enum numbers
         token_embeddings=tokens,
         output_dtype=dtype,  # type: ignore[arg-type]
         max_tokens=max_tokens,
         attention=pb.AttentionOptions(enabled=attention, layers=layers),
     )
+    request = pb.EmbedRequest(texts=texts, options=options)
     try:
-        response = client.embed_raw(pb.EmbedRequest(texts=texts, options=options))
+        response = client.embed_raw(request)
     except grpc.RpcError as error:
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+        code, details = error.code(), error.details()
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
     else:
         assert len(response.results) == len(texts)
