@@ -83,12 +83,13 @@ class EmbedderClient:
         attempts: int = 4,
         timeout_s: float = 60.0,
     ) -> None:
-        options = [
+        options: list[tuple[str, int | str]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.enable_retries", 1),
-            ("grpc.service_config", retry_config(attempts)),
+            ("grpc.enable_retries", int(attempts > 1)),
         ]
+        if attempts > 1:  # gRPC's retry policy needs at least two attempts
+            options.append(("grpc.service_config", retry_config(attempts)))
         if root_certificates is None and client_cert is None:
             self.channel = grpc.insecure_channel(target, options=options)
         else:

@@ -159,6 +159,8 @@ async def build_server(settings: Settings) -> RunningServer:
         await asyncio.get_running_loop().run_in_executor(batcher.executor, engine.warm_up)
         log.info("warm-up took %.2f s", time.perf_counter() - started)
     await running.set_serving(True)
+    if settings.port_file is not None:
+        settings.port_file.write_text(f"{port}\n")
     log.info(
         "serving %s (artifact %s, sha256 %s) on port %d; provider %s, %d threads, precision %s; "
         "metrics on %s; limits: %d texts/request, %d chars/text, %d tokens/text, "

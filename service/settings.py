@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # --- network -------------------------------------------------------------------------------
     host: str = Field("[::]", description="address the gRPC server binds")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one")
+    port_file: Path | None = Field(
+        None, description="write the bound gRPC port here once SERVING (useful with port 0)"
+    )
     metrics_port: int = Field(
         9464, ge=-1, le=65535, description="Prometheus /metrics port; 0 picks one, -1 disables"
     )

@@ -1,0 +1,267 @@
+"""Overload, streaming, request ids, security and shutdown: the server under real conditions."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from attnserve.v1 import embedder_pb2 as pb
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from service.client import EmbedderClient
+from tests.conftest import server_settings
+from tests.server_harness import ServerThread
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tiny_queue_server(artifact_dir: Path) -> Iterator[ServerThread]:
+    running = ServerThread(
+        server_settings(artifact_dir, max_queue_texts=8, max_batch_texts=4, warmup=False)
+    )
+    yield running
+    running.stop()
+
+
+def test_burst_over_a_tiny_queue_is_refused_for_the_excess(tiny_queue_server: ServerThread) -> None:
+    text = "overload " * 60
+
+    def one(_: int) -> grpc.StatusCode:
+        with EmbedderClient(tiny_queue_server.target, attempts=1) as client:
+            try:
+                client.embed([text] * 4, timeout_s=60)
+            except grpc.RpcError as error:
+                assert "queue is full" in (error.details() or "")
+                return error.code()
+            return grpc.StatusCode.OK
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        codes = list(pool.map(one, range(24)))
+    assert codes.count(grpc.StatusCode.OK) >= 2
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) >= 1
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert tiny_queue_server.running.batcher.depth == 0
+
+
+def test_stream_answers_every_request_and_reports_errors_inline(client: EmbedderClient) -> None:
+    requests = [
+        pb.EmbedRequest(texts=[f"stream text {i}"], request_id=f"r{i}") for i in range(10)
+    ] + [pb.EmbedRequest(texts=[""], request_id="bad")]
+    responses = list(client.stub.EmbedStream(iter(requests), timeout=60))
+    by_id = {response.request_id: response for response in responses}
+    assert set(by_id) == {f"r{i}" for i in range(10)} | {"bad"}
+    assert by_id["bad"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "empty" in by_id["bad"].error.message
+    solo = client.embed(["stream text 3"])
+    assert solo.pooled is not None
+    assert by_id["r3"].pooled.data == solo.pooled.tobytes()
+
+
+def test_request_id_comes_back_in_metadata(client: EmbedderClient) -> None:
+    _, call = client.stub.Embed.with_call(
+        pb.EmbedRequest(texts=["trace me"]), metadata=(("x-request-id", "req-42"),), timeout=30
+    )
+    assert ("x-request-id", "req-42") in tuple(call.initial_metadata())
+    _, call = client.stub.Embed.with_call(pb.EmbedRequest(texts=["no id"]), timeout=30)
+    generated = dict(call.initial_metadata())["x-request-id"]
+    assert len(generated) == 32
+
+
+def test_health_is_serving_and_reflection_lists_the_service(client: EmbedderClient) -> None:
+    health = health_pb2_grpc.HealthStub(client.channel)
+    for service in ("", "attnserve.v1.Embedder"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    (reply,) = list(stub.ServerReflectionInfo(iter([request]), timeout=10))
+    names = {service.name for service in reply.list_services_response.service}
+    assert "attnserve.v1.Embedder" in names
+
+
+# --- security ------------------------------------------------------------------------------------
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for localhost and a client certificate, all made here."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(
+        name: str, issuer: x509.Name | None, signer: ec.EllipticCurvePrivateKey | None, ca: bool
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer or subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+            )
+        return builder.sign(signer or key, hashes.SHA256()), key
+
+    ca_cert, ca_key = build("attnserve test CA", None, None, ca=True)
+    paths = {}
+    for name in ("server", "client"):
+        cert, key = build(name, ca_cert.subject, ca_key, ca=False)
+        paths[f"{name}_cert"] = directory / f"{name}.crt"
+        paths[f"{name}_key"] = directory / f"{name}.key"
+        paths[f"{name}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        paths[f"{name}_key"].write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    paths["ca"] = directory / "ca.crt"
+    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def test_tls_mtls_and_token_auth(artifact_dir: Path, tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path)
+    secured = ServerThread(
+        server_settings(
+            artifact_dir,
+            warmup=False,
+            tls_cert=certs["server_cert"],
+            tls_key=certs["server_key"],
+            tls_client_ca=certs["ca"],
+            auth_tokens="s3cret-token,other-token",
+        )
+    )
+    target = f"localhost:{secured.running.port}"
+    try:
+        with EmbedderClient(
+            target,
+            token="s3cret-token",
+            root_certificates=certs["ca"],
+            client_cert=certs["client_cert"],
+            client_key=certs["client_key"],
+        ) as good:
+            assert good.embed(["over mTLS"]).pooled is not None
+        with (
+            EmbedderClient(
+                target,
+                token="wrong",
+                root_certificates=certs["ca"],
+                client_cert=certs["client_cert"],
+                client_key=certs["client_key"],
+                attempts=1,
+            ) as bad_token,
+            pytest.raises(grpc.RpcError) as caught,
+        ):
+            bad_token.embed(["x"])
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with (
+            EmbedderClient(
+                target, token="s3cret-token", root_certificates=certs["ca"], attempts=1
+            ) as no_client_cert,
+            pytest.raises(grpc.RpcError) as caught,
+        ):
+            no_client_cert.embed(["x"], timeout_s=10)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # handshake refused
+        with EmbedderClient(target.replace("localhost", "127.0.0.1"), attempts=1) as plain:
+            with pytest.raises(grpc.RpcError):
+                plain.embed(["plaintext to a TLS port"], timeout_s=10)
+    finally:
+        secured.stop()
+
+
+# --- shutdown ------------------------------------------------------------------------------------
+
+
+def wait_for_port_file(path: Path, process: subprocess.Popen[bytes], timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early with {process.returncode}")
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.1)
+    raise AssertionError("server did not start")
+
+
+def test_sigterm_drains_then_exits_zero(artifact_dir: Path, tmp_path: Path) -> None:
+    port_file = tmp_path / "port"
+    env = {**os.environ, "ATTNSERVE_PORT_FILE": str(port_file)}
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "service.cli", "serve", "--artifact", str(artifact_dir),
+            "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1",
+            "--drain-delay-s", "1.5", "--shutdown-grace-s", "20", "--warmup", "false",
+        ],
+        env=env,
+    )  # fmt: skip
+    try:
+        port = wait_for_port_file(port_file, process, timeout=120)
+        target = f"127.0.0.1:{port}"
+        with EmbedderClient(target, attempts=1) as client:
+            health = health_pb2_grpc.HealthStub(client.channel)
+            in_flight = client.stub.Embed.future(
+                pb.EmbedRequest(texts=["long running " * 40] * 300), timeout=60
+            )
+            time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)  # inside the drain delay
+            status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert len(in_flight.result(timeout=60).results) == 300
+            time.sleep(1.5)  # past the drain delay: new calls are refused
+            with pytest.raises(grpc.RpcError) as caught:
+                client.embed(["too late"], timeout_s=5)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_concurrent_load_while_stopping_never_hangs(artifact_dir: Path) -> None:
+    running = ServerThread(server_settings(artifact_dir, warmup=False))
+    errors: list[grpc.StatusCode] = []
+
+    def hammer() -> None:
+        with EmbedderClient(running.target, attempts=1) as client:
+            for _ in range(20):
+                try:
+                    client.embed(["under load"], timeout_s=20)
+                except grpc.RpcError as error:
+                    errors.append(error.code())
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    running.stop()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    assert set(errors) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
