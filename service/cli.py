@@ -17,9 +17,10 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def serving_commands() -> list[Registrar]:
     """Subcommands that ship with the serving install."""
+    from service.client_cli import register_attend, register_embed
     from service.commands import register_serve, register_verify
 
-    return [register_serve, register_verify]
+    return [register_serve, register_verify, register_embed, register_attend]
 
 
 def plugin_commands(

@@ -1,0 +1,105 @@
+"""Client subcommands: `attnserve embed` and `attnserve attend` against a running server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from service.client import EmbedderClient
+
+
+def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default="localhost:50051", help="server HOST:PORT")
+    parser.add_argument("--token", default=None, help="bearer token, if the server wants one")
+    parser.add_argument("--ca", type=Path, default=None, help="CA bundle: connect with TLS")
+    parser.add_argument("--cert", type=Path, default=None, help="client certificate (mTLS)")
+    parser.add_argument("--key", type=Path, default=None, help="client key (mTLS)")
+
+
+def connect(args: argparse.Namespace) -> EmbedderClient:
+    return EmbedderClient(
+        args.target,
+        token=args.token,
+        root_certificates=args.ca,
+        client_cert=args.cert,
+        client_key=args.key,
+    )
+
+
+def register_embed(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("embed", help="embed texts with a running server")
+    parser.add_argument("texts", nargs="+", help="texts to embed")
+    add_connection_flags(parser)
+    parser.add_argument("--out", type=Path, default=None, help="save pooled vectors as .npy")
+    parser.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
+    parser.set_defaults(handler=run_embed)
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    try:
+        with connect(args) as client:
+            served = client.embed(args.texts, normalize=False if args.no_normalize else None)
+    except grpc.RpcError as error:
+        print(f"attnserve embed: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    assert served.pooled is not None
+    if args.out is not None:
+        np.save(args.out, served.pooled)
+        print(f"saved {served.pooled.shape[0]} x {served.pooled.shape[1]} to {args.out}")
+        return 0
+    for text, vector, count in zip(args.texts, served.pooled, served.token_counts, strict=True):
+        record = {"text": text, "tokens": count, "embedding": [round(float(v), 7) for v in vector]}
+        print(json.dumps(record, ensure_ascii=False))
+    timings = served.timings
+    print(
+        f"server: queue {timings.queue_ms:.2f} ms, tokenize {timings.tokenize_ms:.2f} ms, "
+        f"inference {timings.inference_ms:.2f} ms, total {timings.total_ms:.2f} ms",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register_attend(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "attend", help="render a text's attention maps as token-labelled heatmaps (PNG)"
+    )
+    parser.add_argument("text", help="the text to look at")
+    add_connection_flags(parser)
+    parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    parser.add_argument("--layers", type=int, nargs="*", default=[], help="layers (default all)")
+    parser.add_argument("--heads", type=int, nargs="*", default=[], help="heads (default all)")
+    parser.add_argument(
+        "--per-head", action="store_true", help="one map per head (default: averaged)"
+    )
+    parser.set_defaults(handler=run_attend)
+
+
+def run_attend(args: argparse.Namespace) -> int:
+    try:
+        with connect(args) as client:
+            (tokens,) = client.tokenize([args.text])
+            served = client.embed(
+                [args.text],
+                pooled=False,
+                attention=True,
+                layers=args.layers,
+                heads=args.heads,
+                average_heads=not args.per_head,
+            )
+    except grpc.RpcError as error:
+        print(f"attnserve attend: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    maps = served.attentions[0]
+    assert maps is not None
+    from service.heatmap import render_attention
+
+    labels = [token.text for token in tokens]
+    heads = served.attention_heads if args.per_head else None
+    render_attention(maps, labels, served.attention_layers, heads, args.out)
+    print(f"wrote {args.out}: {maps.shape[0]} layer(s) x {maps.shape[1]} map(s)")
+    return 0
