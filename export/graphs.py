@@ -10,6 +10,7 @@ output: exact, and supported by every execution provider.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
+from export.corpus import varied_corpus
+from export.quantize import build_int8, check_quality, pooled_embeddings
 from model import Encoder
 from model.tokenization import ReferenceTokenizer
 
@@ -185,4 +188,91 @@ def build_graphs(
             )
         )
         print(f"  {file}: exported in {time.perf_counter() - started:.1f} s")
+    fast_fp32 = out_dir / built[0].file
+    if int8:
+        built += build_int8_graph(fast_fp32, out_dir, tokenizer)
+    if fp16:
+        built.append(build_fp16_graph(fast_fp32, out_dir, tokenizer))
     return built
+
+
+def derived(
+    base: BuiltGraph,
+    path: Path,
+    precision: Literal["fp32", "int8", "fp16"],
+    providers: tuple[str, ...],
+    parity: dict[str, float],
+) -> BuiltGraph:
+    return dataclasses.replace(
+        base,
+        file=path.name,
+        op_counts=op_counts(path),
+        precision=precision,
+        providers=providers,
+        parity=parity,
+    )
+
+
+def fast_fp32_spec(fp32_path: Path) -> BuiltGraph:
+    return BuiltGraph(
+        file=fp32_path.name,
+        purpose="fast",
+        precision="fp32",
+        providers=CPU_AND_CUDA,
+        opset=OPSET,
+        op_counts={},
+        inputs=INPUTS,
+        outputs=FAST_OUTPUTS,
+        graph_optimization_level="ORT_ENABLE_ALL",
+    )
+
+
+def build_int8_graph(
+    fp32_path: Path, out_dir: Path, tokenizer: ReferenceTokenizer
+) -> list[BuiltGraph]:
+    path = out_dir / "encoder.fast.int8.onnx"
+    report, strategy = build_int8(fp32_path, path, tokenizer)
+    if strategy is None:
+        print("  int8: no candidate passed the quality gate; no int8 graph written")
+        return []
+    parity = {
+        "mean_cosine_to_fp32": report.mean_cosine,
+        "min_cosine_to_fp32": report.min_cosine,
+        "n_texts": float(report.n_texts),
+    }
+    return [
+        derived(
+            fast_fp32_spec(fp32_path),
+            path,
+            precision="int8",
+            providers=("CPUExecutionProvider",),
+            parity=parity,
+        )
+    ]
+
+
+def build_fp16_graph(fp32_path: Path, out_dir: Path, tokenizer: ReferenceTokenizer) -> BuiltGraph:
+    """Half-precision weights and matmuls for CUDA; inputs, outputs and LayerNorms stay fp32."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    path = out_dir / "encoder.fast.fp16.onnx"
+    half = convert_float_to_float16(
+        onnx.load(str(fp32_path)), keep_io_types=True, op_block_list=["LayerNormalization"]
+    )
+    onnx.save(half, str(path))
+    texts = varied_corpus(64)
+    report = check_quality(
+        pooled_embeddings(fp32_path, tokenizer, texts), pooled_embeddings(path, tokenizer, texts)
+    )
+    parity = {
+        "cpu_mean_cosine_to_fp32": report.mean_cosine,
+        "cpu_min_cosine_to_fp32": report.min_cosine,
+        "n_texts": float(report.n_texts),
+    }
+    return derived(
+        fast_fp32_spec(fp32_path),
+        path,
+        precision="fp16",
+        providers=("CUDAExecutionProvider",),
+        parity=parity,
+    )
