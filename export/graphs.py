@@ -1,10 +1,12 @@
 """torch -> ONNX: the fast graph (fused attention) and the maps graph (exact probabilities).
 
-The fast graph comes from the encoder's `scaled_dot_product_attention` path through torch's
-dynamo exporter at opset 23, which emits one standard `Attention` node per layer: ONNX Runtime
-runs it fused on CPU and CUDA and never materialises the (B, nh, T, T) probabilities. The maps
-graph exports the explicit path (MatMul, Softmax, MatMul) and returns every layer's softmax
-output: exact, and supported by every execution provider.
+The fast graph starts from the encoder's `scaled_dot_product_attention` path, which torch's
+dynamo exporter turns into one standard opset-23 `Attention` node per layer; `export.fusion`
+then folds each of those, with its Q/K/V projections, into ONNX Runtime's `com.microsoft.
+Attention` (faster on CPU, also implemented by CUDA; measured in docs/benchmarks.md). It never
+materialises the (B, nh, T, T) probabilities. At load, ONNX Runtime adds SkipLayerNormalization
+and BiasGelu fusions around it. The maps graph exports the explicit path (MatMul, Softmax,
+MatMul) and returns every layer's softmax output: exact, and supported by every provider.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from export.corpus import varied_corpus
+from export.fusion import fuse_attention
 from export.quantize import build_int8, check_quality, pooled_embeddings
 from model import Encoder
 from model.tokenization import ReferenceTokenizer
@@ -110,6 +113,15 @@ def export_graph(module: nn.Module, outputs: tuple[str, ...], path: Path) -> Non
     program.save(str(path))
 
 
+def fuse_in_place(path: Path, num_heads: int) -> None:
+    model = onnx.load(str(path))
+    fused = fuse_attention(model, num_heads)
+    if fused == 0:
+        raise RuntimeError(f"{path}: no attention to fuse; did the exporter change?")
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def op_counts(path: Path) -> dict[str, int]:
     graph = onnx.load(str(path), load_external_data=False).graph
     counts = collections.Counter(
@@ -173,6 +185,8 @@ def build_graphs(
         file = f"encoder.{purpose}.fp32.onnx"
         export_graph(module, outputs, out_dir / file)
         encoder.attention_impl = "explicit"
+        if purpose == "fast":
+            fuse_in_place(out_dir / file, encoder.config.num_heads)
         built.append(
             BuiltGraph(
                 file=file,

@@ -97,7 +97,7 @@ def quantize(fp32_path: Path, out_path: Path, keep_fp32: list[str]) -> None:
         str(out_path),
         weight_type=QuantType.QInt8,
         per_channel=True,
-        op_types_to_quantize=["MatMul"],
+        op_types_to_quantize=["MatMul", "Attention"],
         nodes_to_exclude=keep_fp32,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.graphs import FAST_OUTPUTS, FastGraph, export_graph, op_counts
+from export.graphs import FAST_OUTPUTS, FastGraph, export_graph, fuse_in_place, op_counts
 from export.quantize import GATE_TEXTS, build_int8, check_quality
 from model import Encoder
 from model.tokenization import ReferenceTokenizer
@@ -30,8 +30,11 @@ def test_tiny_encoder_exports_one_fused_attention_per_layer(
     tiny_encoder.attention_impl = "sdpa"
     path = tmp_path / "tiny.onnx"
     export_graph(FastGraph(tiny_encoder), FAST_OUTPUTS, path)
+    assert op_counts(path)["Attention"] == tiny_encoder.config.num_layers  # opset-23 standard
+    fuse_in_place(path, tiny_encoder.config.num_heads)
     counts = op_counts(path)
-    assert counts["Attention"] == tiny_encoder.config.num_layers
+    assert counts["com.microsoft.Attention"] == tiny_encoder.config.num_layers
+    assert "Attention" not in counts
     assert "Softmax" not in counts
     ids = np.array([[5, 6, 7, 8, 9], [5, 6, 0, 0, 0]], dtype=np.int64)
     mask = (ids != 0).astype(np.int64)
@@ -57,14 +60,15 @@ class TestPackagedArtifact:
         assert fast is not None
         counts = op_counts(artifact_dir / fast.file)
         assert counts == fast.op_counts  # the manifest tells the truth
-        assert counts["Attention"] == manifest.model.num_layers == 6
+        assert counts["com.microsoft.Attention"] == manifest.model.num_layers == 6
+        assert "Attention" not in counts  # every standard Attention was fused
         assert "Softmax" not in counts
         assert counts["LayerNormalization"] == 13  # embeddings + 2 per layer
         assert counts["Gelu"] == 6
         graph = onnx.load(str(artifact_dir / fast.file), load_external_data=False).graph
         for node in graph.node:  # never materialises probabilities
             if node.op_type == "Attention":
-                assert len([o for o in node.output if o]) == 1
+                assert len([o for o in node.output if o]) == 1  # no probabilities, no KV cache
 
     def test_fast_graph_matches_the_model_on_a_padded_batch(
         self, artifact_dir: Path, manifest: Manifest, reference: Reference
