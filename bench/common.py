@@ -42,7 +42,9 @@ def paired_medians(
 ) -> dict[str, float]:
     """Run each path once per round, interleaved, so drifts in machine load hit all alike.
 
-    Returns each path's median seconds per call. One warm-up call per path is not counted.
+    The order rotates every round: on few cores, whatever ran just before (a thread pool still
+    spinning, a cache just flushed) must not always hurt the same path. Returns each path's
+    median seconds per call. One warm-up call per path is not counted.
     """
     for run in paths.values():
         run()
@@ -50,9 +52,11 @@ def paired_medians(
     started = time.perf_counter()
     rounds = 0
     while rounds < min_rounds or (rounds < max_rounds and time.perf_counter() - started < budget_s):
-        for name, run in paths.items():
+        names = list(paths)
+        shift = rounds % len(names)
+        for name in names[shift:] + names[:shift]:
             began = time.perf_counter()
-            run()
+            paths[name]()
             samples[name].append(time.perf_counter() - began)
         rounds += 1
     return {name: statistics.median(values) for name, values in samples.items()}

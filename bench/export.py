@@ -43,6 +43,8 @@ def ort_session(path: Path) -> ort.InferenceSession:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = THREADS
     options.inter_op_num_threads = 1
+    # Idle threads sleep instead of spinning: several sessions share two cores in this run.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

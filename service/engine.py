@@ -97,6 +97,9 @@ class Engine:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle intra-op threads sleep: spinning ones would take the core the gRPC thread needs
+        # to answer the batch that just finished (measured in docs/benchmarks.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(str(path), options, providers=self.providers)
 
     def supports_maps(self) -> bool:
