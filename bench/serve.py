@@ -1,0 +1,241 @@
+"""Serving benchmark: the gRPC server against the raw ONNX Runtime session it wraps.
+
+    python bench/serve.py [--artifact DIR] [--duration 8]
+
+In one run on one machine: (a) raw in-process ONNX Runtime throughput of the artifact's fast
+graph at batch 32 and batch 1 (the ceiling); (b) served throughput through gRPC with 1, 8 and 64
+concurrent clients sending single-text and 32-text requests (server in its own process, an
+asyncio client here); (c) sentence-transformers in-process; (d) this CPU's float32 matmul
+FLOP/s as a tokens/s bound for the model. Ratios are printed against (a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from attnserve.v1 import embedder_pb2 as pb
+from attnserve.v1 import embedder_pb2_grpc
+
+from bench.common import machine_line
+from service.artifact import Manifest, verify
+
+WORDS = (
+    "the a model server batch token river bank money attention layer query key value fast "
+    "slow cat dog city night music data cloud price market rain sun open close"
+).split()
+
+
+def short_sentences(count: int, seed: int = 0) -> list[str]:
+    """8-20 words each: the short-sentence traffic the issue's figures are about."""
+    rng = np.random.default_rng(seed)
+    return [
+        " ".join(rng.choice(WORDS, size=int(rng.integers(8, 21)))).capitalize() + "."
+        for _ in range(count)
+    ]
+
+
+def raw_session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def padded(tokenizer: Tokenizer, texts: list[str]) -> dict[str, np.ndarray]:
+    encodings = tokenizer.encode_batch(texts)
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(texts), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, encoding in enumerate(encodings):
+        ids[row, : len(encoding.ids)] = encoding.ids
+        mask[row, : len(encoding.ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+def raw_throughput(
+    session: ort.InferenceSession,
+    tokenizer: Tokenizer,
+    texts: list[str],
+    batch: int,
+    seconds: float,
+) -> tuple[float, float]:
+    """Texts/s and median call latency (s), tokenisation included as the server pays it."""
+    done, latencies = 0, []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        chunk = [texts[(done + i) % len(texts)] for i in range(batch)]
+        began = time.perf_counter()
+        session.run(["pooled"], padded(tokenizer, chunk))
+        latencies.append(time.perf_counter() - began)
+        done += batch
+    return done / (time.perf_counter() - started), statistics.median(latencies)
+
+
+async def served_throughput(
+    target: str, texts: list[str], clients: int, per_request: int, seconds: float
+) -> tuple[float, float, int]:
+    """Closed loop: `clients` callers back to back. Texts/s, median latency (s), errors."""
+    channels = [grpc.aio.insecure_channel(target) for _ in range(min(clients, 8))]
+    stubs = [embedder_pb2_grpc.EmbedderStub(c) for c in channels]  # type: ignore[no-untyped-call]
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def caller(index: int) -> int:
+        nonlocal errors
+        stub = stubs[index % len(stubs)]
+        sent = 0
+        while time.perf_counter() < stop_at:
+            start = (index * 7919 + sent) % len(texts)
+            request = pb.EmbedRequest(texts=(texts * 2)[start : start + per_request])
+            began = time.perf_counter()
+            try:
+                await stub.Embed(request, timeout=60)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - began)
+            sent += per_request
+        return sent
+
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(caller(i) for i in range(clients)))
+    elapsed = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    return sum(counts) / elapsed, statistics.median(latencies), errors
+
+
+def matmul_flops(seconds: float = 3.0) -> float:
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    a @ a
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ a
+        runs += 1
+    return runs * 2 * 2048**3 / (time.perf_counter() - started)
+
+
+def flops_per_token(manifest: Manifest, seq_len: int) -> float:
+    hidden, layers = manifest.model.hidden_size, manifest.model.num_layers
+    intermediate = 4 * hidden
+    dense = 2 * (4 * hidden * hidden + 2 * hidden * intermediate)  # QKV+O, FFN up+down
+    attention = 2 * 2 * seq_len * hidden  # QK^T and PV
+    return float(layers * (dense + attention))
+
+
+def start_server(artifact: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = workdir / "port"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "service.cli", "serve", "--artifact", str(artifact),
+            "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1",
+            "--port-file", str(port_file), "--log-level", "warning",
+        ]
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.2)
+    return process, f"127.0.0.1:{port_file.read_text().strip()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--artifact", type=Path, default=None)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="attnserve-serve-bench-"))
+    artifact = args.artifact
+    if artifact is None:
+        from export.artifact import build_artifact
+
+        artifact = workdir / "artifact"
+        build_artifact(artifact)
+    manifest = verify(artifact)
+    fast = manifest.graph("fast", "fp32")
+    assert fast is not None
+    texts = short_sentences(2048)
+    tokenizer = Tokenizer.from_file(str(artifact / manifest.tokenizer.file))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    mean_tokens = statistics.mean(len(e.ids) for e in tokenizer.encode_batch(texts))
+    seconds = args.duration
+
+    print(f"machine: {machine_line()}")
+    print(f"texts: short sentences, {mean_tokens:.1f} tokens on average\n")
+    session = raw_session(artifact / fast.file)
+    raw32, _ = raw_throughput(session, tokenizer, texts, 32, seconds)
+    raw1, raw1_latency = raw_throughput(session, tokenizer, texts, 1, seconds)
+    del session
+
+    process, target = start_server(artifact, workdir)
+    rows: list[tuple[str, float, float, int]] = []
+    try:
+        asyncio.run(served_throughput(target, texts, 8, 1, 2.0))  # warm-up, not counted
+        for per_request in (1, 32):
+            for clients in (1, 8, 64):
+                rate, latency, errors = asyncio.run(
+                    served_throughput(target, texts, clients, per_request, seconds)
+                )
+                rows.append(
+                    (f"gRPC, {clients} clients x {per_request} text(s)", rate, latency, errors)
+                )
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+    from sentence_transformers import SentenceTransformer
+
+    st_model = SentenceTransformer(manifest.model.source, device="cpu")
+    st_model.encode(texts[:32], batch_size=32)
+    started, done = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        st_model.encode(texts[done % 2016 : done % 2016 + 32], batch_size=32)
+        done += 32
+    st_rate = done / (time.perf_counter() - started)
+
+    flops = matmul_flops()
+    bound = flops / flops_per_token(manifest, round(mean_tokens))
+
+    print("| path | texts/s | x raw batch-32 | p50 latency | errors |")
+    print("|---|---|---|---|---|")
+    print(f"| raw ONNX Runtime, batch 32 (ceiling) | {raw32:.0f} | 1.00 | | |")
+    raw1_ms = raw1_latency * 1000
+    print(f"| raw ONNX Runtime, batch 1 | {raw1:.0f} | {raw1 / raw32:.2f} | {raw1_ms:.2f} ms | |")
+    for name, rate, latency, errors in rows:
+        print(f"| {name} | {rate:.0f} | {rate / raw32:.2f} | {latency * 1000:.2f} ms | {errors} |")
+    st_ratio = st_rate / raw32
+    print(f"| sentence-transformers, batch 32, in-process | {st_rate:.0f} | {st_ratio:.2f} | | |")
+    lone = rows[0][2]
+    print(
+        f"\nlone single-text request p50 {lone * 1000:.2f} ms vs raw batch-1 call "
+        f"{raw1_latency * 1000:.2f} ms: +{(lone - raw1_latency) * 1000:.2f} ms"
+    )
+    best = max(rate * mean_tokens for _, rate, _, _ in rows)
+    print(f"compute ceiling: float32 matmul {flops / 1e9:.1f} GFLOP/s -> {bound:.0f} tokens/s "
+          f"for this model at {mean_tokens:.0f} tokens; best served {best:.0f} tokens/s = "
+          f"{best / bound:.2f} of the bound")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
