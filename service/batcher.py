@@ -3,9 +3,9 @@
 Each text is a `WorkItem` with its own future, so a large request is split across model batches
 transparently and one text's failure never touches its neighbours. Batches form around the
 oldest waiting text (no starvation) from the texts closest to it in length (little padding),
-under `max_batch_tokens` padded tokens and `max_batch_texts` texts. After an idle spell the
-engine starts at once (a lone request pays no wait); while it is busy, a batch waits up to
-`max_wait_ms` for company. The queue is bounded: past `max_queue_texts` a request is refused.
+under `max_batch_tokens` padded tokens and `max_batch_texts` texts. A lone caller pays no
+wait; under concurrency a batch waits up to `max_wait_ms` for the callers the last batch just
+answered. The queue is bounded: past `max_queue_texts` a request is refused.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Batcher:
         self.on_batch = on_batch
         self.pending: list[WorkItem] = []
         self.wakeup = asyncio.Event()
-        self.idle_since = time.monotonic()
+        self.last_batch_texts = 1
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.task: asyncio.Task[None] | None = None
 
@@ -128,15 +128,23 @@ class Batcher:
                 await self.execute(batch)
 
     async def wait_for_work(self) -> None:
+        """Return when a batch should start: at once, unless company is surely on its way.
+
+        The last batch's size says how many callers are cycling through the server. A lone
+        sequential caller (last batch: 1 text) never waits. Under concurrency the callers just
+        answered come back within moments, so the next batch waits up to `max_wait_ms` for as
+        many texts as the last one had, instead of running nearly empty while they reconnect.
+        """
         while not self.pending:
             self.wakeup.clear()
             await self.wakeup.wait()
         oldest = self.pending[0]
-        if oldest.enqueued_at - self.idle_since > self.max_wait_s:
-            return  # the engine was idle: no company is on its way, go now
-        # Busy stream: wait a little for a fuller batch, unless one is already full.
+        expected = min(self.last_batch_texts, self.max_batch_texts)
         give_up_at = oldest.enqueued_at + self.max_wait_s
-        while self.pending_tokens(oldest.graph) < self.max_batch_tokens:
+        while (
+            self.pending_texts(oldest.graph) < expected
+            and self.pending_tokens(oldest.graph) < self.max_batch_tokens
+        ):
             remaining = give_up_at - time.monotonic()
             if remaining <= 0:
                 return
@@ -145,6 +153,9 @@ class Batcher:
                 await asyncio.wait_for(self.wakeup.wait(), remaining)
             except TimeoutError:
                 return
+
+    def pending_texts(self, graph: GraphKind) -> int:
+        return sum(1 for item in self.pending if item.graph == graph)
 
     def pending_tokens(self, graph: GraphKind) -> int:
         return sum(item.length for item in self.pending if item.graph == graph)
@@ -208,7 +219,7 @@ class Batcher:
                     item.future.set_exception(ServiceError(Code.INTERNAL, "inference failed"))
             return
         finally:
-            self.idle_since = time.monotonic()
+            self.last_batch_texts = len(items)
         for item, (pooled, tokens, maps) in zip(items, rows, strict=True):
             if not item.future.done():
                 queue_s = started - item.enqueued_at
