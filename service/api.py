@@ -127,7 +127,7 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
             yield
         except ServiceError as error:
             code = error.code.status
-            log.info("%s failed: %s: %s", method, code.name, error.message)
+            log.warning("rpc method=%s code=%s error=%r", method, code.name, error.message)
             await context.abort(code, error.message)
         except (asyncio.CancelledError, aio.AbortError):
             code = grpc.StatusCode.CANCELLED
@@ -143,7 +143,7 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
             self.metrics.request_seconds.labels(method, code.name).observe(elapsed)
             if code is not grpc.StatusCode.OK:
                 self.metrics.errors.labels(code.name).inc()
-            log.debug("%s %s in %.2f ms", method, code.name, elapsed * 1000)
+            log.debug("rpc method=%s code=%s duration_ms=%.2f", method, code.name, elapsed * 1000)
 
     @staticmethod
     def request_id(context: Context) -> str:

@@ -7,14 +7,24 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
-class RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
+def install_request_id_factory() -> None:
+    """Stamp every log record, from any logger, with the current request id (idempotent)."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "stamps_request_id", False):
+        return
+
+    def stamped(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
         record.request_id = request_id_var.get()
-        return True
+        return record
+
+    stamped.stamps_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(stamped)
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,8 +43,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, fmt: str) -> None:
+    install_request_id_factory()
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -25,6 +25,7 @@ from service.auth import TokenAuthInterceptor
 from service.batcher import Batcher
 from service.default_artifact import ensure_default_artifact
 from service.engine import Engine
+from service.logs import install_request_id_factory
 from service.metrics import Metrics
 from service.settings import Settings
 from service.tokenizer import TextTokenizer
@@ -98,6 +99,7 @@ def load_manifest(settings: Settings) -> tuple[Path, Manifest]:
 
 
 async def build_server(settings: Settings) -> RunningServer:
+    install_request_id_factory()
     directory, manifest = load_manifest(settings)
     engine = Engine(
         directory, manifest, settings.precision, settings.provider, settings.intra_op_threads
