@@ -34,38 +34,7 @@ from attnserve.v1 import embedder_pb2_grpc
 
 from bench.common import machine_line
 from service.artifact import Manifest, verify
-
-WORDS = [
-    "the",
-    "a",
-    "model",
-    "server",
-    "batch",
-    "token",
-    "river",
-    "bank",
-    "money",
-    "attention",
-    "layer",
-    "query",
-    "key",
-    "value",
-    "fast",
-    "slow",
-    "cat",
-    "dog",
-    "city",
-    "night",
-    "music",
-    "data",
-    "cloud",
-    "price",
-    "market",
-    "rain",
-    "sun",
-    "open",
-    "close",
-]
+from service.loadtest import WORDS
 
 
 def short_sentences(count: int, seed: int = 0) -> list[str]:

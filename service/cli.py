@@ -19,8 +19,9 @@ def serving_commands() -> list[Registrar]:
     """Subcommands that ship with the serving install."""
     from service.client_cli import register_attend, register_embed
     from service.commands import register_serve, register_verify
+    from service.loadtest import register as register_loadtest
 
-    return [register_serve, register_verify, register_embed, register_attend]
+    return [register_serve, register_verify, register_embed, register_attend, register_loadtest]
 
 
 def plugin_commands(

@@ -1,0 +1,271 @@
+"""`attnserve loadtest`: closed- and open-loop load against any attnserve endpoint.
+
+Closed loop: N callers back to back. Open loop: Poisson arrivals at a fixed rate, each request
+timed from its *scheduled* send time, so a server that falls behind shows the queueing delay
+it causes instead of hiding it (no coordinated omission). Every loop is bounded by a request
+count and a duration, after a warm-up that is not counted; it stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import grpc
+from attnserve.v1 import embedder_pb2 as pb
+from attnserve.v1 import embedder_pb2_grpc
+from grpc import aio
+
+from service.loadtest_report import Summary, render_plot, summarize
+
+WORDS = (
+    "the a of and to in model server request batch token river bank money market attention "
+    "layer query key value fast slow city night music data cloud price rain sun open close "
+    "embedding vector search engine latency throughput kubernetes cluster node pod replica "
+    "language sentence meaning context window memory cache disk network packet"
+).split()
+# Lengths in words and their weights: mostly short queries, some paragraphs, a few documents.
+LENGTHS = ((3, 12, 0.45), (12, 40, 0.35), (40, 120, 0.15), (120, 220, 0.05))
+
+
+def builtin_corpus(count: int = 2000, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        low, high, _weight = rng.choices(LENGTHS, weights=[w for *_, w in LENGTHS])[0]
+        words = rng.choices(WORDS, k=rng.randint(low, high))
+        texts.append(" ".join(words).capitalize() + rng.choice([".", "?", "!", ""]))
+    return texts
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    target: str
+    mode: Literal["closed", "open"] = "closed"
+    concurrency: int = 8
+    rate: float = 50.0
+    requests: int = 1000
+    duration_s: float = 30.0
+    warmup_s: float = 2.0
+    texts_per_request: int = 1
+    token_embeddings: bool = False
+    attention: bool = False
+    timeout_s: float = 30.0
+    token: str | None = None
+    tls_ca: str | None = None
+    corpus: str | None = None
+
+
+@dataclass
+class Outcome:
+    scheduled_at: float  # seconds since the measured phase began
+    latency_s: float  # from the scheduled send time (open loop) or the send (closed loop)
+    code: str
+    texts: int
+    tokens: int = 0
+    queue_ms: float = 0.0
+    tokenize_ms: float = 0.0
+    inference_ms: float = 0.0
+
+
+@dataclass
+class Run:
+    config: LoadConfig
+    outcomes: list[Outcome] = field(default_factory=list)
+    sent: int = 0
+    elapsed_s: float = 0.0
+
+
+class LoadGenerator:
+    def __init__(self, config: LoadConfig, progress: bool) -> None:
+        self.config = config
+        self.progress = progress
+        self.texts = load_corpus(config.corpus)
+        self.rng = random.Random(1)
+        self.metadata = (("authorization", f"Bearer {config.token}"),) if config.token else ()
+
+    def channel(self) -> aio.Channel:
+        options = [("grpc.max_receive_message_length", 256 << 20)]
+        if self.config.tls_ca:
+            credentials = grpc.ssl_channel_credentials(Path(self.config.tls_ca).read_bytes())
+            return aio.secure_channel(self.config.target, credentials, options=options)
+        return aio.insecure_channel(self.config.target, options=options)
+
+    def request(self) -> pb.EmbedRequest:
+        texts = self.rng.choices(self.texts, k=self.config.texts_per_request)
+        options = pb.EmbedOptions(
+            token_embeddings=self.config.token_embeddings,
+            attention=pb.AttentionOptions(enabled=self.config.attention, layers=[0], heads=[0]),
+        )
+        return pb.EmbedRequest(texts=texts, options=options)
+
+    async def call(self, stub: embedder_pb2_grpc.EmbedderStub, scheduled: float) -> Outcome:
+        request = self.request()
+        try:
+            response = await stub.Embed(
+                request, timeout=self.config.timeout_s, metadata=self.metadata
+            )
+        except aio.AioRpcError as error:
+            return Outcome(0.0, time.perf_counter() - scheduled, error.code().name, 0)
+        timings = response.timings
+        return Outcome(
+            0.0,
+            time.perf_counter() - scheduled,
+            "OK",
+            len(request.texts),
+            sum(r.token_count for r in response.results),
+            timings.queue_ms,
+            timings.tokenize_ms,
+            timings.inference_ms,
+        )
+
+    async def run(self) -> Run:
+        async with self.channel() as channel:
+            stub = embedder_pb2_grpc.EmbedderStub(channel)  # type: ignore[no-untyped-call]
+            await channel.channel_ready()
+            if self.config.warmup_s > 0:  # same load shape, results thrown away
+                await self.phase(stub, self.config.warmup_s, 10**9, counted=False)
+            return await self.phase(stub, self.config.duration_s, self.config.requests, True)
+
+    async def phase(
+        self, stub: embedder_pb2_grpc.EmbedderStub, duration: float, limit: int, counted: bool
+    ) -> Run:
+        run = Run(self.config)
+        started = time.perf_counter()
+        ticker = asyncio.create_task(self.show_progress(run, started, duration, counted))
+        try:
+            if self.config.mode == "closed":
+                await self.closed_loop(stub, run, started, duration, limit)
+            else:
+                await self.open_loop(stub, run, started, duration, limit)
+        finally:
+            ticker.cancel()
+        run.elapsed_s = time.perf_counter() - started
+        if counted and self.progress:
+            print(file=sys.stderr)
+        return run
+
+    async def closed_loop(
+        self, stub: embedder_pb2_grpc.EmbedderStub, run: Run, started: float, duration: float,
+        limit: int,
+    ) -> None:  # fmt: skip
+        async def caller() -> None:
+            while run.sent < limit and time.perf_counter() - started < duration:
+                run.sent += 1
+                sent_at = time.perf_counter()
+                outcome = await self.call(stub, sent_at)
+                outcome.scheduled_at = sent_at - started
+                run.outcomes.append(outcome)
+
+        await asyncio.gather(*(caller() for _ in range(self.config.concurrency)))
+
+    async def open_loop(
+        self, stub: embedder_pb2_grpc.EmbedderStub, run: Run, started: float, duration: float,
+        limit: int,
+    ) -> None:  # fmt: skip
+        in_flight: set[asyncio.Task[None]] = set()
+        arrivals = random.Random(2)
+        next_at = started
+
+        async def fire(scheduled: float) -> None:
+            outcome = await self.call(stub, scheduled)
+            outcome.scheduled_at = scheduled - started
+            run.outcomes.append(outcome)
+
+        while run.sent < limit:
+            next_at += arrivals.expovariate(self.config.rate)
+            if next_at - started >= duration:
+                break
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            run.sent += 1
+            task = asyncio.create_task(fire(next_at))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        if in_flight:  # every call has its own deadline, so this ends
+            await asyncio.gather(*in_flight)
+
+    async def show_progress(self, run: Run, started: float, duration: float, counted: bool) -> None:
+        if not self.progress:
+            return
+        label = "load" if counted else "warm-up"
+        while True:
+            elapsed = time.perf_counter() - started
+            done = min(elapsed / duration, 1.0) if duration > 0 else 1.0
+            errors = sum(1 for o in run.outcomes if o.code != "OK")
+            bar = "#" * int(done * 30)
+            print(
+                f"\r{label} [{bar:<30}] {elapsed:5.1f}s sent {run.sent} done "
+                f"{len(run.outcomes)} errors {errors}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+            await asyncio.sleep(0.5)
+
+
+def load_corpus(path: str | None) -> list[str]:
+    if path is None:
+        return builtin_corpus()
+    texts = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    if not texts:
+        raise SystemExit(f"corpus {path} has no non-empty lines")
+    return texts
+
+
+def run_load(config: LoadConfig, progress: bool = False) -> tuple[Run, Summary]:
+    run = asyncio.run(LoadGenerator(config, progress).run())
+    return run, summarize(run.outcomes, run.sent, run.elapsed_s)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "loadtest", help="load-test an attnserve endpoint", description=__doc__
+    )
+    parser.add_argument("--target", required=True, help="server HOST:PORT")
+    parser.add_argument("--mode", choices=["closed", "open"], default="closed")
+    parser.add_argument("--concurrency", type=int, default=8, help="closed loop: callers")
+    parser.add_argument("--rate", type=float, default=50.0, help="open loop: requests/s")
+    parser.add_argument("--requests", type=int, default=1000, help="stop after this many")
+    parser.add_argument("--duration", type=float, default=30.0, help="stop after seconds")
+    parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds first")
+    parser.add_argument("--texts-per-request", type=int, default=1)
+    parser.add_argument("--token-embeddings", action="store_true")
+    parser.add_argument("--attention", action="store_true", help="ask for attention maps")
+    parser.add_argument("--corpus", default=None, help="file with one text per line")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per-request deadline (s)")
+    parser.add_argument("--token", default=None, help="bearer token")
+    parser.add_argument("--tls-ca", default=None, help="CA bundle: connect with TLS")
+    parser.add_argument("--json", type=Path, default=None, help="write results as JSON")
+    parser.add_argument("--plot", type=Path, default=None, help="write a latency plot (PNG)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.concurrency < 1 or args.rate <= 0 or args.requests < 1 or args.duration <= 0:
+        print(
+            "loadtest: concurrency, rate, requests and duration must be positive", file=sys.stderr
+        )
+        return 2
+    config = LoadConfig(
+        target=args.target, mode=args.mode, concurrency=args.concurrency, rate=args.rate,
+        requests=args.requests, duration_s=args.duration, warmup_s=args.warmup,
+        texts_per_request=args.texts_per_request, token_embeddings=args.token_embeddings,
+        attention=args.attention, timeout_s=args.timeout, token=args.token,
+        tls_ca=args.tls_ca, corpus=args.corpus,
+    )  # fmt: skip
+    run, summary = run_load(config, progress=not args.no_progress)
+    print(summary.table())
+    if args.json is not None:
+        document = {"config": {**asdict(config), "token": bool(config.token)}, **summary.as_dict()}
+        args.json.write_text(json.dumps(document, indent=2))
+    if args.plot is not None:
+        render_plot(run.outcomes, args.plot, f"{config.mode} loop against {config.target}")
+    return 0
