@@ -137,13 +137,13 @@ def flops_per_token(manifest: Manifest, seq_len: int) -> float:
     return float(layers * (dense + attention))
 
 
-def start_server(artifact: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port_file = workdir / "port"
+def start_server(artifact: Path, workdir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = workdir / f"port-{len(list(workdir.glob('port-*')))}"
     process = subprocess.Popen(
         [
             sys.executable, "-m", "service.cli", "serve", "--artifact", str(artifact),
             "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1",
-            "--port-file", str(port_file), "--log-level", "warning",
+            "--port-file", str(port_file), "--log-level", "warning", *extra,
         ]
     )  # fmt: skip
     deadline = time.monotonic() + 300

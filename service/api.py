@@ -32,6 +32,7 @@ from service.logs import request_id_var
 from service.metrics import Metrics
 from service.settings import Settings
 from service.tokenizer import TextTokenizer, Truncation
+from service.tracing import Tracer
 
 log = logging.getLogger(__name__)
 # grpc ships no type stubs: the servicer context is untyped to mypy.
@@ -105,8 +106,10 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
         tokenizer: TextTokenizer,
         batcher: Batcher,
         metrics: Metrics,
+        tracer: Tracer,
     ) -> None:
-        self.core = EmbeddingCore(settings, manifest, tokenizer, batcher, metrics)
+        self.core = EmbeddingCore(settings, manifest, tokenizer, batcher, metrics, tracer)
+        self.tracer = tracer
         self.manifest = manifest
         self.metrics = metrics
         self.accepting = True
@@ -124,7 +127,8 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
         try:
             if not self.accepting:
                 raise ServiceError(Code.UNAVAILABLE, "server is shutting down; retry elsewhere")
-            yield
+            with self.tracer.request(method, request_id):
+                yield
         except ServiceError as error:
             code = error.code.status
             log.warning("rpc method=%s code=%s error=%r", method, code.name, error.message)

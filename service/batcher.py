@@ -33,6 +33,7 @@ class BatchStats:
     real_tokens: int
     padded_tokens: int
     inference_s: float
+    started_at: float  # time.perf_counter() when the model run began
 
 
 Row = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]  # pooled, tokens, attentions
@@ -253,4 +254,4 @@ class Batcher:
             tokens = values["token_embeddings"][row, :n] if item.want_tokens else None
             maps = values["attentions"][:, row, :, :n, :n] if graph == "maps" else None
             rows.append((values["pooled"][row], tokens, maps))
-        return rows, BatchStats(graph, len(items), int(mask.sum()), ids.size, elapsed)
+        return rows, BatchStats(graph, len(items), int(mask.sum()), ids.size, elapsed, started)

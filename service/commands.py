@@ -40,11 +40,13 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"attnserve serve: invalid settings: {problems}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    from service.engine import EngineError
     from service.server import serve_forever  # heavy imports only once settings are sound
+    from service.tracing import TracingUnavailableError
 
     try:
         return asyncio.run(serve_forever(settings))
-    except ArtifactError as exc:
+    except (ArtifactError, EngineError, TracingUnavailableError) as exc:
         print(f"attnserve serve: {exc}", file=sys.stderr)
         return 2
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.artifact import Manifest
-from service.batcher import Batcher, ItemResult
+from service.batcher import Batcher, BatchStats, ItemResult
 from service.engine import GraphKind
 from service.errors import Code, ServiceError, invalid
 from service.metrics import Metrics
 from service.settings import Settings
 from service.tokenizer import EncodedText, TextTokenizer, Truncation
+from service.tracing import Tracer
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ class EmbeddingCore:
         tokenizer: TextTokenizer,
         batcher: Batcher,
         metrics: Metrics,
+        tracer: Tracer,
     ) -> None:
+        self.tracer = tracer
         self.settings = settings
         self.manifest = manifest
         self.tokenizer = tokenizer
@@ -170,8 +173,27 @@ class EmbeddingCore:
         self.metrics.queue_seconds.observe(queue_s)
         batches = {id(result.batch): result.batch for result in results}  # a split request
         inference_s = sum(batch.inference_s for batch in batches.values())
+        if self.tracer.enabled:
+            self.trace_stages(started, tokenized, encoded, list(batches.values()))
         timings = Timings(queue_s, tokenized - started, inference_s)
         return EmbedResult(embeddings, timings, layers, heads)
+
+    def trace_stages(
+        self,
+        started: float,
+        tokenized: float,
+        encoded: list[EncodedText],
+        batches: list[BatchStats],
+    ) -> None:
+        tokens = sum(text.length for text in encoded)
+        self.tracer.stage("tokenize", started, tokenized, texts=len(encoded), tokens=tokens)
+        first = min(batch.started_at for batch in batches)
+        self.tracer.stage("queue", tokenized, first)
+        for batch in batches:
+            end = batch.started_at + batch.inference_s
+            self.tracer.stage(
+                "inference", batch.started_at, end, graph=batch.graph, batch_texts=batch.texts
+            )
 
     @staticmethod
     def postprocess(

@@ -7,6 +7,7 @@ run in one process (tests) without sharing counts; the process collectors come a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -36,8 +37,18 @@ BATCH_TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 PADDING_BUCKETS = (1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
+class Disabled:
+    """Stands in for every instrument when metrics are off (only to measure what they cost)."""
+
+    def labels(self, *_: object) -> Disabled:
+        return self
+
+    def __getattr__(self, _: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self.http_server: WSGIServer | None = None
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -117,6 +128,10 @@ class Metrics:
             "attnserve_truncated_texts", "texts cut to the token limit", registry=r
         )
         self.info = Info("attnserve_model", "model and artifact being served", registry=r)
+        if not enabled:
+            for name, value in list(vars(self).items()):
+                if isinstance(value, Counter | Gauge | Histogram | Info):
+                    setattr(self, name, Disabled())
 
     def observe_batch(self, stats: BatchStats) -> None:
         self.inference_seconds.labels(stats.graph).observe(stats.inference_s)

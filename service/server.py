@@ -12,6 +12,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from attnserve.v1 import embedder_pb2, embedder_pb2_grpc
@@ -29,6 +30,7 @@ from service.logs import install_request_id_factory
 from service.metrics import Metrics
 from service.settings import Settings
 from service.tokenizer import TextTokenizer
+from service.tracing import Tracer
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
@@ -98,7 +100,8 @@ def load_manifest(settings: Settings) -> tuple[Path, Manifest]:
     return directory, verify(directory)
 
 
-async def build_server(settings: Settings) -> RunningServer:
+async def build_server(settings: Settings, span_exporter: Any = None) -> RunningServer:
+    """Start a server; `span_exporter` (tests) receives spans without an OTLP collector."""
     install_request_id_factory()
     directory, manifest = load_manifest(settings)
     engine = Engine(
@@ -108,7 +111,7 @@ async def build_server(settings: Settings) -> RunningServer:
         settings.max_tokens_per_text or manifest.model.max_positions, manifest.model.max_positions
     )
     tokenizer = TextTokenizer(directory / manifest.tokenizer.file, max_tokens)
-    metrics = Metrics()
+    metrics = Metrics(enabled=settings.metrics)
     batcher = Batcher(
         engine,
         pad_token_id=manifest.tokenizer.pad_token_id,
@@ -119,7 +122,8 @@ async def build_server(settings: Settings) -> RunningServer:
         on_batch=metrics.observe_batch,
     )
     metrics.queue_depth.set_function(lambda: batcher.depth)
-    service = EmbedderService(settings, manifest, engine, tokenizer, batcher, metrics)
+    tracer = Tracer(settings.otlp_endpoint, span_exporter)
+    service = EmbedderService(settings, manifest, engine, tokenizer, batcher, metrics, tracer)
 
     interceptors = []
     if settings.auth_tokens:

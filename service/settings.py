@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         9464, ge=-1, le=65535, description="Prometheus /metrics port; 0 picks one, -1 disables"
     )
+    metrics: bool = Field(
+        True, description="collect Prometheus metrics; off only to measure their cost"
+    )
     max_receive_message_bytes: int = Field(
         16 << 20, gt=0, description="largest request the server accepts (bytes)"
     )
@@ -113,6 +116,12 @@ class Settings(BaseSettings):
     auth_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         (),
         description="accepted bearer tokens (comma-separated in the environment); empty = no auth",
+    )
+
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OpenTelemetry collector (OTLP/gRPC, e.g. http://otel:4317) for "
+        "per-request spans; needs the tracing extra",
     )
 
     # --- logs ----------------------------------------------------------------------------------

@@ -18,12 +18,12 @@ T = TypeVar("T")
 
 
 class ServerThread:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, span_exporter: Any = None) -> None:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="server")
         self.thread.start()
-        self.running: RunningServer = self.call(build_server(settings))
+        self.running: RunningServer = self.call(build_server(settings, span_exporter))
 
     @property
     def target(self) -> str:
