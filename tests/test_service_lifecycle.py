@@ -270,3 +270,27 @@ def test_concurrent_load_while_stopping_never_hangs(artifact_dir: Path) -> None:
         thread.join(timeout=60)
         assert not thread.is_alive()
     assert set(errors) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+
+
+def test_max_connection_age_recycles_long_lived_connections(artifact_dir: Path) -> None:
+    running = ServerThread(
+        server_settings(
+            artifact_dir, warmup=False, max_connection_age_s=1.0, max_connection_age_grace_s=1.0
+        )
+    )
+    states: list[grpc.ChannelConnectivity] = []
+    try:
+        with EmbedderClient(running.target, attempts=1) as client:
+            client.channel.subscribe(states.append, try_to_connect=True)
+            answered = 0
+            deadline = time.monotonic() + 4.5
+            while time.monotonic() < deadline:
+                assert client.embed(["still answered after a GOAWAY"]).pooled is not None
+                answered += 1
+                time.sleep(0.05)
+    finally:
+        running.stop()
+    assert answered > 20
+    # Each age-out sends GOAWAY: the channel goes idle and connects again (to whichever pod
+    # DNS now offers, in a cluster), while every call above still succeeded.
+    assert states.count(grpc.ChannelConnectivity.READY) >= 2, states

