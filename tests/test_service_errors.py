@@ -96,9 +96,30 @@ def test_bad_input_is_invalid_argument(
 
 def test_deadline_already_passed(client: EmbedderClient) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        client.embed(["late"], timeout_s=0.000001)
+        client.embed(["late"], timeout_s=0.001)  # one model call alone takes longer
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     still_serving(client)
+
+
+def test_texts_whose_deadline_passed_in_the_queue_never_reach_the_model(
+    server: ServerThread,
+) -> None:
+    registry = server.running.metrics.registry
+
+    def inferred() -> float:
+        return registry.get_sample_value("attnserve_batch_size_texts_sum") or 0.0
+
+    before = inferred()
+    with EmbedderClient(server.target, attempts=1) as client:
+        busy = client.stub.Embed.future(
+            pb.EmbedRequest(texts=["keeps the model busy for a while " * 12] * 200), timeout=120
+        )
+        time.sleep(0.05)
+        with pytest.raises(grpc.RpcError) as caught:
+            client.embed(["queued behind it"], timeout_s=0.2)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert len(busy.result().results) == 200
+    assert inferred() - before == 200  # the expired text was dropped before inference
 
 
 def test_client_cancelling_mid_batch_harms_nobody(server: ServerThread) -> None:
