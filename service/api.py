@@ -143,10 +143,7 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(method, code.name).inc()
-            self.metrics.request_seconds.labels(method, code.name).observe(elapsed)
-            if code is not grpc.StatusCode.OK:
-                self.metrics.errors.labels(code.name).inc()
+            self.metrics.observe_call(method, code.name, elapsed)
             log.debug("rpc method=%s code=%s duration_ms=%.2f", method, code.name, elapsed * 1000)
 
     @staticmethod

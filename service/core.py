@@ -161,7 +161,9 @@ class EmbeddingCore:
                 future.cancel()
             raise
         self.metrics.input_tokens.inc(sum(text.length for text in encoded))
-        self.metrics.truncated.inc(sum(text.truncated for text in encoded))
+        truncated = sum(text.truncated for text in encoded)
+        if truncated:
+            self.metrics.truncated.inc(truncated)
         normalize = (
             self.manifest.model.normalize if options.normalize is None else options.normalize
         )

@@ -8,7 +8,7 @@ run in one process (tests) without sharing counts; the process collectors come a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -50,6 +50,7 @@ class Disabled:
 class Metrics:
     def __init__(self, enabled: bool = True) -> None:
         self.http_server: WSGIServer | None = None
+        self.call_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -132,6 +133,20 @@ class Metrics:
             for name, value in list(vars(self).items()):
                 if isinstance(value, Counter | Gauge | Histogram | Info):
                     setattr(self, name, Disabled())
+
+    def observe_call(self, method: str, code: str, seconds: float) -> None:
+        """One finished RPC. Labelled children are cached: `labels()` costs a lock and a dict."""
+        children = self.call_children.get((method, code))
+        if children is None:
+            children = (
+                self.requests.labels(method, code),
+                self.request_seconds.labels(method, code),
+            )
+            self.call_children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if code != "OK":
+            self.errors.labels(code).inc()
 
     def observe_batch(self, stats: BatchStats) -> None:
         self.inference_seconds.labels(stats.graph).observe(stats.inference_s)
