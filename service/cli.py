@@ -35,7 +35,7 @@ def plugin_commands(
             parser = subparsers.add_parser(
                 entry.name, help=f"(unavailable: needs `pip install attnserve[export]`; {missing})"
             )
-            parser.set_defaults(handler=unavailable(entry.name, missing))
+            parser.set_defaults(handler=unavailable(entry.name, missing), takes_any_arguments=True)
             continue
         register(subparsers)
 
@@ -64,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

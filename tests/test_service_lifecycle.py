@@ -294,3 +294,18 @@ def test_max_connection_age_recycles_long_lived_connections(artifact_dir: Path) 
     # Each age-out sends GOAWAY: the channel goes idle and connects again (to whichever pod
     # DNS now offers, in a cluster), while every call above still succeeded.
     assert states.count(grpc.ChannelConnectivity.READY) >= 2, states
+
+
+def test_message_size_limits_are_enforced(artifact_dir: Path) -> None:
+    running = ServerThread(
+        server_settings(artifact_dir, warmup=False, max_receive_message_bytes=4096)
+    )
+    try:
+        with EmbedderClient(running.target, attempts=1) as client:
+            with pytest.raises(grpc.RpcError) as caught:
+                client.embed(["x" * 5000])
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert client.embed(["a request under the limit"]).pooled is not None
+            assert client.info().limits.max_receive_message_bytes == 4096
+    finally:
+        running.stop()
