@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from export.artifact import build_artifact
@@ -29,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch's exporter narrates its internals; keep the user's terminal for what matters.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\..*|copyreg")
+    warnings.filterwarnings(
+        "ignore", message=r".*axis name.*will not be used", category=UserWarning
+    )
     try:
         manifest = build_artifact(
             args.out, args.checkpoint, int8=not args.no_int8, fp16=not args.no_fp16
