@@ -32,12 +32,13 @@ def render_attention(
     for r in range(rows):
         for c in range(cols):
             axis = axes[r][c]
-            axis.imshow(maps[r, c].astype(np.float32), cmap="viridis", vmin=0.0, vmax=1.0)
+            image = axis.imshow(maps[r, c].astype(np.float32), cmap="viridis", vmin=0.0, vmax=1.0)
             head = "mean of heads" if heads is None else f"head {heads[c]}"
             axis.set_title(f"layer {layers[r]}, {head}", fontsize=9)
             axis.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
             axis.set_yticks(range(len(tokens)), tokens, fontsize=7)
             axis.set_xlabel("key (attended to)", fontsize=8)
             axis.set_ylabel("query", fontsize=8)
+    figure.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     figure.savefig(out, dpi=110)
     plt.close(figure)
