@@ -214,7 +214,7 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
     async def Tokenize(self, request: pb.TokenizeRequest, context: Context) -> pb.TokenizeResponse:
         async with self.call_scope("Tokenize", context):
             truncation = enum_value(TRUNCATIONS, request.truncate, "truncate")
-            encoded = self.core.tokenize(
+            encoded = await self.core.tokenize_off_loop(
                 list(request.texts), truncation, request.max_tokens or None
             )
             texts = []

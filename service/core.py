@@ -21,6 +21,8 @@ from service.settings import Settings
 from service.tokenizer import EncodedText, TextTokenizer, Truncation
 from service.tracing import Tracer
 
+INLINE_TOKENIZE_CHARS = 20_000
+
 
 @dataclass(frozen=True)
 class AttentionRequest:
@@ -135,11 +137,20 @@ class EmbeddingCore:
         default = min(self.manifest.tokenizer.default_max_tokens, self.tokenizer.max_tokens)
         return self.tokenizer.encode(texts, truncation, max_tokens or default)
 
+    async def tokenize_off_loop(
+        self, texts: list[str], truncation: Truncation, max_tokens: int | None
+    ) -> list[EncodedText]:
+        """Small requests tokenise inline (a thread hop costs more than they do); large ones
+        in a worker thread, so one big request never stalls every other call's I/O."""
+        if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:
+            return self.tokenize(texts, truncation, max_tokens)
+        return await asyncio.to_thread(self.tokenize, texts, truncation, max_tokens)
+
     async def embed(
         self, texts: list[str], options: EmbedOptions, deadline: float | None
     ) -> EmbedResult:
         started = time.perf_counter()
-        encoded = self.tokenize(texts, options.truncation, options.max_tokens)
+        encoded = await self.tokenize_off_loop(texts, options.truncation, options.max_tokens)
         tokenized = time.perf_counter()
         self.metrics.tokenize_seconds.observe(tokenized - started)
 
