@@ -46,11 +46,12 @@ def short_sentences(count: int, seed: int = 0) -> list[str]:
     ]
 
 
-def raw_session(path: Path) -> ort.InferenceSession:
+def raw_session(path: Path, spin: str) -> ort.InferenceSession:
+    """The server's own session settings, spinning included (as `--spin-wait` says)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count() or 1
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -158,6 +159,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--artifact", type=Path, default=None)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--spin-wait", choices=["true", "false"], default="true")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-serve-bench-"))
     artifact = args.artifact
@@ -178,12 +180,12 @@ def main() -> int:
 
     print(f"machine: {machine_line()}")
     print(f"texts: short sentences, {mean_tokens:.1f} tokens on average\n")
-    session = raw_session(artifact / fast.file)
+    session = raw_session(artifact / fast.file, "1" if args.spin_wait == "true" else "0")
     raw32, _ = raw_throughput(session, tokenizer, texts, 32, seconds)
     raw1, raw1_latency = raw_throughput(session, tokenizer, texts, 1, seconds)
     del session
 
-    process, target = start_server(artifact, workdir)
+    process, target = start_server(artifact, workdir, "--spin-wait", args.spin_wait)
     rows: list[tuple[str, float, float, int]] = []
     try:
         asyncio.run(served_throughput(target, texts, 8, 1, 2.0))  # warm-up, not counted

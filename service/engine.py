@@ -60,7 +60,9 @@ class Engine:
         precision: Precision,
         provider: Literal["auto", "cpu", "cuda"],
         intra_op_threads: int,
+        spin_wait: bool = True,
     ) -> None:
+        self.spin_wait = spin_wait
         self.providers = choose_providers(provider)
         self.on_cuda = self.providers[0] == CUDA
         if precision == "fp16" and not self.on_cuda:
@@ -97,9 +99,11 @@ class Engine:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Idle intra-op threads sleep: spinning ones would take the core the gRPC thread needs
-        # to answer the batch that just finished (measured in docs/benchmarks.md).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning threads answer the next small batch ~1 ms sooner; sleeping ones leave the
+        # core to the gRPC thread (both measured in docs/benchmarks.md).
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if self.spin_wait else "0"
+        )
         return ort.InferenceSession(str(path), options, providers=self.providers)
 
     def supports_maps(self) -> bool:

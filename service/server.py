@@ -105,7 +105,12 @@ async def build_server(settings: Settings, span_exporter: Any = None) -> Running
     install_request_id_factory()
     directory, manifest = load_manifest(settings)
     engine = Engine(
-        directory, manifest, settings.precision, settings.provider, settings.intra_op_threads
+        directory,
+        manifest,
+        settings.precision,
+        settings.provider,
+        settings.intra_op_threads,
+        settings.spin_wait,
     )
     max_tokens = min(
         settings.max_tokens_per_text or manifest.model.max_positions, manifest.model.max_positions
