@@ -150,6 +150,11 @@ class Settings(BaseSettings):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{name}: {path} is not a file")
+        if self.max_texts_per_request > self.max_queue_texts:
+            raise ValueError(
+                f"max_texts_per_request ({self.max_texts_per_request}) exceeds max_queue_texts "
+                f"({self.max_queue_texts}): such a request could never be queued"
+            )
         if self.artifact is not None and not self.artifact.is_dir():
             raise ValueError(f"artifact: {self.artifact} is not a directory")
         return self

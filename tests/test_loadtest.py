@@ -70,7 +70,13 @@ def test_command_writes_complete_json_and_a_plot(
 @pytest.fixture
 def tiny_queue(artifact_dir: Path) -> Iterator[ServerThread]:
     running = ServerThread(
-        server_settings(artifact_dir, warmup=False, max_queue_texts=6, max_batch_texts=2)
+        server_settings(
+            artifact_dir,
+            warmup=False,
+            max_queue_texts=6,
+            max_batch_texts=2,
+            max_texts_per_request=4,
+        )
     )
     yield running
     running.stop()

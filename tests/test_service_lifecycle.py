@@ -28,7 +28,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def tiny_queue_server(artifact_dir: Path) -> Iterator[ServerThread]:
     running = ServerThread(
-        server_settings(artifact_dir, max_queue_texts=8, max_batch_texts=4, warmup=False)
+        server_settings(
+            artifact_dir,
+            max_queue_texts=8,
+            max_batch_texts=4,
+            max_texts_per_request=4,
+            warmup=False,
+        )
     )
     yield running
     running.stop()

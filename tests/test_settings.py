@@ -41,6 +41,7 @@ def test_tokens_from_the_environment_are_split_and_hidden(monkeypatch: pytest.Mo
         (["--precision", "int4"], "precision"),
         (["--max-batch-texts", "0"], "max_batch_texts"),
         (["--artifact", "/no/such/dir"], "is not a directory"),
+        (["--max-queue-texts", "8"], "could never be queued"),
     ],
 )
 def test_bad_settings_stop_the_server_with_a_clear_message(flags: list[str], message: str) -> None:
