@@ -26,12 +26,12 @@ from sentence_transformers import SentenceTransformer
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from attnserve.export.artifact import build_artifact
+from attnserve.export.graphs import FAST_OUTPUTS, INPUTS, FastGraph, export_graph
+from attnserve.model import Encoder
+from attnserve.model.checkpoint import load_checkpoint
+from attnserve.service.artifact import verify
 from bench.common import machine_line, paired_medians
-from export.artifact import build_artifact
-from export.graphs import FAST_OUTPUTS, INPUTS, FastGraph, export_graph
-from model import Encoder
-from model.checkpoint import load_checkpoint
-from service.artifact import verify
 
 THREADS = 2
 BATCHES = (1, 8, 32)

@@ -29,12 +29,11 @@ from tokenizers import Tokenizer
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from attnserve.service.artifact import Manifest, verify
+from attnserve.service.loadtest.generator import WORDS
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
-
 from bench.common import machine_line
-from service.artifact import Manifest, verify
-from service.loadtest import WORDS
 
 
 def short_sentences(count: int, seed: int = 0) -> list[str]:
@@ -142,7 +141,7 @@ def start_server(artifact: Path, workdir: Path, *extra: str) -> tuple[subprocess
     port_file = workdir / f"port-{len(list(workdir.glob('port-*')))}"
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "service.cli", "serve", "--artifact", str(artifact),
+            sys.executable, "-m", "attnserve.service.cli", "serve", "--artifact", str(artifact),
             "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1",
             "--port-file", str(port_file), "--log-level", "warning", *extra,
         ]
@@ -164,7 +163,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-serve-bench-"))
     artifact = args.artifact
     if artifact is None:
-        from export.artifact import build_artifact
+        from attnserve.export.artifact import build_artifact
 
         artifact = workdir / "artifact"
         build_artifact(artifact)

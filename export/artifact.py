@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from export.graphs import BuiltGraph, build_graphs
-from model.checkpoint import Checkpoint, load_checkpoint
-from service.artifact import (
+from attnserve.export.graphs import BuiltGraph, build_graphs
+from attnserve.model.checkpoint import Checkpoint, load_checkpoint
+from attnserve.service.artifact import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     GraphSpec,

@@ -7,8 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from export.artifact import build_artifact
-from model.checkpoint import CheckpointError
+from attnserve.export.artifact import build_artifact
+from attnserve.model.checkpoint import CheckpointError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

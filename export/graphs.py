@@ -24,11 +24,11 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
-from export.corpus import varied_corpus
-from export.fusion import fuse_attention
-from export.quantize import build_int8, check_quality, pooled_embeddings
-from model import Encoder
-from model.tokenization import ReferenceTokenizer
+from attnserve.export.fusion import fuse_attention
+from attnserve.export.quantize import build_int8, check_quality, pooled_embeddings
+from attnserve.model import Encoder
+from attnserve.model.tokenization import ReferenceTokenizer
+from attnserve.service.corpus import varied_corpus
 
 OPSET = 23
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")

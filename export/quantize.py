@@ -18,8 +18,8 @@ import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from export.corpus import varied_corpus
-from model.tokenization import ReferenceTokenizer
+from attnserve.model.tokenization import ReferenceTokenizer
+from attnserve.service.corpus import varied_corpus
 
 MIN_MEAN_COSINE = 0.99
 MIN_MIN_COSINE = 0.98

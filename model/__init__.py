@@ -4,7 +4,7 @@ This package is the numerical ground truth for everything downstream: `export/` 
 ONNX graphs and every parity test compares against it. It needs the `export` extra (torch).
 """
 
-from model.config import EncoderConfig, Pooling
-from model.encoder import Encoder, EncoderOutput
+from attnserve.model.config import EncoderConfig, Pooling
+from attnserve.model.encoder import Encoder, EncoderOutput
 
 __all__ = ["Encoder", "EncoderConfig", "EncoderOutput", "Pooling"]

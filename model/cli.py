@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.checkpoint import CheckpointError, load_checkpoint
-from model.tokenization import ReferenceTokenizer
+from attnserve.model.checkpoint import CheckpointError, load_checkpoint
+from attnserve.model.tokenization import ReferenceTokenizer
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.config import EncoderConfig
-from model.pooling import pool
+from attnserve.model.config import EncoderConfig
+from attnserve.model.pooling import pool
 
 AttentionImpl = Literal["explicit", "sdpa"]
 

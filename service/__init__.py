@@ -1,4 +1,10 @@
-"""The serving side: artifact loading, ONNX Runtime inference, batching, the gRPC API, metrics.
+"""The serving side: three programs over a small shared floor.
 
-Nothing here imports torch, `model/` or `export/`: the serving install and image stay slim.
+- `server/`: ONNX Runtime inference, batching, the gRPC API, metrics, lifecycle.
+- `client/`: the typed client, the `embed` and `attend` commands, heatmaps.
+- `loadtest/`: closed- and open-loop load generation and its reports.
+- the floor (`artifact`, `wire`, `corpus`, `cli`): the artifact contract, the tensor codec,
+  text mixes and the `attnserve` command; it imports nothing of ours but the stubs.
+
+Nothing here imports torch, `attnserve.model` or `attnserve.export`.
 """

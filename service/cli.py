@@ -1,8 +1,10 @@
-"""The `attnserve` command: serving subcommands here, export-time ones as plugins.
+"""The `attnserve` command: every subcommand plugs in through one entry-point group.
 
-Subcommands that need torch (embed-local, export) live in `model/` and `export/` and register
-through the `attnserve.commands` entry-point group, so this module never imports them and the
-serving install works without the export extra.
+Each room registers its own subcommands in pyproject.toml (`[project.entry-points.
+"attnserve.commands"]`): the server (`serve`, `verify`), the client (`embed`, `attend`), the load
+tester (`loadtest`) and the torch side (`embed-local`, `export`). This module imports none of
+them itself, so the serving install works without the export extra: a command whose imports fail
+is listed as unavailable, with the extra to install.
 """
 
 from __future__ import annotations
@@ -10,46 +12,39 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+GROUP = "attnserve.commands"
 
 
-def serving_commands() -> list[Registrar]:
-    """Subcommands that ship with the serving install."""
-    from service.client_cli import register_attend, register_embed
-    from service.commands import register_serve, register_verify
-    from service.loadtest import register as register_loadtest
-
-    return [register_serve, register_verify, register_embed, register_attend, register_loadtest]
-
-
-def plugin_commands(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> None:
-    for entry in entry_points(group="attnserve.commands"):
+def register_all(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for entry in entry_points(group=GROUP):
         try:
             register: Registrar = entry.load()
         except ImportError as exc:
-            missing = exc.name or str(exc)
-            parser = subparsers.add_parser(
-                entry.name, help=f"(unavailable: needs `pip install attnserve[export]`; {missing})"
-            )
-            parser.set_defaults(handler=unavailable(entry.name, missing), takes_any_arguments=True)
+            register_unavailable(subparsers, entry, exc.name or str(exc))
             continue
         register(subparsers)
 
 
-def unavailable(command: str, missing: str) -> Callable[[argparse.Namespace], int]:
+def register_unavailable(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], entry: EntryPoint, missing: str
+) -> None:
+    extra = entry.extras[0] if entry.extras else "export"
+    parser = subparsers.add_parser(
+        entry.name, help=f"(unavailable: needs `pip install attnserve[{extra}]`; {missing})"
+    )
+
     def handler(_: argparse.Namespace) -> int:
         print(
-            f"attnserve {command} needs the export extra ({missing} is not installed): "
-            "pip install 'attnserve[export]'",
+            f"attnserve {entry.name} needs the {extra} extra ({missing} is not installed): "
+            f"pip install 'attnserve[{extra}]'",
             file=sys.stderr,
         )
         return 2
 
-    return handler
+    parser.set_defaults(handler=handler, takes_any_arguments=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="attnserve", description="Serve Transformer encoder embeddings over gRPC."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in serving_commands():
-        register(subparsers)
-    plugin_commands(subparsers)
+    register_all(subparsers)
     return parser
 
 

@@ -16,11 +16,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 torch = pytest.importorskip("torch")
 
-from model import Encoder, EncoderConfig  # noqa: E402
-from model.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
-from model.tokenization import ReferenceTokenizer  # noqa: E402
-from service.client import EmbedderClient  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from attnserve.model import Encoder, EncoderConfig  # noqa: E402
+from attnserve.model.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
+from attnserve.model.tokenization import ReferenceTokenizer  # noqa: E402
+from attnserve.service.client.client import EmbedderClient  # noqa: E402
+from attnserve.service.server.settings import Settings  # noqa: E402
 from tests.server_harness import ServerThread  # noqa: E402
 
 TINY_CONFIG = EncoderConfig(
@@ -79,7 +79,7 @@ def checkpoint_dir(reference: Reference) -> Path:
 @pytest.fixture(scope="session")
 def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The packaged model exported once per test session and shared by every test."""
-    from export.artifact import build_artifact
+    from attnserve.export.artifact import build_artifact
 
     out = tmp_path_factory.mktemp("artifact") / "all-MiniLM-L6-v2"
     build_artifact(out)

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from service.server import RunningServer, build_server
-from service.settings import Settings
+from attnserve.service.server.app import RunningServer, build_server
+from attnserve.service.server.settings import Settings
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.client import EmbedderClient
+from attnserve.service.client.client import EmbedderClient
 from tests.server_harness import ServerThread
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def attnserve(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "attnserve.service.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,

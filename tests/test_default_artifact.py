@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.artifact import verify
-from service.default_artifact import DEFAULT_ARTIFACT_NAME, ensure_default_artifact
+from attnserve.service.artifact import verify
+from attnserve.service.server.default_artifact import DEFAULT_ARTIFACT_NAME, ensure_default_artifact
 
 pytestmark = pytest.mark.slow
 

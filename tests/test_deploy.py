@@ -19,8 +19,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service.cli import build_parser
-from service.settings import Settings
+from attnserve.service.cli import build_parser
+from attnserve.service.server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES_VERSION = "1.33.0"

@@ -12,11 +12,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.graphs import FAST_OUTPUTS, FastGraph, export_graph, fuse_in_place, op_counts
-from export.quantize import GATE_TEXTS, build_int8, check_quality
-from model import Encoder
-from model.tokenization import ReferenceTokenizer
-from service.artifact import ArtifactError, Manifest, verify
+from attnserve.export.graphs import FAST_OUTPUTS, FastGraph, export_graph, fuse_in_place, op_counts
+from attnserve.export.quantize import GATE_TEXTS, build_int8, check_quality
+from attnserve.model import Encoder
+from attnserve.model.tokenization import ReferenceTokenizer
+from attnserve.service.artifact import ArtifactError, Manifest, verify
 from tests.conftest import VARIED_TEXTS, Reference
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service.artifact import verify
-from service.engine import Batch, Engine
+from attnserve.service.artifact import verify
+from attnserve.service.server.engine import Batch, Engine
 
 pytestmark = [
     pytest.mark.gpu,

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from attnserve.v1 import embedder_pb2 as pb
-from attnserve.v1 import embedder_pb2_grpc
 from grpc import aio
 
-from service import tensors
-from service.loadtest import LoadConfig, run_load
+from attnserve.service import wire
+from attnserve.service.loadtest.generator import LoadConfig, run_load
+from attnserve.v1 import embedder_pb2 as pb
+from attnserve.v1 import embedder_pb2_grpc
 from tests.conftest import server_settings
 from tests.server_harness import ServerThread
 
@@ -45,7 +45,7 @@ def test_command_writes_complete_json_and_a_plot(
     out, plot = tmp_path / "result.json", tmp_path / "latency.png"
     result = subprocess.run(
         [
-            sys.executable, "-m", "service.cli", "loadtest", "--target", server.target,
+            sys.executable, "-m", "attnserve.service.cli", "loadtest", "--target", server.target,
             *mode_flags, "--duration", "3", "--warmup", "0.5", "--requests", "400",
             "--texts-per-request", "2", "--json", str(out), "--plot", str(plot), "--no-progress",
         ],
@@ -106,7 +106,7 @@ class SlowEmbedder(embedder_pb2_grpc.EmbedderServicer):
     async def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:  # noqa: N802
         async with self.lock:
             await asyncio.sleep(0.05)
-        pooled = tensors.encode(np.zeros((len(request.texts), 4), dtype=np.float32))
+        pooled = wire.encode(np.zeros((len(request.texts), 4), dtype=np.float32))
         return pb.EmbedResponse(pooled=pooled, results=[pb.TextResult(token_count=3)])
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
-from attnserve.v1 import embedder_pb2 as pb
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.client import EmbedderClient
+from attnserve.service.client.client import EmbedderClient
+from attnserve.v1 import embedder_pb2 as pb
 from tests.conftest import server_settings
 from tests.server_harness import ServerThread
 
@@ -151,7 +151,7 @@ def test_stage_histograms_add_up_to_the_request(metered: ServerThread) -> None:
 def test_request_id_comes_back_and_is_on_its_log_line(
     metered: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="service")
+    caplog.set_level(logging.DEBUG, logger="attnserve")
     with EmbedderClient(metered.target) as client:
         _, call = client.stub.Embed.with_call(
             pb.EmbedRequest(texts=["find me in the logs"]),
@@ -186,13 +186,17 @@ def test_secrets_never_reach_the_logs(
 
 
 def test_json_log_lines_carry_the_request_id() -> None:
-    from service.logs import JsonFormatter, install_request_id_factory, request_id_var
+    from attnserve.service.server.logs import (
+        JsonFormatter,
+        install_request_id_factory,
+        request_id_var,
+    )
 
     install_request_id_factory()
     token = request_id_var.set("json-1")
     try:
-        record = logging.getLogger("service.test").makeRecord(
-            "service.test", logging.INFO, __file__, 1, "hello %s", ("world",), None
+        record = logging.getLogger("attnserve.test").makeRecord(
+            "attnserve.test", logging.INFO, __file__, 1, "hello %s", ("world",), None
         )
     finally:
         request_id_var.reset(token)

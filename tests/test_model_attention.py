@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import Encoder, Pooling
-from model.encoder import additive_attention_mask
-from model.pooling import pool
+from attnserve.model import Encoder, Pooling
+from attnserve.model.encoder import additive_attention_mask
+from attnserve.model.pooling import pool
 
 
 def padded_batch(lengths: list[int], vocab: int = 100) -> dict[str, torch.Tensor]:

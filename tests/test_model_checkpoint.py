@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from model import Encoder
-from model.checkpoint import (
+from attnserve.model import Encoder
+from attnserve.model.checkpoint import (
     CheckpointError,
     default_checkpoint_dir,
     load_checkpoint,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from service.client import EmbedderClient
+from attnserve.service.client.client import EmbedderClient
 from tests.conftest import Reference
 
 pytestmark = pytest.mark.slow

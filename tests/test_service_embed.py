@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from service.client import EmbedderClient
+from attnserve.service.client.client import EmbedderClient
 from tests.conftest import VARIED_TEXTS, Reference
 from tests.server_harness import ServerThread
 

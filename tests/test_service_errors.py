@@ -7,11 +7,11 @@ import time
 
 import grpc
 import pytest
-from attnserve.v1 import embedder_pb2 as pb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.client import EmbedderClient
+from attnserve.service.client.client import EmbedderClient
+from attnserve.v1 import embedder_pb2 as pb
 from tests.server_harness import ServerThread
 
 pytestmark = pytest.mark.slow

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from attnserve.v1 import embedder_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.client import EmbedderClient
+from attnserve.service.client.client import EmbedderClient
+from attnserve.v1 import embedder_pb2 as pb
 from tests.conftest import server_settings
 from tests.server_harness import ServerThread
 
@@ -224,7 +224,7 @@ def test_sigterm_drains_then_exits_zero(artifact_dir: Path, tmp_path: Path) -> N
     env = {**os.environ, "ATTNSERVE_PORT_FILE": str(port_file)}
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "service.cli", "serve", "--artifact", str(artifact_dir),
+            sys.executable, "-m", "attnserve.service.cli", "serve", "--artifact", str(artifact_dir),
             "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1",
             "--drain-delay-s", "1.5", "--shutdown-grace-s", "20", "--warmup", "false",
         ],

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.cli import build_parser
-from service.commands import settings_from_args
-from service.settings import Settings
+from attnserve.service.cli import build_parser
+from attnserve.service.server.cli import settings_from_args
+from attnserve.service.server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +46,7 @@ def test_tokens_from_the_environment_are_split_and_hidden(monkeypatch: pytest.Mo
 )
 def test_bad_settings_stop_the_server_with_a_clear_message(flags: list[str], message: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "serve", *flags],
+        [sys.executable, "-m", "attnserve.service.cli", "serve", *flags],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2

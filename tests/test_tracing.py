@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service import tracing
-from service.client import EmbedderClient
+from attnserve.service.client.client import EmbedderClient
+from attnserve.service.server import tracing
 from tests.conftest import server_settings
 from tests.server_harness import ServerThread
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from service.artifact import ArtifactError, verify
-from service.logs import configure_logging
-from service.settings import Settings, add_settings_flags
+from attnserve.service.artifact import ArtifactError, verify
+from attnserve.service.server.logs import configure_logging
+from attnserve.service.server.settings import Settings, add_settings_flags
 
 
 def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,9 +40,11 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"attnserve serve: invalid settings: {problems}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    from service.engine import EngineError
-    from service.server import serve_forever  # heavy imports only once settings are sound
-    from service.tracing import TracingUnavailableError
+    from attnserve.service.server.app import (
+        serve_forever,  # heavy imports only once settings are sound
+    )
+    from attnserve.service.server.engine import EngineError
+    from attnserve.service.server.tracing import TracingUnavailableError
 
     try:
         return asyncio.run(serve_forever(settings))

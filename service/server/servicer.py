@@ -18,21 +18,26 @@ from typing import Any, TypeAlias, TypeVar
 import grpc
 import numpy as np
 import onnxruntime
-from attnserve.v1 import embedder_pb2 as pb
-from attnserve.v1 import embedder_pb2_grpc
 from grpc import aio
 
-from service import tensors
-from service.artifact import Manifest
-from service.batcher import Batcher
-from service.core import AttentionRequest, EmbeddingCore, EmbedOptions, EmbedResult
-from service.engine import Engine
-from service.errors import Code, ServiceError, invalid
-from service.logs import request_id_var
-from service.metrics import Metrics
-from service.settings import Settings
-from service.tokenizer import TextTokenizer, Truncation
-from service.tracing import Tracer
+from attnserve.service import wire
+from attnserve.service.artifact import Manifest
+from attnserve.service.server.batcher import Batcher
+from attnserve.service.server.engine import Engine
+from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.logs import request_id_var
+from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.pipeline import (
+    AttentionRequest,
+    EmbeddingCore,
+    EmbedOptions,
+    EmbedResult,
+)
+from attnserve.service.server.settings import Settings
+from attnserve.service.server.tokenizer import TextTokenizer, Truncation
+from attnserve.service.server.tracing import Tracer
+from attnserve.v1 import embedder_pb2 as pb
+from attnserve.v1 import embedder_pb2_grpc
 
 log = logging.getLogger(__name__)
 # grpc ships no type stubs: the servicer context is untyped to mypy.
@@ -267,13 +272,13 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
         )
         if options.pooled:
             pooled = np.stack([text.pooled for text in result.texts if text.pooled is not None])
-            response.pooled.CopyFrom(tensors.encode(pooled, dtype))
+            response.pooled.CopyFrom(wire.encode(pooled, dtype))
         for text in result.texts:
             entry = response.results.add(token_count=text.token_count, truncated=text.truncated)
             if text.token_embeddings is not None:
-                entry.token_embeddings.CopyFrom(tensors.encode(text.token_embeddings, dtype))
+                entry.token_embeddings.CopyFrom(wire.encode(text.token_embeddings, dtype))
             if text.attentions is not None:
-                entry.attentions.CopyFrom(tensors.encode(text.attentions, dtype))
+                entry.attentions.CopyFrom(wire.encode(text.attentions, dtype))
         return response
 
     @staticmethod

@@ -15,10 +15,10 @@ from typing import Literal
 
 import grpc
 import numpy as np
+
+from attnserve.service.wire import decode
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
-
-from service.tensors import decode
 
 DEFAULT_MAX_MESSAGE_BYTES = 128 << 20
 TRUNCATE = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from service.errors import invalid
+from attnserve.service.server.errors import invalid
 
 
 class Truncation(Enum):

@@ -15,22 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from attnserve.v1 import embedder_pb2, embedder_pb2_grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service.api import EmbedderService
-from service.artifact import Manifest, verify
-from service.auth import TokenAuthInterceptor
-from service.batcher import Batcher
-from service.default_artifact import ensure_default_artifact
-from service.engine import Engine
-from service.logs import install_request_id_factory
-from service.metrics import Metrics
-from service.settings import Settings
-from service.tokenizer import TextTokenizer
-from service.tracing import Tracer
+from attnserve.service.artifact import Manifest, verify
+from attnserve.service.server.auth import TokenAuthInterceptor
+from attnserve.service.server.batcher import Batcher
+from attnserve.service.server.default_artifact import ensure_default_artifact
+from attnserve.service.server.engine import Engine
+from attnserve.service.server.logs import install_request_id_factory
+from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.servicer import EmbedderService
+from attnserve.service.server.settings import Settings
+from attnserve.service.server.tokenizer import TextTokenizer
+from attnserve.service.server.tracing import Tracer
+from attnserve.v1 import embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name

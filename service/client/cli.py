@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from service.client import EmbedderClient
+from attnserve.service.client.client import EmbedderClient
 
 
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:
@@ -96,7 +96,7 @@ def run_attend(args: argparse.Namespace) -> int:
         return 1
     maps = served.attentions[0]
     assert maps is not None
-    from service.heatmap import render_attention
+    from attnserve.service.client.heatmap import render_attention
 
     labels = [token.text for token in tokens]
     heads = served.attention_heads if args.per_head else None

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.artifact import ArtifactError, verify
+from attnserve.service.artifact import ArtifactError, verify
 
 log = logging.getLogger(__name__)
 DEFAULT_ARTIFACT_NAME = "all-MiniLM-L6-v2"
@@ -25,7 +25,7 @@ def ensure_default_artifact(cache_dir: Path) -> Path:
     except ArtifactError as reason:
         log.info("building the default artifact into %s (%s)", directory, reason)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "service.cli", "export", "--out", str(directory)]
+    command = [sys.executable, "-m", "attnserve.service.cli", "export", "--out", str(directory)]
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
         raise ArtifactError(

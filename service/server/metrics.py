@@ -22,7 +22,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from service.batcher import BatchStats
+from attnserve.service.server.batcher import BatchStats
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer

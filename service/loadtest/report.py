@@ -5,14 +5,23 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from service.loadtest import Outcome
-
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+@dataclass
+class Outcome:
+    scheduled_at: float  # seconds since the measured phase began
+    latency_s: float  # from the scheduled send time (open loop) or the send (closed loop)
+    code: str
+    texts: int
+    tokens: int = 0
+    queue_ms: float = 0.0
+    tokenize_ms: float = 0.0
+    inference_ms: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.engine import Batch, Engine, GraphKind
-from service.errors import Code, ServiceError
-from service.tokenizer import EncodedText
+from attnserve.service.server.engine import Batch, Engine, GraphKind
+from attnserve.service.server.errors import Code, ServiceError
+from attnserve.service.server.tokenizer import EncodedText
 
 log = logging.getLogger(__name__)
 

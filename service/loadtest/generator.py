@@ -1,4 +1,4 @@
-"""`attnserve loadtest`: closed- and open-loop load against any attnserve endpoint.
+"""The load generator: closed- and open-loop load against any attnserve endpoint.
 
 Closed loop: N callers back to back. Open loop: Poisson arrivals at a fixed rate, each request
 timed from its *scheduled* send time, so a server that falls behind shows the queueing delay
@@ -8,22 +8,20 @@ count and a duration, after a warm-up that is not counted; it stops by itself.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import grpc
-from attnserve.v1 import embedder_pb2 as pb
-from attnserve.v1 import embedder_pb2_grpc
 from grpc import aio
 
-from service.loadtest_report import Summary, render_plot, summarize
+from attnserve.service.loadtest.report import Outcome, Summary, summarize
+from attnserve.v1 import embedder_pb2 as pb
+from attnserve.v1 import embedder_pb2_grpc
 
 WORDS = (
     "the a of and to in model server request batch token river bank money market attention "
@@ -61,18 +59,6 @@ class LoadConfig:
     token: str | None = None
     tls_ca: str | None = None
     corpus: str | None = None
-
-
-@dataclass
-class Outcome:
-    scheduled_at: float  # seconds since the measured phase began
-    latency_s: float  # from the scheduled send time (open loop) or the send (closed loop)
-    code: str
-    texts: int
-    tokens: int = 0
-    queue_ms: float = 0.0
-    tokenize_ms: float = 0.0
-    inference_ms: float = 0.0
 
 
 @dataclass
@@ -222,50 +208,3 @@ def load_corpus(path: str | None) -> list[str]:
 def run_load(config: LoadConfig, progress: bool = False) -> tuple[Run, Summary]:
     run = asyncio.run(LoadGenerator(config, progress).run())
     return run, summarize(run.outcomes, run.sent, run.elapsed_s)
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "loadtest", help="load-test an attnserve endpoint", description=__doc__
-    )
-    parser.add_argument("--target", required=True, help="server HOST:PORT")
-    parser.add_argument("--mode", choices=["closed", "open"], default="closed")
-    parser.add_argument("--concurrency", type=int, default=8, help="closed loop: callers")
-    parser.add_argument("--rate", type=float, default=50.0, help="open loop: requests/s")
-    parser.add_argument("--requests", type=int, default=1000, help="stop after this many")
-    parser.add_argument("--duration", type=float, default=30.0, help="stop after seconds")
-    parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds first")
-    parser.add_argument("--texts-per-request", type=int, default=1)
-    parser.add_argument("--token-embeddings", action="store_true")
-    parser.add_argument("--attention", action="store_true", help="ask for attention maps")
-    parser.add_argument("--corpus", default=None, help="file with one text per line")
-    parser.add_argument("--timeout", type=float, default=30.0, help="per-request deadline (s)")
-    parser.add_argument("--token", default=None, help="bearer token")
-    parser.add_argument("--tls-ca", default=None, help="CA bundle: connect with TLS")
-    parser.add_argument("--json", type=Path, default=None, help="write results as JSON")
-    parser.add_argument("--plot", type=Path, default=None, help="write a latency plot (PNG)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.set_defaults(handler=run_command)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    if args.concurrency < 1 or args.rate <= 0 or args.requests < 1 or args.duration <= 0:
-        print(
-            "loadtest: concurrency, rate, requests and duration must be positive", file=sys.stderr
-        )
-        return 2
-    config = LoadConfig(
-        target=args.target, mode=args.mode, concurrency=args.concurrency, rate=args.rate,
-        requests=args.requests, duration_s=args.duration, warmup_s=args.warmup,
-        texts_per_request=args.texts_per_request, token_embeddings=args.token_embeddings,
-        attention=args.attention, timeout_s=args.timeout, token=args.token,
-        tls_ca=args.tls_ca, corpus=args.corpus,
-    )  # fmt: skip
-    run, summary = run_load(config, progress=not args.no_progress)
-    print(summary.table())
-    if args.json is not None:
-        document = {"config": {**asdict(config), "token": bool(config.token)}, **summary.as_dict()}
-        args.json.write_text(json.dumps(document, indent=2))
-    if args.plot is not None:
-        render_plot(run.outcomes, args.plot, f"{config.mode} loop against {config.target}")
-    return 0

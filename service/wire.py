@@ -6,6 +6,7 @@ Shared by the server and the client. Decoding is a zero-copy view over the messa
 from __future__ import annotations
 
 import numpy as np
+
 from attnserve.v1 import embedder_pb2 as pb
 
 WIRE_DTYPES: dict[int, np.dtype[np.generic]] = {

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import onnxruntime as ort
 
-from service.artifact import GraphSpec, Manifest, Precision
+from attnserve.service.artifact import GraphSpec, Manifest, Precision
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.artifact import Manifest
-from service.batcher import Batcher, BatchStats, ItemResult
-from service.engine import GraphKind
-from service.errors import Code, ServiceError, invalid
-from service.metrics import Metrics
-from service.settings import Settings
-from service.tokenizer import EncodedText, TextTokenizer, Truncation
-from service.tracing import Tracer
+from attnserve.service.artifact import Manifest
+from attnserve.service.server.batcher import Batcher, BatchStats, ItemResult
+from attnserve.service.server.engine import GraphKind
+from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.settings import Settings
+from attnserve.service.server.tokenizer import EncodedText, TextTokenizer, Truncation
+from attnserve.service.server.tracing import Tracer
 
 INLINE_TOKENIZE_CHARS = 20_000
 

@@ -1,0 +1,1 @@
+"""The client side: a typed gRPC client, the embed/attend commands and heatmaps."""

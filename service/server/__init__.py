@@ -1,0 +1,1 @@
+"""The gRPC server: settings, engine, batcher, request pipeline, servicer, lifecycle."""
