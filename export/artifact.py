@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from attnserve.export.graphs import BuiltGraph, build_graphs
+from attnserve.export.graphs import build_graphs
 from attnserve.model.checkpoint import Checkpoint, load_checkpoint
 from attnserve.service.artifact import (
     FORMAT_VERSION,
     MANIFEST_FILE,
-    GraphSpec,
     Manifest,
     ModelSpec,
     TokenizerSpec,
@@ -66,21 +65,6 @@ def model_spec(checkpoint: Checkpoint) -> ModelSpec:
     )
 
 
-def graph_spec(graph: BuiltGraph) -> GraphSpec:
-    return GraphSpec(
-        file=graph.file,
-        purpose=graph.purpose,
-        precision=graph.precision,
-        providers=graph.providers,
-        opset=graph.opset,
-        op_counts=graph.op_counts,
-        inputs=graph.inputs,
-        outputs=graph.outputs,
-        graph_optimization_level=graph.graph_optimization_level,
-        parity=graph.parity,
-    )
-
-
 def build_artifact(
     out_dir: Path, checkpoint_dir: Path | None = None, *, int8: bool = True, fp16: bool = True
 ) -> Manifest:
@@ -100,7 +84,7 @@ def build_artifact(
         format_version=FORMAT_VERSION,
         model=model_spec(checkpoint),
         tokenizer=tokenizer_spec(checkpoint),
-        graphs=tuple(graph_spec(graph) for graph in graphs),
+        graphs=tuple(graphs),
         files=files,
         tools=tool_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -12,11 +12,8 @@ MatMul) and returns every layer's softmax output: exact, and supported by every 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnx
@@ -28,13 +25,14 @@ from attnserve.export.fusion import fuse_attention
 from attnserve.export.quantize import build_int8, check_quality, pooled_embeddings
 from attnserve.model import Encoder
 from attnserve.model.tokenization import ReferenceTokenizer
+from attnserve.service.artifact import ExecutionProvider, GraphPurpose, GraphSpec, Precision
 from attnserve.service.corpus import varied_corpus
 
 OPSET = 23
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 FAST_OUTPUTS = ("token_embeddings", "pooled")
 MAPS_OUTPUTS = (*FAST_OUTPUTS, "attentions")
-CPU_AND_CUDA = ("CUDAExecutionProvider", "CPUExecutionProvider")
+CPU_AND_CUDA: tuple[ExecutionProvider, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 PARITY_TEXTS = [
     "hello",
@@ -43,20 +41,6 @@ PARITY_TEXTS = [
     "Café naïve façade, déjà vu in Zürich; 東京; Привет; 🚀",
     " ".join(["Attention weighs every token against every other token."] * 12),
 ]
-
-
-@dataclass(frozen=True)
-class BuiltGraph:
-    file: str
-    purpose: Literal["fast", "maps"]
-    precision: Literal["fp32", "int8", "fp16"]
-    providers: tuple[str, ...]
-    opset: int
-    op_counts: dict[str, int]
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    graph_optimization_level: str
-    parity: dict[str, float] = field(default_factory=dict)
 
 
 class FastGraph(nn.Module):
@@ -173,13 +157,14 @@ def build_graphs(
     *,
     int8: bool = True,
     fp16: bool = True,
-) -> list[BuiltGraph]:
+) -> list[GraphSpec]:
     tokenizer = ReferenceTokenizer(tokenizer_path, max_tokens)
-    built = []
-    for purpose, module, outputs, impl in (
+    built: list[GraphSpec] = []
+    plan: tuple[tuple[GraphPurpose, nn.Module, tuple[str, ...], str], ...] = (
         ("fast", FastGraph(encoder), FAST_OUTPUTS, "sdpa"),
         ("maps", MapsGraph(encoder), MAPS_OUTPUTS, "explicit"),
-    ):
+    )
+    for purpose, module, outputs, impl in plan:
         started = time.perf_counter()
         encoder.attention_impl = impl  # type: ignore[assignment]
         file = f"encoder.{purpose}.fp32.onnx"
@@ -188,9 +173,9 @@ def build_graphs(
         if purpose == "fast":
             fuse_in_place(out_dir / file, encoder.config.num_heads)
         built.append(
-            BuiltGraph(
+            GraphSpec(
                 file=file,
-                purpose=purpose,  # type: ignore[arg-type]
+                purpose=purpose,
                 precision="fp32",
                 providers=CPU_AND_CUDA,
                 opset=OPSET,
@@ -202,7 +187,7 @@ def build_graphs(
             )
         )
         print(f"  {file}: exported in {time.perf_counter() - started:.1f} s")
-    fast_fp32 = out_dir / built[0].file
+    fast_fp32 = built[0]
     if int8:
         built += build_int8_graph(fast_fp32, out_dir, tokenizer)
     if fp16:
@@ -210,40 +195,29 @@ def build_graphs(
     return built
 
 
-def derived(
-    base: BuiltGraph,
+def variant_of(
+    base: GraphSpec,
     path: Path,
-    precision: Literal["fp32", "int8", "fp16"],
-    providers: tuple[str, ...],
+    precision: Precision,
+    providers: tuple[ExecutionProvider, ...],
     parity: dict[str, float],
-) -> BuiltGraph:
-    return dataclasses.replace(
-        base,
-        file=path.name,
-        op_counts=op_counts(path),
-        precision=precision,
-        providers=providers,
-        parity=parity,
-    )
-
-
-def fast_fp32_spec(fp32_path: Path) -> BuiltGraph:
-    return BuiltGraph(
-        file=fp32_path.name,
-        purpose="fast",
-        precision="fp32",
-        providers=CPU_AND_CUDA,
-        opset=OPSET,
-        op_counts={},
-        inputs=INPUTS,
-        outputs=FAST_OUTPUTS,
-        graph_optimization_level="ORT_ENABLE_ALL",
+) -> GraphSpec:
+    """The spec of a graph derived from `base` (same purpose, inputs and outputs) at `path`."""
+    return base.model_copy(
+        update={
+            "file": path.name,
+            "op_counts": op_counts(path),
+            "precision": precision,
+            "providers": providers,
+            "parity": parity,
+        }
     )
 
 
 def build_int8_graph(
-    fp32_path: Path, out_dir: Path, tokenizer: ReferenceTokenizer
-) -> list[BuiltGraph]:
+    fast_fp32: GraphSpec, out_dir: Path, tokenizer: ReferenceTokenizer
+) -> list[GraphSpec]:
+    fp32_path = out_dir / fast_fp32.file
     path = out_dir / "encoder.fast.int8.onnx"
     report, strategy = build_int8(fp32_path, path, tokenizer)
     if strategy is None:
@@ -255,20 +229,19 @@ def build_int8_graph(
         "n_texts": float(report.n_texts),
     }
     return [
-        derived(
-            fast_fp32_spec(fp32_path),
-            path,
-            precision="int8",
-            providers=("CPUExecutionProvider",),
-            parity=parity,
+        variant_of(
+            fast_fp32, path, precision="int8", providers=("CPUExecutionProvider",), parity=parity
         )
     ]
 
 
-def build_fp16_graph(fp32_path: Path, out_dir: Path, tokenizer: ReferenceTokenizer) -> BuiltGraph:
+def build_fp16_graph(
+    fast_fp32: GraphSpec, out_dir: Path, tokenizer: ReferenceTokenizer
+) -> GraphSpec:
     """Half-precision weights and matmuls for CUDA; inputs, outputs and LayerNorms stay fp32."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    fp32_path = out_dir / fast_fp32.file
     path = out_dir / "encoder.fast.fp16.onnx"
     half = convert_float_to_float16(
         onnx.load(str(fp32_path)), keep_io_types=True, op_block_list=["LayerNormalization"]
@@ -283,10 +256,6 @@ def build_fp16_graph(fp32_path: Path, out_dir: Path, tokenizer: ReferenceTokeniz
         "cpu_min_cosine_to_fp32": report.min_cosine,
         "n_texts": float(report.n_texts),
     }
-    return derived(
-        fast_fp32_spec(fp32_path),
-        path,
-        precision="fp16",
-        providers=("CUDAExecutionProvider",),
-        parity=parity,
+    return variant_of(
+        fast_fp32, path, precision="fp16", providers=("CUDAExecutionProvider",), parity=parity
     )

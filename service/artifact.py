@@ -17,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 
-GraphPurpose = Literal["fast", "maps"]
+# The artifact's vocabulary, spelled once: the server, export and tests all use these.
+GraphPurpose = Literal["fast", "maps"]  # fast: embeddings only; maps: also attention probabilities
 Precision = Literal["fp32", "int8", "fp16"]
+ExecutionProvider = Literal["CUDAExecutionProvider", "CPUExecutionProvider"]  # ONNX Runtime's names
 
 
 class ArtifactError(ValueError):
@@ -52,7 +54,9 @@ class GraphSpec(Strict):
     file: str
     purpose: GraphPurpose = Field(description="fast: embeddings only; maps: also attentions")
     precision: Precision
-    providers: tuple[str, ...] = Field(description="execution providers the graph is meant for")
+    providers: tuple[ExecutionProvider, ...] = Field(
+        description="execution providers the graph is meant for"
+    )
     opset: int
     op_counts: dict[str, int] = Field(description="fused-op counts by op type")
     inputs: tuple[str, ...]

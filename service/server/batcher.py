@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attnserve.service.server.engine import Batch, Engine, GraphKind
+from attnserve.service.artifact import GraphPurpose
+from attnserve.service.server.engine import Batch, Engine
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.service.server.tokenizer import EncodedText
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BatchStats:
-    graph: GraphKind
+    graph: GraphPurpose
     texts: int
     real_tokens: int
     padded_tokens: int
@@ -51,7 +52,7 @@ class ItemResult:
 @dataclass(eq=False)
 class WorkItem:
     text: EncodedText
-    graph: GraphKind
+    graph: GraphPurpose
     want_tokens: bool
     deadline: float | None  # time.monotonic() seconds
     future: asyncio.Future[ItemResult]
@@ -104,7 +105,11 @@ class Batcher:
         self.executor.shutdown(wait=True)
 
     def submit(
-        self, texts: list[EncodedText], graph: GraphKind, want_tokens: bool, deadline: float | None
+        self,
+        texts: list[EncodedText],
+        graph: GraphPurpose,
+        want_tokens: bool,
+        deadline: float | None,
     ) -> list[asyncio.Future[ItemResult]]:
         """Queue a request's texts together, or refuse them all when the queue is full."""
         if len(self.pending) + len(texts) > self.max_queue_texts:
@@ -155,10 +160,10 @@ class Batcher:
             except TimeoutError:
                 return
 
-    def pending_texts(self, graph: GraphKind) -> int:
+    def pending_texts(self, graph: GraphPurpose) -> int:
         return sum(1 for item in self.pending if item.graph == graph)
 
-    def pending_tokens(self, graph: GraphKind) -> int:
+    def pending_tokens(self, graph: GraphPurpose) -> int:
         return sum(item.length for item in self.pending if item.graph == graph)
 
     def drop_expired(self) -> None:

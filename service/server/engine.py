@@ -10,18 +10,23 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
 
-from attnserve.service.artifact import GraphSpec, Manifest, Precision
+from attnserve.service.artifact import (
+    ExecutionProvider,
+    GraphPurpose,
+    GraphSpec,
+    Manifest,
+    Precision,
+)
+from attnserve.service.server.settings import Provider
 
 log = logging.getLogger(__name__)
 
-GraphKind = Literal["fast", "maps"]
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
+CUDA: ExecutionProvider = "CUDAExecutionProvider"
+CPU: ExecutionProvider = "CPUExecutionProvider"
 OPT_LEVELS = {
     "ORT_DISABLE_ALL": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "ORT_ENABLE_BASIC": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -41,7 +46,7 @@ class Batch:
     token_type_ids: np.ndarray  # (B, T) int64
 
 
-def choose_providers(requested: Literal["auto", "cpu", "cuda"]) -> list[str]:
+def choose_providers(requested: Provider) -> list[ExecutionProvider]:
     available = ort.get_available_providers()
     if requested == "cpu":
         return [CPU]
@@ -58,7 +63,7 @@ class Engine:
         directory: Path,
         manifest: Manifest,
         precision: Precision,
-        provider: Literal["auto", "cpu", "cuda"],
+        provider: Provider,
         intra_op_threads: int,
         spin_wait: bool = True,
     ) -> None:
@@ -72,7 +77,7 @@ class Engine:
         if fast is None:
             have = ", ".join(f"{g.purpose}/{g.precision}" for g in manifest.graphs)
             raise EngineError(f"the artifact has no fast {precision} graph (it has: {have})")
-        self.specs: dict[GraphKind, GraphSpec] = {"fast": fast}
+        self.specs: dict[GraphPurpose, GraphSpec] = {"fast": fast}
         maps = manifest.graph("maps", "fp32")
         if maps is not None:
             self.specs["maps"] = maps
@@ -109,7 +114,7 @@ class Engine:
     def supports_maps(self) -> bool:
         return "maps" in self.sessions
 
-    def run(self, kind: GraphKind, batch: Batch, outputs: list[str]) -> dict[str, np.ndarray]:
+    def run(self, kind: GraphPurpose, batch: Batch, outputs: list[str]) -> dict[str, np.ndarray]:
         """One forward pass; returns only the requested outputs, as CPU numpy arrays."""
         feeds = {
             "input_ids": batch.input_ids,

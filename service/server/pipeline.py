@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnserve.service.artifact import Manifest
+from attnserve.service.artifact import GraphPurpose, Manifest
 from attnserve.service.server.batcher import Batcher, BatchStats, ItemResult
-from attnserve.service.server.engine import GraphKind
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.settings import Settings
@@ -163,7 +162,7 @@ class EmbeddingCore:
         if deadline is not None and time.monotonic() >= deadline:
             raise ServiceError(Code.DEADLINE_EXCEEDED, "deadline passed before inference")
 
-        graph: GraphKind = "fast" if options.attention is None else "maps"
+        graph: GraphPurpose = "fast" if options.attention is None else "maps"
         futures = self.batcher.submit(encoded, graph, options.token_embeddings, deadline)
         try:
             results: list[ItemResult] = await asyncio.gather(*futures)

@@ -14,6 +14,11 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from attnserve.service.artifact import Precision
+
+# Which execution provider to ask ONNX Runtime for: auto tries CUDA, then falls back to CPU.
+Provider = Literal["auto", "cpu", "cuda"]
+
 DEFAULT_CACHE = Path.home() / ".cache" / "attnserve"
 
 
@@ -27,12 +32,12 @@ class Settings(BaseSettings):
         "the cache (needs the export extra) and serves that",
     )
     cache_dir: Path = Field(DEFAULT_CACHE, description="where the default artifact is cached")
-    precision: Literal["fp32", "int8", "fp16"] = Field(
+    precision: Precision = Field(
         "fp32",
         description="graph precision: int8 is ~1.5-2x faster on CPU at ~0.99 cosine to fp32; "
         "fp16 is for CUDA only",
     )
-    provider: Literal["auto", "cpu", "cuda"] = Field(
+    provider: Provider = Field(
         "auto", description="execution provider: auto tries CUDA, then falls back to CPU"
     )
     intra_op_threads: int = Field(
