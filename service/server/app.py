@@ -1,7 +1,8 @@
-"""The server's lifecycle: load and verify, warm up, serve, drain on SIGTERM, stop.
+"""The composition root and lifecycle: assemble, start, warm up, serve, drain on SIGTERM, stop.
 
-`build_server` takes settings and returns a started `RunningServer` bound to a real port (port 0
-picks a free one), so tests run the same code as production on loopback.
+`assemble` builds every part from settings and wires them (nothing else constructs the engine,
+batcher or pipeline); `build_server` starts the assembly on a real port (port 0 picks a free
+one), so tests run the same code as production on loopback.
 """
 
 from __future__ import annotations
@@ -11,29 +12,41 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import grpc
+import onnxruntime
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from attnserve.service.artifact import Manifest, verify
+from attnserve.service.artifact import ArtifactError, Manifest, verify
 from attnserve.service.server.auth import TokenAuthInterceptor
 from attnserve.service.server.batcher import Batcher
 from attnserve.service.server.default_artifact import ensure_default_artifact
 from attnserve.service.server.engine import Engine
+from attnserve.service.server.errors import StartupError
 from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.pipeline import Pipeline
 from attnserve.service.server.servicer import EmbedderService
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.tokenizer import TextTokenizer
 from attnserve.service.server.tracing import Tracer
 from attnserve.v1 import embedder_pb2, embedder_pb2_grpc
+from attnserve.v1 import embedder_pb2 as pb
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
+
+
+def attnserve_version() -> str:
+    try:
+        return version("attnserve")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def grpc_options(settings: Settings) -> list[tuple[str, int]]:
@@ -59,6 +72,94 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )
+
+
+def load_artifact(settings: Settings) -> tuple[Path, Manifest]:
+    try:
+        directory = settings.artifact or ensure_default_artifact(settings.cache_dir)
+        return directory, verify(directory)
+    except ArtifactError as error:
+        raise StartupError(f"artifact: {error}") from error
+
+
+def build_info(
+    settings: Settings, manifest: Manifest, engine: Engine, tokenizer: TextTokenizer
+) -> pb.InfoResponse:
+    """The `Info` answer: what is served and under which limits (fixed for the server's life)."""
+    model = manifest.model
+    return pb.InfoResponse(
+        model_name=model.name,
+        model_source=model.source,
+        hidden_size=model.hidden_size,
+        num_layers=model.num_layers,
+        num_heads=model.num_heads,
+        pooling=model.pooling,
+        normalize=model.normalize,
+        default_max_tokens=min(manifest.tokenizer.default_max_tokens, tokenizer.max_tokens),
+        limits=pb.Limits(
+            max_texts_per_request=settings.max_texts_per_request,
+            max_chars_per_text=settings.max_chars_per_text,
+            max_tokens_per_text=tokenizer.max_tokens,
+            max_attention_elements=settings.max_attention_elements,
+            max_receive_message_bytes=settings.max_receive_message_bytes,
+            max_send_message_bytes=settings.max_send_message_bytes,
+            max_queue_texts=settings.max_queue_texts,
+        ),
+        precision=settings.precision,
+        execution_provider=engine.provider,
+        attention_maps=engine.supports_maps(),
+        artifact_sha256=manifest.artifact_hash,
+        server_version=attnserve_version(),
+        onnxruntime_version=onnxruntime.__version__,
+    )
+
+
+@dataclass
+class Assembly:
+    """Every part of one server, built and wired, not yet started."""
+
+    settings: Settings
+    directory: Path
+    manifest: Manifest
+    engine: Engine
+    tokenizer: TextTokenizer
+    metrics: Metrics
+    batcher: Batcher
+    service: EmbedderService
+
+
+def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
+    directory, manifest = load_artifact(settings)
+    engine = Engine(
+        directory,
+        manifest,
+        settings.precision,
+        settings.provider,
+        settings.intra_op_threads,
+        settings.spin_wait,
+    )
+    max_tokens = min(
+        settings.max_tokens_per_text or manifest.model.max_positions, manifest.model.max_positions
+    )
+    tokenizer = TextTokenizer(directory / manifest.tokenizer.file, max_tokens)
+    metrics = Metrics(enabled=settings.metrics)
+    batcher = Batcher(
+        engine,
+        pad_token_id=manifest.tokenizer.pad_token_id,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_batch_texts=settings.max_batch_texts,
+        max_wait_ms=settings.max_wait_ms,
+        max_queue_texts=settings.max_queue_texts,
+        on_batch=metrics.observe_batch,
+    )
+    metrics.queue_depth.set_function(lambda: batcher.depth)
+    tracer = Tracer(settings.otlp_endpoint, span_exporter)
+    pipeline = Pipeline(
+        settings, manifest, tokenizer, batcher, metrics, tracer, engine.supports_maps()
+    )
+    info = build_info(settings, manifest, engine, tokenizer)
+    service = EmbedderService(pipeline, info, metrics, tracer)
+    return Assembly(settings, directory, manifest, engine, tokenizer, metrics, batcher, service)
 
 
 @dataclass
@@ -95,41 +196,8 @@ class RunningServer:
         log.info("stopped")
 
 
-def load_manifest(settings: Settings) -> tuple[Path, Manifest]:
-    directory = settings.artifact or ensure_default_artifact(settings.cache_dir)
-    return directory, verify(directory)
-
-
-async def build_server(settings: Settings, span_exporter: Any = None) -> RunningServer:
-    """Start a server; `span_exporter` (tests) receives spans without an OTLP collector."""
-    install_request_id_factory()
-    directory, manifest = load_manifest(settings)
-    engine = Engine(
-        directory,
-        manifest,
-        settings.precision,
-        settings.provider,
-        settings.intra_op_threads,
-        settings.spin_wait,
-    )
-    max_tokens = min(
-        settings.max_tokens_per_text or manifest.model.max_positions, manifest.model.max_positions
-    )
-    tokenizer = TextTokenizer(directory / manifest.tokenizer.file, max_tokens)
-    metrics = Metrics(enabled=settings.metrics)
-    batcher = Batcher(
-        engine,
-        pad_token_id=manifest.tokenizer.pad_token_id,
-        max_batch_tokens=settings.max_batch_tokens,
-        max_batch_texts=settings.max_batch_texts,
-        max_wait_ms=settings.max_wait_ms,
-        max_queue_texts=settings.max_queue_texts,
-        on_batch=metrics.observe_batch,
-    )
-    metrics.queue_depth.set_function(lambda: batcher.depth)
-    tracer = Tracer(settings.otlp_endpoint, span_exporter)
-    service = EmbedderService(settings, manifest, engine, tokenizer, batcher, metrics, tracer)
-
+def start_grpc(settings: Settings, service: EmbedderService) -> tuple[aio.Server, int, Any]:
+    """The gRPC server with the API, health and reflection, bound (not yet started)."""
     interceptors = []
     if settings.auth_tokens:
         tokens = tuple(token.get_secret_value() for token in settings.auth_tokens)
@@ -147,9 +215,40 @@ async def build_server(settings: Settings, span_exporter: Any = None) -> Running
         port = server.add_insecure_port(address)
     else:
         port = server.add_secure_port(address, credentials)
+    return server, port, health_servicer
 
+
+def log_startup(assembly: Assembly, running: RunningServer) -> None:
+    settings, manifest, engine = assembly.settings, assembly.manifest, assembly.engine
+    log.info(
+        "serving %s (artifact %s, sha256 %s) on port %d; provider %s, %d threads, precision %s; "
+        "metrics on %s; limits: %d texts/request, %d chars/text, %d tokens/text, "
+        "%d attention elements/response; tls %s, auth %s",
+        manifest.model.name,
+        assembly.directory,
+        manifest.artifact_hash[:12],
+        running.port,
+        engine.provider,
+        engine.threads,
+        settings.precision,
+        running.metrics_port,
+        settings.max_texts_per_request,
+        settings.max_chars_per_text,
+        assembly.tokenizer.max_tokens,
+        settings.max_attention_elements,
+        "on" if settings.tls_cert else "off",
+        "on" if settings.auth_tokens else "off",
+    )
+
+
+async def build_server(settings: Settings, span_exporter: Any = None) -> RunningServer:
+    """Start a server; `span_exporter` (tests) receives spans without an OTLP collector."""
+    install_request_id_factory()
+    assembly = assemble(settings, span_exporter)
+    server, port, health_servicer = start_grpc(settings, assembly.service)
+    metrics, batcher, engine = assembly.metrics, assembly.batcher, assembly.engine
     running = RunningServer(
-        settings, server, port, None, health_servicer, service, batcher, metrics
+        settings, server, port, None, health_servicer, assembly.service, batcher, metrics
     )
     await running.set_serving(False)  # NOT_SERVING until warm
     await server.start()
@@ -158,11 +257,11 @@ async def build_server(settings: Settings, span_exporter: Any = None) -> Running
         running.metrics_port = metrics.serve(settings.metrics_port)
     metrics.info.info(
         {
-            "model": manifest.model.name,
-            "artifact_sha256": manifest.artifact_hash,
+            "model": assembly.manifest.model.name,
+            "artifact_sha256": assembly.manifest.artifact_hash,
             "provider": engine.provider,
             "precision": settings.precision,
-            "onnxruntime": manifest.tools.get("onnxruntime", ""),
+            "onnxruntime": assembly.manifest.tools.get("onnxruntime", ""),
         }
     )
     if settings.warmup:
@@ -172,16 +271,7 @@ async def build_server(settings: Settings, span_exporter: Any = None) -> Running
     await running.set_serving(True)
     if settings.port_file is not None:
         settings.port_file.write_text(f"{port}\n")
-    log.info(
-        "serving %s (artifact %s, sha256 %s) on port %d; provider %s, %d threads, precision %s; "
-        "metrics on %s; limits: %d texts/request, %d chars/text, %d tokens/text, "
-        "%d attention elements/response; tls %s, auth %s",
-        manifest.model.name, directory, manifest.artifact_hash[:12], port, engine.provider,
-        engine.threads, settings.precision, running.metrics_port,
-        settings.max_texts_per_request, settings.max_chars_per_text, tokenizer.max_tokens,
-        settings.max_attention_elements, "on" if credentials else "off",
-        "on" if settings.auth_tokens else "off",
-    )  # fmt: skip
+    log_startup(assembly, running)
     return running
 
 

@@ -10,6 +10,9 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from attnserve.service.server.errors import Code
+from attnserve.service.server.status import abort
+
 # Health checks and reflection stay open: probes and tooling carry no tokens.
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
@@ -48,8 +51,9 @@ class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     @staticmethod
     def deny(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         async def refuse(_request: Any, context: aio.ServicerContext[Any, Any]) -> None:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
+            await abort(
+                context,
+                Code.UNAUTHENTICATED,
                 "missing or invalid bearer token (metadata 'authorization: Bearer <token>')",
             )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from attnserve.service.artifact import ArtifactError, verify
+from attnserve.service.server.errors import StartupError
 from attnserve.service.server.logs import configure_logging
 from attnserve.service.server.settings import Settings, add_settings_flags
 
@@ -40,15 +41,12 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"attnserve serve: invalid settings: {problems}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    from attnserve.service.server.app import (
-        serve_forever,  # heavy imports only once settings are sound
-    )
-    from attnserve.service.server.engine import EngineError
-    from attnserve.service.server.tracing import TracingUnavailableError
+    # Heavy imports (ONNX Runtime, gRPC) only once the settings are sound.
+    from attnserve.service.server.app import serve_forever
 
     try:
         return asyncio.run(serve_forever(settings))
-    except (ArtifactError, EngineError, TracingUnavailableError) as exc:
+    except StartupError as exc:
         print(f"attnserve serve: {exc}", file=sys.stderr)
         return 2
 

@@ -21,6 +21,7 @@ from attnserve.service.artifact import (
     Manifest,
     Precision,
 )
+from attnserve.service.server.errors import StartupError
 from attnserve.service.server.settings import Provider
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ OPT_LEVELS = {
 }
 
 
-class EngineError(RuntimeError):
+class EngineError(StartupError):
     """The engine cannot start with these settings; the message says why."""
 
 

@@ -1,29 +1,24 @@
-"""Every failure a client can see, named once and mapped once to a gRPC status code.
+"""Every failure a client can see, named once, with no transport in sight.
 
-Domain code raises `ServiceError(Code.X, message)`; the API layer turns it into a status with
-`abort`. Anything else that escapes is INTERNAL with a request id, never a traceback.
+Domain code (pipeline, batcher, tokenizer) raises `ServiceError(Code.X, message)`; each protocol
+maps `Code` to its own status once (`status.py` for gRPC). Anything else that escapes a call is
+INTERNAL with a request id, never a traceback. `StartupError` is the one base of everything that
+stops the server before it serves, so the command reports them all the same way.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
-import grpc
-
 
 class Code(Enum):
-    INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
-    RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
-    DEADLINE_EXCEEDED = grpc.StatusCode.DEADLINE_EXCEEDED
-    CANCELLED = grpc.StatusCode.CANCELLED
-    UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
-    UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
-    INTERNAL = grpc.StatusCode.INTERNAL
-
-    @property
-    def status(self) -> grpc.StatusCode:
-        status: grpc.StatusCode = self.value
-        return status
+    INVALID_ARGUMENT = "invalid_argument"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    CANCELLED = "cancelled"
+    UNAVAILABLE = "unavailable"
+    UNAUTHENTICATED = "unauthenticated"
+    INTERNAL = "internal"
 
 
 class ServiceError(Exception):
@@ -40,3 +35,7 @@ class ServiceError(Exception):
 
 def invalid(message: str) -> ServiceError:
     return ServiceError(Code.INVALID_ARGUMENT, message)
+
+
+class StartupError(RuntimeError):
+    """The server cannot start with these settings or this artifact; the message says why."""

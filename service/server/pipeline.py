@@ -1,7 +1,7 @@
 """The request path without the transport: validate, tokenise, batch, post-process.
 
-`api.py` turns protobuf into these types and back; everything a request means lives here, so
-the unary call and the stream share one implementation.
+Each protocol adapter (the gRPC servicer) turns its messages into `EmbedOptions` and the results
+back; everything a request means lives here, so every call shape shares one implementation.
 """
 
 from __future__ import annotations
@@ -16,28 +16,12 @@ from attnserve.service.artifact import GraphPurpose, Manifest
 from attnserve.service.server.batcher import Batcher, BatchStats, ItemResult
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
 from attnserve.service.server.settings import Settings
-from attnserve.service.server.tokenizer import EncodedText, TextTokenizer, Truncation
+from attnserve.service.server.tokenizer import EncodedText, TextTokenizer
 from attnserve.service.server.tracing import Tracer
 
 INLINE_TOKENIZE_CHARS = 20_000
-
-
-@dataclass(frozen=True)
-class AttentionRequest:
-    layers: tuple[int, ...]  # empty = all
-    heads: tuple[int, ...]  # empty = all
-    average_heads: bool
-
-
-@dataclass(frozen=True)
-class EmbedOptions:
-    pooled: bool = True
-    token_embeddings: bool = False
-    normalize: bool | None = None  # None = the model's default
-    truncation: Truncation = Truncation.END
-    attention: AttentionRequest | None = None
-    max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
 
 
 @dataclass(frozen=True)
@@ -64,7 +48,7 @@ class EmbedResult:
     heads: tuple[int, ...]  # attention heads returned (before averaging)
 
 
-class EmbeddingCore:
+class Pipeline:
     def __init__(
         self,
         settings: Settings,
@@ -73,6 +57,7 @@ class EmbeddingCore:
         batcher: Batcher,
         metrics: Metrics,
         tracer: Tracer,
+        maps_available: bool,
     ) -> None:
         self.tracer = tracer
         self.settings = settings
@@ -80,7 +65,7 @@ class EmbeddingCore:
         self.tokenizer = tokenizer
         self.batcher = batcher
         self.metrics = metrics
-        self.maps_available = batcher.engine.supports_maps()
+        self.maps_available = maps_available
 
     def check_texts(self, texts: list[str]) -> None:
         if not texts:

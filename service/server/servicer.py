@@ -1,40 +1,32 @@
-"""The gRPC transport: protobuf <-> core types, request ids, status codes, per-call metrics.
+"""The gRPC transport of `attnserve.v1`: protobuf <-> the pipeline's types, request ids,
+status codes, per-call metrics.
 
-Only this module knows about protobuf messages and `ServicerContext`; failures are mapped to
-status codes here and nowhere else.
+Only this module knows about `attnserve.v1` messages and `ServicerContext`. It gets a built
+`Pipeline` and the `Info` answer from the composition root (`app.py`); failures become status
+codes through the one map in `status.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from importlib.metadata import PackageNotFoundError, version
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
 
-import grpc
 import numpy as np
-import onnxruntime
 from grpc import aio
 
 from attnserve.service import wire
-from attnserve.service.artifact import Manifest
-from attnserve.service.server.batcher import Batcher
-from attnserve.service.server.engine import Engine
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.logs import request_id_var
 from attnserve.service.server.metrics import Metrics
-from attnserve.service.server.pipeline import (
-    AttentionRequest,
-    EmbeddingCore,
-    EmbedOptions,
-    EmbedResult,
-)
-from attnserve.service.server.settings import Settings
-from attnserve.service.server.tokenizer import TextTokenizer, Truncation
+from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
+from attnserve.service.server.pipeline import EmbedResult, Pipeline
+from attnserve.service.server.status import STATUS, abort, status_number
 from attnserve.service.server.tracing import Tracer
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
@@ -60,13 +52,6 @@ OUTPUT_DTYPES = {
     pb.DTYPE_FLOAT32: pb.DTYPE_FLOAT32,
     pb.DTYPE_FLOAT16: pb.DTYPE_FLOAT16,
 }
-
-
-def attnserve_version() -> str:
-    try:
-        return version("attnserve")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def enum_value(table: Mapping[Any, T], value: int, field: str) -> T:
@@ -102,76 +87,106 @@ def deadline_of(context: Context) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
+class CallScope:
+    """The envelope of every call: request id, draining, tracing, metrics, and failures turned
+    into status codes. `__aexit__` returns None: it never swallows an exception, it replaces
+    domain failures with the call's status (`abort` raises)."""
+
+    def __init__(self, service: EmbedderService, method: str, context: Context) -> None:
+        self.service = service
+        self.method = method
+        self.context = context
+        self.status = "OK"
+        self.started = time.perf_counter()
+        self.request_id = ""
+        self.span: AbstractContextManager[Any] | None = None
+
+    async def __aenter__(self) -> str:
+        self.request_id = request_id_of(self.context)
+        self.service.metrics.in_flight.inc()
+        if not self.service.accepting:
+            unavailable = ServiceError(Code.UNAVAILABLE, "server is shutting down; retry elsewhere")
+            await self.finish(unavailable)
+        self.span = self.service.tracer.request(self.method, self.request_id)
+        self.span.__enter__()
+        return self.request_id
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.span is not None:
+            self.span.__exit__(exc_type, error, traceback)
+        await self.finish(error)
+
+    async def finish(self, error: BaseException | None) -> None:
+        """Record the call; a failure becomes its status code (`abort` raises)."""
+        try:
+            if error is None:
+                return
+            if isinstance(error, ServiceError):
+                self.status = STATUS[error.code].name
+                log.warning(
+                    "rpc method=%s code=%s error=%r", self.method, self.status, error.message
+                )
+                await abort(self.context, error.code, error.message)
+            if isinstance(error, asyncio.CancelledError | aio.AbortError | GeneratorExit):
+                self.status = "CANCELLED"
+                return
+            self.status = "INTERNAL"
+            log.error("%s failed with an internal error", self.method, exc_info=error)
+            await abort(
+                self.context, Code.INTERNAL, f"internal error (request id {self.request_id})"
+            )
+        finally:
+            metrics = self.service.metrics
+            metrics.in_flight.dec()
+            elapsed = time.perf_counter() - self.started
+            metrics.observe_call(self.method, self.status, elapsed)
+            log.debug(
+                "rpc method=%s code=%s duration_ms=%.2f", self.method, self.status, elapsed * 1000
+            )
+
+
+def request_id_of(context: Context) -> str:
+    """The caller's `x-request-id` (capped), or a new one; stamped on every log line."""
+    given = dict(context.invocation_metadata() or ()).get("x-request-id")
+    request_id = str(given)[:128] if given else uuid.uuid4().hex
+    request_id_var.set(request_id)
+    return request_id
+
+
 class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
     def __init__(
         self,
-        settings: Settings,
-        manifest: Manifest,
-        engine: Engine,
-        tokenizer: TextTokenizer,
-        batcher: Batcher,
+        pipeline: Pipeline,
+        info: pb.InfoResponse,
         metrics: Metrics,
         tracer: Tracer,
     ) -> None:
-        self.core = EmbeddingCore(settings, manifest, tokenizer, batcher, metrics, tracer)
-        self.tracer = tracer
-        self.manifest = manifest
+        self.pipeline = pipeline
+        self.info = info
+        self.model_name = info.model_name
         self.metrics = metrics
+        self.tracer = tracer
         self.accepting = True
-        self.info = self.build_info(settings, manifest, engine, tokenizer)
 
-    # --- the shared envelope of every call ------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def call_scope(self, method: str, context: Context) -> AsyncIterator[None]:
-        """Request id, draining, metrics and the one place failures become status codes."""
-        started = time.perf_counter()
-        request_id = self.request_id(context)
-        code = grpc.StatusCode.OK
-        self.metrics.in_flight.inc()
-        try:
-            if not self.accepting:
-                raise ServiceError(Code.UNAVAILABLE, "server is shutting down; retry elsewhere")
-            with self.tracer.request(method, request_id):
-                yield
-        except ServiceError as error:
-            code = error.code.status
-            log.warning("rpc method=%s code=%s error=%r", method, code.name, error.message)
-            await context.abort(code, error.message)
-        except (asyncio.CancelledError, aio.AbortError):
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            code = grpc.StatusCode.INTERNAL
-            log.exception("%s failed with an internal error", method)
-            await context.abort(code, f"internal error (request id {request_id})")
-        finally:
-            self.metrics.in_flight.dec()
-            elapsed = time.perf_counter() - started
-            self.metrics.observe_call(method, code.name, elapsed)
-            log.debug("rpc method=%s code=%s duration_ms=%.2f", method, code.name, elapsed * 1000)
-
-    @staticmethod
-    def request_id(context: Context) -> str:
-        given = dict(context.invocation_metadata() or ()).get("x-request-id")
-        request_id = str(given)[:128] if given else uuid.uuid4().hex
-        request_id_var.set(request_id)
-        return request_id
-
-    # --- RPCs ---------------------------------------------------------------------------------
+    def scope(self, method: str, context: Context) -> CallScope:
+        return CallScope(self, method, context)
 
     async def Embed(self, request: pb.EmbedRequest, context: Context) -> pb.EmbedResponse:
-        async with self.call_scope("Embed", context):
-            await context.send_initial_metadata((("x-request-id", request_id_var.get()),))
+        async with self.scope("Embed", context) as request_id:
+            await context.send_initial_metadata((("x-request-id", request_id),))
             return await self.embed(request, deadline_of(context))
-        raise AssertionError("unreachable: call_scope aborts on failure")
 
     async def EmbedStream(
         self, request_iterator: AsyncIterator[pb.EmbedRequest], context: Context
     ) -> AsyncIterator[pb.EmbedResponse]:
         """Requests run concurrently; each response (or its error) is sent as it completes."""
-        async with self.call_scope("EmbedStream", context):
-            await context.send_initial_metadata((("x-request-id", request_id_var.get()),))
+        async with self.scope("EmbedStream", context) as request_id:
+            await context.send_initial_metadata((("x-request-id", request_id),))
             responses: asyncio.Queue[pb.EmbedResponse | None] = asyncio.Queue()
             reader = asyncio.create_task(self.read_stream(request_iterator, context, responses))
             try:
@@ -191,10 +206,10 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
             try:
                 response = await self.embed(request, deadline_of(context))
             except ServiceError as error:
-                response = self.error_response(request, error.code.status, error.message)
+                response = error_response(request, error.code, error.message)
             except Exception:
                 log.exception("EmbedStream request %r failed", request.request_id)
-                response = self.error_response(request, grpc.StatusCode.INTERNAL, "internal error")
+                response = error_response(request, Code.INTERNAL, "internal error")
             await responses.put(response)
 
         pending: set[asyncio.Task[None]] = set()
@@ -207,19 +222,10 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
                 task.cancel()
             await responses.put(None)
 
-    @staticmethod
-    def error_response(
-        request: pb.EmbedRequest, code: grpc.StatusCode, message: str
-    ) -> pb.EmbedResponse:
-        status_number: int = code.value[0]
-        return pb.EmbedResponse(
-            request_id=request.request_id, error=pb.Error(code=status_number, message=message)
-        )
-
     async def Tokenize(self, request: pb.TokenizeRequest, context: Context) -> pb.TokenizeResponse:
-        async with self.call_scope("Tokenize", context):
+        async with self.scope("Tokenize", context):
             truncation = enum_value(TRUNCATIONS, request.truncate, "truncate")
-            encoded = await self.core.tokenize_off_loop(
+            encoded = await self.pipeline.tokenize_off_loop(
                 list(request.texts), truncation, request.max_tokens or None
             )
             texts = []
@@ -237,19 +243,15 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
                 ]
                 texts.append(pb.TokenizedText(tokens=tokens, truncated=text.truncated))
             return pb.TokenizeResponse(texts=texts)
-        raise AssertionError("unreachable: call_scope aborts on failure")
 
     async def Info(self, request: pb.InfoRequest, context: Context) -> pb.InfoResponse:
-        async with self.call_scope("Info", context):
+        async with self.scope("Info", context):
             return self.info
-        raise AssertionError("unreachable: call_scope aborts on failure")
-
-    # --- conversions --------------------------------------------------------------------------
 
     async def embed(self, request: pb.EmbedRequest, deadline: float | None) -> pb.EmbedResponse:
         started = time.perf_counter()
         options, dtype = options_from_proto(request.options)
-        result = await self.core.embed(list(request.texts), options, deadline)
+        result = await self.pipeline.embed(list(request.texts), options, deadline)
         serialize_started = time.perf_counter()
         response = self.to_proto(request, result, options, dtype)
         finished = time.perf_counter()
@@ -266,7 +268,7 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
     ) -> pb.EmbedResponse:
         response = pb.EmbedResponse(
             request_id=request.request_id,
-            model=self.manifest.model.name,
+            model=self.model_name,
             attention_layers=result.layers,
             attention_heads=result.heads,
         )
@@ -281,33 +283,9 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
                 entry.attentions.CopyFrom(wire.encode(text.attentions, dtype))
         return response
 
-    @staticmethod
-    def build_info(
-        settings: Settings, manifest: Manifest, engine: Engine, tokenizer: TextTokenizer
-    ) -> pb.InfoResponse:
-        model = manifest.model
-        return pb.InfoResponse(
-            model_name=model.name,
-            model_source=model.source,
-            hidden_size=model.hidden_size,
-            num_layers=model.num_layers,
-            num_heads=model.num_heads,
-            pooling=model.pooling,
-            normalize=model.normalize,
-            default_max_tokens=min(manifest.tokenizer.default_max_tokens, tokenizer.max_tokens),
-            limits=pb.Limits(
-                max_texts_per_request=settings.max_texts_per_request,
-                max_chars_per_text=settings.max_chars_per_text,
-                max_tokens_per_text=tokenizer.max_tokens,
-                max_attention_elements=settings.max_attention_elements,
-                max_receive_message_bytes=settings.max_receive_message_bytes,
-                max_send_message_bytes=settings.max_send_message_bytes,
-                max_queue_texts=settings.max_queue_texts,
-            ),
-            precision=settings.precision,
-            execution_provider=engine.provider,
-            attention_maps=engine.supports_maps(),
-            artifact_sha256=manifest.artifact_hash,
-            server_version=attnserve_version(),
-            onnxruntime_version=onnxruntime.__version__,
-        )
+
+def error_response(request: pb.EmbedRequest, code: Code, message: str) -> pb.EmbedResponse:
+    """A stream's inline failure: the request id, the status number and the message."""
+    return pb.EmbedResponse(
+        request_id=request.request_id, error=pb.Error(code=status_number(code), message=message)
+    )

@@ -7,19 +7,13 @@ parallel, GIL released) per request and cheap numpy packing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from attnserve.service.server.errors import invalid
-
-
-class Truncation(Enum):
-    END = "end"  # keep the start of the text
-    START = "start"  # keep the end of the text
-    NONE = "none"  # refuse over-long text
+from attnserve.service.server.options import Truncation
 
 
 @dataclass(frozen=True)

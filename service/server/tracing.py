@@ -12,14 +12,16 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from attnserve.service.server.errors import StartupError
+
 try:
     from opentelemetry import trace
 except ImportError:  # the extra is not installed
     trace = None  # type: ignore[assignment]
 
 
-class TracingUnavailableError(RuntimeError):
-    pass
+class TracingUnavailableError(StartupError):
+    """`otlp_endpoint` is set but the tracing extra is not installed."""
 
 
 class Tracer:

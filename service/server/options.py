@@ -1,0 +1,33 @@
+"""What a request may ask for, in the domain's terms (no protobuf): the pipeline's input.
+
+Each protocol adapter parses its own messages into these; the pipeline, tokenizer and batcher
+see only them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Truncation(Enum):
+    END = "end"  # keep the start of the text
+    START = "start"  # keep the end of the text
+    NONE = "none"  # refuse over-long text
+
+
+@dataclass(frozen=True)
+class AttentionRequest:
+    layers: tuple[int, ...]  # empty = all
+    heads: tuple[int, ...]  # empty = all
+    average_heads: bool
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    pooled: bool = True
+    token_embeddings: bool = False
+    normalize: bool | None = None  # None = the model's default
+    truncation: Truncation = Truncation.END
+    attention: AttentionRequest | None = None
+    max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit

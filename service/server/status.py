@@ -1,0 +1,35 @@
+"""The one map from the domain's error codes to gRPC status codes.
+
+Used by the servicer (unary calls and the stream's inline errors) and the auth interceptor, so a
+client sees the same code for the same failure whichever way it called.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import grpc
+
+from attnserve.service.server.errors import Code
+
+STATUS: dict[Code, grpc.StatusCode] = {
+    Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Code.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Code.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Code.CANCELLED: grpc.StatusCode.CANCELLED,
+    Code.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Code.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Code.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+
+def status_number(code: Code) -> int:
+    """The numeric status code, as the stream's inline `Error.code` carries it."""
+    number: int = STATUS[code].value[0]
+    return number
+
+
+async def abort(context: Any, code: Code, message: str) -> NoReturn:
+    """End the call with this status; `context.abort` raises, so this never returns."""
+    await context.abort(STATUS[code], message)
+    raise AssertionError("context.abort returned")
