@@ -30,6 +30,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from attnserve.service.artifact import Manifest, verify
+from attnserve.service.client.channel import Connection
 from attnserve.service.loadtest.generator import WORDS
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
@@ -88,7 +89,7 @@ async def served_throughput(
     target: str, texts: list[str], clients: int, per_request: int, seconds: float
 ) -> tuple[float, float, int]:
     """Closed loop: `clients` callers back to back. Texts/s, median latency (s), errors."""
-    channels = [grpc.aio.insecure_channel(target) for _ in range(min(clients, 8))]
+    channels = [Connection(target).aio_channel() for _ in range(min(clients, 8))]
     stubs = [embedder_pb2_grpc.EmbedderStub(c) for c in channels]  # type: ignore[no-untyped-call]
     latencies: list[float] = []
     errors = 0

@@ -17,6 +17,7 @@ import pytest
 from grpc import aio
 
 from attnserve.service import wire
+from attnserve.service.client.channel import Connection
 from attnserve.service.loadtest.generator import LoadConfig, run_load
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
@@ -25,9 +26,16 @@ from tests.server_harness import ServerThread
 
 pytestmark = pytest.mark.slow
 SUMMARY_KEYS = {
-    "sent", "succeeded", "errors_by_code", "elapsed_s", "requests_per_s", "texts_per_s",
-    "tokens_per_s", "latency_ms", "server_ms",
-}  # fmt: skip
+    "sent",
+    "succeeded",
+    "errors_by_code",
+    "elapsed_s",
+    "requests_per_s",
+    "texts_per_s",
+    "tokens_per_s",
+    "latency_ms",
+    "server_ms",
+}
 
 
 def is_png(path: Path) -> bool:
@@ -45,12 +53,32 @@ def test_command_writes_complete_json_and_a_plot(
     out, plot = tmp_path / "result.json", tmp_path / "latency.png"
     result = subprocess.run(
         [
-            sys.executable, "-m", "attnserve.service.cli", "loadtest", "--target", server.target,
-            *mode_flags, "--duration", "3", "--warmup", "0.5", "--requests", "400",
-            "--texts-per-request", "2", "--json", str(out), "--plot", str(plot), "--no-progress",
+            sys.executable,
+            "-m",
+            "attnserve.service.cli",
+            "loadtest",
+            "--target",
+            server.target,
+            *mode_flags,
+            "--duration",
+            "3",
+            "--warmup",
+            "0.5",
+            "--requests",
+            "400",
+            "--texts-per-request",
+            "2",
+            "--json",
+            str(out),
+            "--plot",
+            str(plot),
+            "--no-progress",
         ],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "latency p50" in result.stdout
     document = json.loads(out.read_text())
@@ -63,7 +91,7 @@ def test_command_writes_complete_json_and_a_plot(
     assert latency["p50"] > 0
     assert document["texts_per_s"] == pytest.approx(2 * document["requests_per_s"])
     assert document["server_ms"]["inference_p50"] > 0
-    assert document["config"]["token"] is False  # never the token itself
+    assert document["config"]["connection"]["token"] is False  # never the token itself
     assert is_png(plot)
 
 
@@ -86,9 +114,14 @@ def test_rejections_are_counted_exactly(tiny_queue: ServerThread) -> None:
     registry = tiny_queue.running.metrics.registry
     before = registry.get_sample_value("attnserve_errors_total", {"code": "RESOURCE_EXHAUSTED"})
     config = LoadConfig(
-        target=tiny_queue.target, mode="closed", concurrency=24, requests=300, duration_s=3,
-        warmup_s=0, texts_per_request=3,
-    )  # fmt: skip
+        connection=Connection(tiny_queue.target),
+        mode="closed",
+        concurrency=24,
+        requests=300,
+        duration_s=3,
+        warmup_s=0,
+        texts_per_request=3,
+    )
     run, summary = run_load(config)
     after = registry.get_sample_value("attnserve_errors_total", {"code": "RESOURCE_EXHAUSTED"})
     rejected = summary.errors.get("RESOURCE_EXHAUSTED", 0)
@@ -133,9 +166,14 @@ def slow_server() -> Iterator[str]:
 def test_open_loop_shows_the_backlog_of_a_slow_server(slow_server: str) -> None:
     # Offered 40/s for 3 s against a capacity of 20/s: the backlog grows all along.
     config = LoadConfig(
-        target=slow_server, mode="open", rate=40, requests=1000, duration_s=3, warmup_s=0,
+        connection=Connection(slow_server),
+        mode="open",
+        rate=40,
+        requests=1000,
+        duration_s=3,
+        warmup_s=0,
         timeout_s=30,
-    )  # fmt: skip
+    )
     run, summary = run_load(config)
     ok = sorted((o for o in run.outcomes if o.code == "OK"), key=lambda o: o.scheduled_at)
     assert len(ok) == run.sent
@@ -147,17 +185,27 @@ def test_open_loop_shows_the_backlog_of_a_slow_server(slow_server: str) -> None:
     assert summary.latency_ms["max"] > 1000  # ~60 queued requests x 50 ms behind by the end
     # A closed loop against the same server would report ~50 ms: the contrast is the point.
     _, closed_summary = run_load(
-        LoadConfig(target=slow_server, mode="closed", concurrency=1, requests=20, duration_s=2,
-                   warmup_s=0)
-    )  # fmt: skip
+        LoadConfig(
+            Connection(slow_server),
+            mode="closed",
+            concurrency=1,
+            requests=20,
+            duration_s=2,
+            warmup_s=0,
+        )
+    )
     assert closed_summary.latency_ms["p99"] < 0.5 * summary.latency_ms["p50"]
 
 
 def test_loops_stop_by_themselves_at_the_request_bound(server: ServerThread) -> None:
     config = LoadConfig(
-        target=server.target, mode="closed", concurrency=4, requests=25, duration_s=60,
+        connection=Connection(server.target),
+        mode="closed",
+        concurrency=4,
+        requests=25,
+        duration_s=60,
         warmup_s=0,
-    )  # fmt: skip
+    )
     run, summary = run_load(config)
     assert run.sent == 25
     assert summary.succeeded == 25

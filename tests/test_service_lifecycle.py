@@ -17,7 +17,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from attnserve.service.client.channel import Connection
 from attnserve.service.client.client import EmbedderClient
+from attnserve.service.loadtest.generator import LoadConfig, run_load
 from attnserve.v1 import embedder_pb2 as pb
 from tests.conftest import server_settings
 from tests.server_harness import ServerThread
@@ -174,6 +176,12 @@ def test_tls_mtls_and_token_auth(artifact_dir: Path, tmp_path: Path) -> None:
             client_key=certs["client_key"],
         ) as good:
             assert good.embed(["over mTLS"]).pooled is not None
+        # The load tester connects the same way (same flags, same channel helper): mTLS too.
+        mtls = Connection(
+            target, "s3cret-token", certs["ca"], certs["client_cert"], certs["client_key"]
+        )
+        _, summary = run_load(LoadConfig(mtls, requests=5, duration_s=30, warmup_s=0))
+        assert (summary.sent, summary.succeeded, summary.errors) == (5, 5, {})
         with (
             EmbedderClient(
                 target,

@@ -10,25 +10,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from attnserve.service.client.channel import add_connection_flags, connection_from_args
 from attnserve.service.client.client import EmbedderClient
 
 
-def add_connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", default="localhost:50051", help="server HOST:PORT")
-    parser.add_argument("--token", default=None, help="bearer token, if the server wants one")
-    parser.add_argument("--ca", type=Path, default=None, help="CA bundle: connect with TLS")
-    parser.add_argument("--cert", type=Path, default=None, help="client certificate (mTLS)")
-    parser.add_argument("--key", type=Path, default=None, help="client key (mTLS)")
-
-
 def connect(args: argparse.Namespace) -> EmbedderClient:
-    return EmbedderClient(
-        args.target,
-        token=args.token,
-        root_certificates=args.ca,
-        client_cert=args.cert,
-        client_key=args.key,
-    )
+    return EmbedderClient(connection_from_args(args))
 
 
 def register_embed(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,46 +6,25 @@ own retry policy (service config), so they are transparent and bounded.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-import grpc
 import numpy as np
 
+from attnserve.service.client.channel import DEFAULT_MAX_MESSAGE_BYTES, Connection
 from attnserve.service.wire import decode
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
 
-DEFAULT_MAX_MESSAGE_BYTES = 128 << 20
 TRUNCATE = {
     "end": pb.TRUNCATE_END,
     "start": pb.TRUNCATE_START,
     "none": pb.TRUNCATE_NONE,
 }
 DTYPES = {"float32": pb.DTYPE_FLOAT32, "float16": pb.DTYPE_FLOAT16}
-
-
-def retry_config(attempts: int) -> str:
-    return json.dumps(
-        {
-            "methodConfig": [
-                {
-                    "name": [{"service": "attnserve.v1.Embedder"}],
-                    "retryPolicy": {
-                        "maxAttempts": attempts,
-                        "initialBackoff": "0.1s",
-                        "maxBackoff": "2s",
-                        "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"],
-                    },
-                }
-            ]
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +52,7 @@ class Token:
 class EmbedderClient:
     def __init__(
         self,
-        target: str,
+        target: str | Connection,
         *,
         token: str | None = None,
         root_certificates: Path | None = None,
@@ -83,26 +62,17 @@ class EmbedderClient:
         attempts: int = 4,
         timeout_s: float = 60.0,
     ) -> None:
-        options: list[tuple[str, int | str]] = [
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.enable_retries", int(attempts > 1)),
-        ]
-        if attempts > 1:  # gRPC's retry policy needs at least two attempts
-            options.append(("grpc.service_config", retry_config(attempts)))
-        if root_certificates is None and client_cert is None:
-            self.channel = grpc.insecure_channel(target, options=options)
-        else:
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=root_certificates.read_bytes() if root_certificates else None,
-                private_key=client_key.read_bytes() if client_key else None,
-                certificate_chain=client_cert.read_bytes() if client_cert else None,
+        """`target` is HOST:PORT (with the keyword options) or a whole `Connection`."""
+        self.connection = (
+            target
+            if isinstance(target, Connection)
+            else Connection(
+                target, token, root_certificates, client_cert, client_key, max_message_bytes
             )
-            self.channel = grpc.secure_channel(target, credentials, options=options)
-        self.stub = embedder_pb2_grpc.EmbedderStub(self.channel)  # type: ignore[no-untyped-call]
-        self.metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
         )
+        self.channel = self.connection.channel(attempts)
+        self.stub = embedder_pb2_grpc.EmbedderStub(self.channel)  # type: ignore[no-untyped-call]
+        self.metadata = self.connection.metadata
         self.timeout_s = timeout_s
 
     def __enter__(self) -> EmbedderClient:

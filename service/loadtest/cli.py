@@ -11,31 +11,44 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
+from attnserve.service.client.channel import add_connection_flags, connection_from_args
 from attnserve.service.loadtest.generator import LoadConfig, run_load
 from attnserve.service.loadtest.report import render_plot
+
+DEFAULTS = {field.name: field.default for field in fields(LoadConfig)}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "loadtest", help="load-test an attnserve endpoint", description=__doc__
     )
-    parser.add_argument("--target", required=True, help="server HOST:PORT")
-    parser.add_argument("--mode", choices=["closed", "open"], default="closed")
-    parser.add_argument("--concurrency", type=int, default=8, help="closed loop: callers")
-    parser.add_argument("--rate", type=float, default=50.0, help="open loop: requests/s")
-    parser.add_argument("--requests", type=int, default=1000, help="stop after this many")
-    parser.add_argument("--duration", type=float, default=30.0, help="stop after seconds")
-    parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds first")
-    parser.add_argument("--texts-per-request", type=int, default=1)
+    add_connection_flags(parser)
+    parser.add_argument("--mode", choices=["closed", "open"], default=DEFAULTS["mode"])
+    parser.add_argument(
+        "--concurrency", type=int, default=DEFAULTS["concurrency"], help="closed loop: callers"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=DEFAULTS["rate"], help="open loop: requests/s"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=DEFAULTS["requests"], help="stop after this many"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=DEFAULTS["duration_s"], help="stop after seconds"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=DEFAULTS["warmup_s"], help="uncounted seconds first"
+    )
+    parser.add_argument("--texts-per-request", type=int, default=DEFAULTS["texts_per_request"])
     parser.add_argument("--token-embeddings", action="store_true")
     parser.add_argument("--attention", action="store_true", help="ask for attention maps")
     parser.add_argument("--corpus", default=None, help="file with one text per line")
-    parser.add_argument("--timeout", type=float, default=30.0, help="per-request deadline (s)")
-    parser.add_argument("--token", default=None, help="bearer token")
-    parser.add_argument("--tls-ca", default=None, help="CA bundle: connect with TLS")
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULTS["timeout_s"], help="per-request deadline (s)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write results as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="write a latency plot (PNG)")
     parser.add_argument("--no-progress", action="store_true")
@@ -49,17 +62,25 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return 2
     config = LoadConfig(
-        target=args.target, mode=args.mode, concurrency=args.concurrency, rate=args.rate,
-        requests=args.requests, duration_s=args.duration, warmup_s=args.warmup,
-        texts_per_request=args.texts_per_request, token_embeddings=args.token_embeddings,
-        attention=args.attention, timeout_s=args.timeout, token=args.token,
-        tls_ca=args.tls_ca, corpus=args.corpus,
-    )  # fmt: skip
+        connection=connection_from_args(args),
+        mode=args.mode,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        requests=args.requests,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        texts_per_request=args.texts_per_request,
+        token_embeddings=args.token_embeddings,
+        attention=args.attention,
+        timeout_s=args.timeout,
+        corpus=args.corpus,
+    )
     run, summary = run_load(config, progress=not args.no_progress)
     print(summary.table())
     if args.json is not None:
-        document = {"config": {**asdict(config), "token": bool(config.token)}, **summary.as_dict()}
-        args.json.write_text(json.dumps(document, indent=2))
+        document = {"config": config.describe(), **summary.as_dict()}
+        args.json.write_text(json.dumps(document, indent=2, default=str))
     if args.plot is not None:
-        render_plot(run.outcomes, args.plot, f"{config.mode} loop against {config.target}")
+        title = f"{config.mode} loop against {config.connection.target}"
+        render_plot(run.outcomes, args.plot, title)
     return 0

@@ -13,12 +13,13 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Literal
 
-import grpc
 from grpc import aio
 
+from attnserve.service.client.channel import Connection
 from attnserve.service.loadtest.report import Outcome, Summary, summarize
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
@@ -45,7 +46,7 @@ def builtin_corpus(count: int = 2000, seed: int = 7) -> list[str]:
 
 @dataclass(frozen=True)
 class LoadConfig:
-    target: str
+    connection: Connection
     mode: Literal["closed", "open"] = "closed"
     concurrency: int = 8
     rate: float = 50.0
@@ -56,9 +57,12 @@ class LoadConfig:
     token_embeddings: bool = False
     attention: bool = False
     timeout_s: float = 30.0
-    token: str | None = None
-    tls_ca: str | None = None
     corpus: str | None = None
+
+    def describe(self) -> dict[str, object]:
+        """The configuration for reports, without secrets."""
+        fields = {f.name: getattr(self, f.name) for f in dataclass_fields(self)}
+        return {**fields, "connection": self.connection.describe()}
 
 
 @dataclass
@@ -75,14 +79,7 @@ class LoadGenerator:
         self.progress = progress
         self.texts = load_corpus(config.corpus)
         self.rng = random.Random(1)
-        self.metadata = (("authorization", f"Bearer {config.token}"),) if config.token else ()
-
-    def channel(self) -> aio.Channel:
-        options = [("grpc.max_receive_message_length", 256 << 20)]
-        if self.config.tls_ca:
-            credentials = grpc.ssl_channel_credentials(Path(self.config.tls_ca).read_bytes())
-            return aio.secure_channel(self.config.target, credentials, options=options)
-        return aio.insecure_channel(self.config.target, options=options)
+        self.metadata = config.connection.metadata
 
     def request(self) -> pb.EmbedRequest:
         texts = self.rng.choices(self.texts, k=self.config.texts_per_request)
@@ -113,7 +110,7 @@ class LoadGenerator:
         )
 
     async def run(self) -> Run:
-        async with self.channel() as channel:
+        async with self.config.connection.aio_channel() as channel:
             stub = embedder_pb2_grpc.EmbedderStub(channel)  # type: ignore[no-untyped-call]
             await channel.channel_ready()
             if self.config.warmup_s > 0:  # same load shape, results thrown away
