@@ -31,6 +31,7 @@ from attnserve.export.graphs import FAST_OUTPUTS, INPUTS, FastGraph, export_grap
 from attnserve.model import Encoder
 from attnserve.model.checkpoint import load_checkpoint
 from attnserve.service.artifact import verify
+from attnserve.service.sessions import open_session
 from bench.common import machine_line, paired_medians
 
 THREADS = 2
@@ -39,13 +40,8 @@ TOKENS = (16, 128, 512)
 
 
 def ort_session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = THREADS
-    options.inter_op_num_threads = 1
     # Idle threads sleep instead of spinning: several sessions share two cores in this run.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(path, threads=THREADS, spinning=False)
 
 
 def contrib_graph(workdir: Path) -> Path:

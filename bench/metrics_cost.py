@@ -18,8 +18,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from attnserve.service.corpus import short_sentences
 from bench.common import machine_line
-from bench.serve import served_throughput, short_sentences, start_server
+from bench.serve import served_throughput, start_server
 
 
 def main() -> int:

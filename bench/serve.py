@@ -31,39 +31,22 @@ if __package__ in (None, ""):
 
 from attnserve.service.artifact import Manifest, verify
 from attnserve.service.client.channel import Connection
-from attnserve.service.loadtest.generator import WORDS
+from attnserve.service.corpus import short_sentences
+from attnserve.service.padding import pad
+from attnserve.service.sessions import open_session
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
 from bench.common import machine_line
 
 
-def short_sentences(count: int, seed: int = 0) -> list[str]:
-    """8-20 words each: the short-sentence traffic the issue's figures are about."""
-    rng = np.random.default_rng(seed)
-    return [
-        " ".join(rng.choice(WORDS, size=int(rng.integers(8, 21)))).capitalize() + "."
-        for _ in range(count)
-    ]
-
-
-def raw_session(path: Path, spin: str) -> ort.InferenceSession:
+def raw_session(path: Path, spin: bool) -> ort.InferenceSession:
     """The server's own session settings, spinning included (as `--spin-wait` says)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(path, threads=os.cpu_count() or 1, spinning=spin)
 
 
 def padded(tokenizer: Tokenizer, texts: list[str]) -> dict[str, np.ndarray]:
     encodings = tokenizer.encode_batch(texts)
-    width = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(texts), width), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, encoding in enumerate(encodings):
-        ids[row, : len(encoding.ids)] = encoding.ids
-        mask[row, : len(encoding.ids)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    return pad([e.ids for e in encodings], None, 0).feeds()
 
 
 def raw_throughput(
@@ -180,7 +163,7 @@ def main() -> int:
 
     print(f"machine: {machine_line()}")
     print(f"texts: short sentences, {mean_tokens:.1f} tokens on average\n")
-    session = raw_session(artifact / fast.file, "1" if args.spin_wait == "true" else "0")
+    session = raw_session(artifact / fast.file, args.spin_wait == "true")
     raw32, _ = raw_throughput(session, tokenizer, texts, 32, seconds)
     raw1, raw1_latency = raw_throughput(session, tokenizer, texts, 1, seconds)
     del session

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
@@ -27,6 +26,7 @@ from attnserve.model import Encoder
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import ExecutionProvider, GraphPurpose, GraphSpec, Precision
 from attnserve.service.corpus import varied_corpus
+from attnserve.service.sessions import open_session
 
 OPSET = 23
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -115,20 +115,13 @@ def op_counts(path: Path) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def measure_parity(
     encoder: Encoder, tokenizer: ReferenceTokenizer, path: Path, maps: bool
 ) -> dict[str, float]:
     """Compare the graph with the PyTorch model on a padded batch of mixed lengths."""
     batch = tokenizer(PARITY_TEXTS)
     feeds = {name: batch[name].numpy() for name in INPUTS}
-    outputs = session(path).run(None, feeds)
+    outputs = open_session(path).run(None, feeds)
     with torch.no_grad():
         reference = encoder(**batch, output_attentions=maps, normalize=False)
     real = batch["attention_mask"].numpy().astype(bool)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.corpus import varied_corpus
+from attnserve.service.sessions import open_session
 
 MIN_MEAN_COSINE = 0.99
 MIN_MIN_COSINE = 0.98
@@ -50,9 +50,7 @@ def check_quality(reference: np.ndarray, candidate: np.ndarray) -> QualityReport
 def pooled_embeddings(
     path: Path, tokenizer: ReferenceTokenizer, texts: list[str], batch_size: int = 32
 ) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 0
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = open_session(path)
     ordered = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding
     rows = []
     for start in range(0, len(ordered), batch_size):

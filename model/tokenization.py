@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
+from attnserve.service.padding import pad
+
 
 class ReferenceTokenizer:
     """Batches texts into padded (B, T) tensors, truncating at the end to `max_tokens`."""
@@ -20,16 +22,8 @@ class ReferenceTokenizer:
 
     def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:
         encodings = self.tokenizer.encode_batch(texts)
-        seq_len = max(len(e.ids) for e in encodings)
-        ids = torch.full((len(texts), seq_len), self.pad_id, dtype=torch.long)
-        types = torch.zeros((len(texts), seq_len), dtype=torch.long)
-        mask = torch.zeros((len(texts), seq_len), dtype=torch.long)
-        for row, enc in enumerate(encodings):
-            n = len(enc.ids)
-            ids[row, :n] = torch.tensor(enc.ids)
-            types[row, :n] = torch.tensor(enc.type_ids)
-            mask[row, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        batch = pad([e.ids for e in encodings], [e.type_ids for e in encodings], self.pad_id)
+        return {name: torch.from_numpy(value) for name, value in batch.feeds().items()}
 
     def tokens(self, text: str) -> list[str]:
         return list(self.tokenizer.encode(text).tokens)

@@ -1,13 +1,20 @@
-"""A deterministic, varied text corpus for quality gates: no data set download needed.
+"""Deterministic text mixes, made here: no data set download, the same texts on every machine.
 
-Mixes lengths (a word to ~250 tokens), registers (prose, numbers, code-ish, questions),
-punctuation, casing and non-ASCII scripts, so a precision variant is judged on the kinds of input
-a server really sees rather than on a handful of clean sentences.
+Three named mixes serve three jobs:
+- `varied`: lengths from a word to ~250 tokens, prose, numbers, code-ish snippets, questions,
+  casing and non-ASCII scripts: the quality gates judge precision variants on it.
+- `mixed`: realistic serving traffic, mostly short queries, some paragraphs, a few documents
+  (~40 tokens on average, up to ~240): the load tester's and the benchmarks' default.
+- `short`: short sentences of 8-20 words (~19 tokens): the short-query regime.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 
 SUBJECTS = [
     "the central bank", "my grandmother", "a small startup", "the river", "this encoder",
@@ -72,3 +79,53 @@ def text_of(rng: random.Random) -> str:
 def varied_corpus(count: int = 1000, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     return [text_of(rng) for _ in range(count)]
+
+
+# --- serving traffic -------------------------------------------------------------------------
+
+WORDS = (
+    "the a of and to in model server request batch token river bank money market attention "
+    "layer query key value fast slow city night music data cloud price rain sun open close "
+    "embedding vector search engine latency throughput kubernetes cluster node pod replica "
+    "language sentence meaning context window memory cache disk network packet"
+).split()
+# Lengths in words and their weights: mostly short queries, some paragraphs, a few documents.
+LENGTHS = ((3, 12, 0.45), (12, 40, 0.35), (40, 120, 0.15), (120, 220, 0.05))
+
+
+def mixed_lengths(count: int = 2000, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        low, high, _weight = rng.choices(LENGTHS, weights=[w for *_, w in LENGTHS])[0]
+        words = rng.choices(WORDS, k=rng.randint(low, high))
+        texts.append(" ".join(words).capitalize() + rng.choice([".", "?", "!", ""]))
+    return texts
+
+
+def short_sentences(count: int = 2048, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [
+        " ".join(rng.choice(WORDS, size=int(rng.integers(8, 21)))).capitalize() + "."
+        for _ in range(count)
+    ]
+
+
+MIXES: dict[str, Callable[[int], list[str]]] = {
+    "mixed": mixed_lengths,
+    "short": short_sentences,
+    "varied": varied_corpus,
+}
+
+
+def load_texts(source: str = "mixed", count: int = 2000) -> list[str]:
+    """A named mix (`count` texts) or a file with one text per line."""
+    if source in MIXES:
+        return MIXES[source](count)
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"{source}: neither a mix ({', '.join(MIXES)}) nor a file")
+    texts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not texts:
+        raise ValueError(f"corpus {source} has no non-empty lines")
+    return texts

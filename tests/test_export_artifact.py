@@ -17,11 +17,12 @@ from attnserve.export.quantize import GATE_TEXTS, build_int8, check_quality
 from attnserve.model import Encoder
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import ArtifactError, Manifest, verify
+from attnserve.service.sessions import open_session
 from tests.conftest import VARIED_TEXTS, Reference
 
 
 def cpu_session(path: Path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return open_session(path)
 
 
 def test_tiny_encoder_exports_one_fused_attention_per_layer(

@@ -13,7 +13,8 @@ import onnxruntime as ort
 import pytest
 
 from attnserve.service.artifact import verify
-from attnserve.service.server.engine import Batch, Engine
+from attnserve.service.padding import PaddedBatch
+from attnserve.service.server.engine import Engine
 
 pytestmark = [
     pytest.mark.gpu,
@@ -24,10 +25,10 @@ pytestmark = [
 ]
 
 
-def sample_batch() -> Batch:
+def sample_batch() -> PaddedBatch:
     ids = np.array([[101, 7592, 2088, 2003, 2307, 102], [101, 7592, 102, 0, 0, 0]], np.int64)
     mask = (ids != 0).astype(np.int64)
-    return Batch(ids, mask, np.zeros_like(ids))
+    return PaddedBatch(ids, mask, np.zeros_like(ids))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])

@@ -96,7 +96,8 @@ def test_bad_input_is_invalid_argument(
 
 def test_deadline_already_passed(client: EmbedderClient) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        client.embed(["late"], timeout_s=0.001)  # one model call alone takes longer
+        # 64 texts of ~200 tokens: far more than 1 ms of work on any machine.
+        client.embed(["late " * 200] * 64, timeout_s=0.001)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     still_serving(client)
 

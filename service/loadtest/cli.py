@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from attnserve.service.client.channel import add_connection_flags, connection_from_args
+from attnserve.service.corpus import MIXES, load_texts
 from attnserve.service.loadtest.generator import LoadConfig, run_load
 from attnserve.service.loadtest.report import render_plot
 
@@ -45,7 +46,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--texts-per-request", type=int, default=DEFAULTS["texts_per_request"])
     parser.add_argument("--token-embeddings", action="store_true")
     parser.add_argument("--attention", action="store_true", help="ask for attention maps")
-    parser.add_argument("--corpus", default=None, help="file with one text per line")
+    parser.add_argument(
+        "--corpus",
+        default=DEFAULTS["corpus"],
+        help=f"a named mix ({', '.join(MIXES)}) or a file with one text per line",
+    )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULTS["timeout_s"], help="per-request deadline (s)"
     )
@@ -60,6 +65,11 @@ def run_command(args: argparse.Namespace) -> int:
         print(
             "loadtest: concurrency, rate, requests and duration must be positive", file=sys.stderr
         )
+        return 2
+    try:
+        load_texts(args.corpus, 1)
+    except ValueError as exc:
+        print(f"loadtest: {exc}", file=sys.stderr)
         return 2
     config = LoadConfig(
         connection=connection_from_args(args),

@@ -14,34 +14,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from pathlib import Path
 from typing import Literal
 
 from grpc import aio
 
 from attnserve.service.client.channel import Connection
+from attnserve.service.corpus import load_texts
 from attnserve.service.loadtest.report import Outcome, Summary, summarize
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
-
-WORDS = (
-    "the a of and to in model server request batch token river bank money market attention "
-    "layer query key value fast slow city night music data cloud price rain sun open close "
-    "embedding vector search engine latency throughput kubernetes cluster node pod replica "
-    "language sentence meaning context window memory cache disk network packet"
-).split()
-# Lengths in words and their weights: mostly short queries, some paragraphs, a few documents.
-LENGTHS = ((3, 12, 0.45), (12, 40, 0.35), (40, 120, 0.15), (120, 220, 0.05))
-
-
-def builtin_corpus(count: int = 2000, seed: int = 7) -> list[str]:
-    rng = random.Random(seed)
-    texts = []
-    for _ in range(count):
-        low, high, _weight = rng.choices(LENGTHS, weights=[w for *_, w in LENGTHS])[0]
-        words = rng.choices(WORDS, k=rng.randint(low, high))
-        texts.append(" ".join(words).capitalize() + rng.choice([".", "?", "!", ""]))
-    return texts
 
 
 @dataclass(frozen=True)
@@ -57,7 +38,7 @@ class LoadConfig:
     token_embeddings: bool = False
     attention: bool = False
     timeout_s: float = 30.0
-    corpus: str | None = None
+    corpus: str = "mixed"  # a named mix (service/corpus.py) or a file, one text per line
 
     def describe(self) -> dict[str, object]:
         """The configuration for reports, without secrets."""
@@ -77,7 +58,7 @@ class LoadGenerator:
     def __init__(self, config: LoadConfig, progress: bool) -> None:
         self.config = config
         self.progress = progress
-        self.texts = load_corpus(config.corpus)
+        self.texts = load_texts(config.corpus)
         self.rng = random.Random(1)
         self.metadata = config.connection.metadata
 
@@ -191,15 +172,6 @@ class LoadGenerator:
                 flush=True,
             )
             await asyncio.sleep(0.5)
-
-
-def load_corpus(path: str | None) -> list[str]:
-    if path is None:
-        return builtin_corpus()
-    texts = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-    if not texts:
-        raise SystemExit(f"corpus {path} has no non-empty lines")
-    return texts
 
 
 def run_load(config: LoadConfig, progress: bool = False) -> tuple[Run, Summary]:

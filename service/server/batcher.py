@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attnserve.service.artifact import GraphPurpose
-from attnserve.service.server.engine import Batch, Engine
+from attnserve.service.padding import pad
+from attnserve.service.server.engine import Engine
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.service.server.tokenizer import EncodedText
 
@@ -236,22 +237,18 @@ class Batcher:
     def infer(self, items: list[WorkItem]) -> tuple[list[Row], BatchStats]:
         """Runs on the inference thread: pad, run, slice each text's rows back out."""
         graph = items[0].graph
-        seq_len = max(item.length for item in items)
-        ids = np.full((len(items), seq_len), self.pad_token_id, dtype=np.int64)
-        types = np.zeros((len(items), seq_len), dtype=np.int64)
-        mask = np.zeros((len(items), seq_len), dtype=np.int64)
-        for row, item in enumerate(items):
-            n = item.length
-            ids[row, :n] = item.text.ids
-            types[row, :n] = item.text.type_ids
-            mask[row, :n] = 1
+        batch = pad(
+            [item.text.ids for item in items],
+            [item.text.type_ids for item in items],
+            self.pad_token_id,
+        )
         outputs = ["pooled"]
         if any(item.want_tokens for item in items):
             outputs.append("token_embeddings")
         if graph == "maps":
             outputs.append("attentions")
         started = time.perf_counter()
-        values = self.engine.run(graph, Batch(ids, mask, types), outputs)
+        values = self.engine.run(graph, batch, outputs)
         elapsed = time.perf_counter() - started
         rows: list[Row] = []
         for row, item in enumerate(items):
@@ -259,4 +256,7 @@ class Batcher:
             tokens = values["token_embeddings"][row, :n] if item.want_tokens else None
             maps = values["attentions"][:, row, :, :n, :n] if graph == "maps" else None
             rows.append((values["pooled"][row], tokens, maps))
-        return rows, BatchStats(graph, len(items), int(mask.sum()), ids.size, elapsed, started)
+        stats = BatchStats(
+            graph, len(items), batch.real_tokens, batch.input_ids.size, elapsed, started
+        )
+        return rows, stats

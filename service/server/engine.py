@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,30 +20,19 @@ from attnserve.service.artifact import (
     Manifest,
     Precision,
 )
+from attnserve.service.padding import PaddedBatch
 from attnserve.service.server.errors import StartupError
 from attnserve.service.server.settings import Provider
+from attnserve.service.sessions import open_session
 
 log = logging.getLogger(__name__)
 
 CUDA: ExecutionProvider = "CUDAExecutionProvider"
 CPU: ExecutionProvider = "CPUExecutionProvider"
-OPT_LEVELS = {
-    "ORT_DISABLE_ALL": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "ORT_ENABLE_BASIC": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "ORT_ENABLE_EXTENDED": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "ORT_ENABLE_ALL": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
 
 
 class EngineError(StartupError):
     """The engine cannot start with these settings; the message says why."""
-
-
-@dataclass(frozen=True)
-class Batch:
-    input_ids: np.ndarray  # (B, T) int64, padded
-    attention_mask: np.ndarray  # (B, T) int64, 1 = real token
-    token_type_ids: np.ndarray  # (B, T) int64
 
 
 def choose_providers(requested: Provider) -> list[ExecutionProvider]:
@@ -100,28 +88,22 @@ class Engine:
         return str(self.sessions["fast"].get_providers()[0])
 
     def open_session(self, path: Path, spec: GraphSpec) -> ort.InferenceSession:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = OPT_LEVELS[spec.graph_optimization_level]
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Spinning threads answer the next small batch ~1 ms sooner; sleeping ones leave the
-        # core to the gRPC thread (both measured in docs/benchmarks.md).
-        options.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if self.spin_wait else "0"
+        return open_session(
+            path,
+            threads=self.threads,
+            spinning=self.spin_wait,
+            level=spec.graph_optimization_level,
+            providers=self.providers,
         )
-        return ort.InferenceSession(str(path), options, providers=self.providers)
 
     def supports_maps(self) -> bool:
         return "maps" in self.sessions
 
-    def run(self, kind: GraphPurpose, batch: Batch, outputs: list[str]) -> dict[str, np.ndarray]:
+    def run(
+        self, kind: GraphPurpose, batch: PaddedBatch, outputs: list[str]
+    ) -> dict[str, np.ndarray]:
         """One forward pass; returns only the requested outputs, as CPU numpy arrays."""
-        feeds = {
-            "input_ids": batch.input_ids,
-            "attention_mask": batch.attention_mask,
-            "token_type_ids": batch.token_type_ids,
-        }
+        feeds = batch.feeds()
         session = self.sessions[kind]
         if self.on_cuda:
             return self.run_bound(session, feeds, outputs)
@@ -154,5 +136,5 @@ class Engine:
             for seq_len in lengths:
                 for size in batch_sizes:
                     ones = np.ones((size, seq_len), dtype=np.int64)
-                    batch = Batch(ones * 100, ones, np.zeros_like(ones))
+                    batch = PaddedBatch(ones * 100, ones, np.zeros_like(ones))
                     self.run(kind, batch, list(self.specs[kind].outputs))
