@@ -1,74 +1,63 @@
-"""Shared fixtures: the tiny random encoder for fast tests and the real packaged checkpoint."""
+"""Shared fixtures: the artifact built once per session, real servers on loopback, references.
+
+Nothing at module level needs torch: fixtures that do import it when used, so `pytest
+tests/unit` (and every serving test given a prebuilt artifact) runs on the serving install.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from attnserve.service.client.client import EmbedderClient
+from tests.helpers import ServerThread, server_settings
+
+if TYPE_CHECKING:
+    from attnserve.model import Encoder
+    from tests.reference import Reference
+
+# Test modules that compare against the PyTorch model or export with it: skipped as a whole on
+# the serving install (no torch), where everything else still runs.
+TORCH_TESTS = [
+    "test_cli_embed_local.py",
+    "test_export_artifact.py",
+    "test_model_attention.py",
+    "test_model_checkpoint.py",
+    "test_model_reference_parity.py",
+    "test_service_attention.py",
+    "test_service_embed.py",
+]
+collect_ignore = TORCH_TESTS if importlib.util.find_spec("torch") is None else []
 
 # Reference libraries must never reach for a hub: everything loads from the packaged folder.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-torch = pytest.importorskip("torch")
-
-from attnserve.model import Encoder, EncoderConfig  # noqa: E402
-from attnserve.model.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
-from attnserve.model.tokenization import ReferenceTokenizer  # noqa: E402
-from attnserve.service.client.client import EmbedderClient  # noqa: E402
-from attnserve.service.server.settings import Settings  # noqa: E402
-from tests.server_harness import ServerThread  # noqa: E402
-
-TINY_CONFIG = EncoderConfig(
-    vocab_size=100,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=4,
-    intermediate_size=64,
-    max_positions=64,
-)
-
-# Short, long, punctuation, digits, non-ASCII, emoji: the texts parity tests run over.
-VARIED_TEXTS = [
-    "hello",
-    "The quick brown fox jumps over the lazy dog.",
-    "Wait... what?! No -- really?? (yes; really.)",
-    "Prices rose 3.5% in Q3 2024, to $1,234.56 per unit.",
-    "Café naïve façade — déjà vu in Zürich.",
-    "東京は日本の首都です。",
-    "Привет, как дела?",
-    "مرحبا بالعالم",
-    "emoji 🚀🔥 and symbols ∑∫√ in one line",
-    "a",
-    " ".join(["Attention is all you need, they said, and the encoder listened."] * 40),
-]
-
 
 @pytest.fixture
 def tiny_encoder() -> Encoder:
+    torch = pytest.importorskip("torch")
+    from attnserve.model import Encoder
+    from tests.reference import TINY_CONFIG
+
     torch.manual_seed(0)
     encoder = Encoder(TINY_CONFIG)
     encoder.eval()
     return encoder
 
 
-@dataclass(frozen=True)
-class Reference:
-    encoder: Encoder
-    checkpoint: Checkpoint
-    tokenizer: ReferenceTokenizer
-
-
 @pytest.fixture(scope="session")
 def reference() -> Reference:
     """The packaged all-MiniLM-L6-v2 in our PyTorch encoder, loaded once per test session."""
-    encoder, checkpoint = load_checkpoint()
-    tokenizer = ReferenceTokenizer(checkpoint.tokenizer_path, checkpoint.max_seq_length)
-    return Reference(encoder, checkpoint, tokenizer)
+    pytest.importorskip("torch")
+    from tests.reference import load_reference
+
+    return load_reference()
 
 
 @pytest.fixture(scope="session")
@@ -78,26 +67,20 @@ def checkpoint_dir(reference: Reference) -> Path:
 
 @pytest.fixture(scope="session")
 def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packaged model exported once per test session and shared by every test."""
+    """The packaged model exported once per test session and shared by every test.
+
+    `ATTNSERVE_TEST_ARTIFACT` names a prebuilt artifact instead (a machine that cannot export,
+    such as a GPU host without torch).
+    """
+    prebuilt = os.environ.get("ATTNSERVE_TEST_ARTIFACT")
+    if prebuilt:
+        return Path(prebuilt)
+    pytest.importorskip("torch")
     from attnserve.export.artifact import build_artifact
 
     out = tmp_path_factory.mktemp("artifact") / "all-MiniLM-L6-v2"
     build_artifact(out)
     return out
-
-
-def server_settings(artifact: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "artifact": artifact,
-        "host": "127.0.0.1",
-        "port": 0,
-        "metrics_port": 0,
-        "drain_delay_s": 0.0,
-        "shutdown_grace_s": 5.0,
-        "max_wait_ms": 2.0,
-        **overrides,
-    }
-    return Settings(**values)
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +89,22 @@ def server(artifact_dir: Path) -> Iterator[ServerThread]:
     running = ServerThread(server_settings(artifact_dir))
     yield running
     running.stop()
+
+
+@pytest.fixture
+def make_server(artifact_dir: Path) -> Iterator[Callable[..., ServerThread]]:
+    """Start servers with settings overrides (warm-up off by default); stops what it started."""
+    started: list[ServerThread] = []
+
+    def make(span_exporter: Any = None, **overrides: Any) -> ServerThread:
+        overrides.setdefault("warmup", False)
+        running = ServerThread(server_settings(artifact_dir, **overrides), span_exporter)
+        started.append(running)
+        return running
+
+    yield make
+    for running in reversed(started):
+        running.stop()
 
 
 @pytest.fixture

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import Reference
+from tests.helpers import run_cli
+from tests.reference import Reference
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +19,7 @@ TEXTS = ["The encoder reads every token at once.", "Attention maps show where it
 
 
 def attnserve(*args: str) -> subprocess.CompletedProcess[str]:
-    beside_python = Path(sys.executable).parent / "attnserve"
-    executable = str(beside_python) if beside_python.exists() else shutil.which("attnserve")
-    assert executable, "the attnserve console command is not installed"
-    return subprocess.run(
-        [executable, *args], capture_output=True, text=True, timeout=120, check=False
-    )
+    return run_cli(*args, console=True)
 
 
 def test_embed_local_saves_the_reference_embeddings(reference: Reference, tmp_path: Path) -> None:

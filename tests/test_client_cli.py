@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import json
-import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from attnserve.service.client.client import EmbedderClient
-from tests.server_harness import ServerThread
+from tests.helpers import ServerThread, png_size, run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def attnserve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "attnserve.service.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG file"
-    assert data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
 
 
 def test_embed_command_prints_the_served_vectors(
     server: ServerThread, client: EmbedderClient
 ) -> None:
-    result = attnserve("embed", "--target", server.target, "first text", "second text")
+    result = run_cli("embed", "--target", server.target, "first text", "second text")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["text"] for r in records] == ["first text", "second text"]
@@ -50,7 +29,7 @@ def test_embed_command_prints_the_served_vectors(
 
 def test_attend_command_writes_a_heatmap(server: ServerThread, tmp_path: Path) -> None:
     out = tmp_path / "map.png"
-    result = attnserve(
+    result = run_cli(
         "attend", "--target", server.target, "the river bank", "--layers", "0", "5", "--out",
         str(out),
     )  # fmt: skip
@@ -58,7 +37,7 @@ def test_attend_command_writes_a_heatmap(server: ServerThread, tmp_path: Path) -
     width, height = png_size(out)
     assert height > width  # two layers stacked, one averaged map each
     per_head = tmp_path / "heads.png"
-    result = attnserve(
+    result = run_cli(
         "attend", "--target", server.target, "bank", "--layers", "1", "--heads", "0", "1", "2",
         "--per-head", "--out", str(per_head),
     )  # fmt: skip
@@ -68,6 +47,6 @@ def test_attend_command_writes_a_heatmap(server: ServerThread, tmp_path: Path) -
 
 
 def test_embed_command_reports_a_status_clearly(server: ServerThread) -> None:
-    result = attnserve("embed", "--target", server.target, "")
+    result = run_cli("embed", "--target", server.target, "")
     assert result.returncode == 1
     assert "INVALID_ARGUMENT: text 0 is empty" in result.stderr

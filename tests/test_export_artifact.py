@@ -18,7 +18,8 @@ from attnserve.model import Encoder
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import ArtifactError, Manifest, verify
 from attnserve.service.sessions import open_session
-from tests.conftest import VARIED_TEXTS, Reference
+from tests.helpers import VARIED_TEXTS
+from tests.reference import Reference
 
 
 def cpu_session(path: Path) -> ort.InferenceSession:

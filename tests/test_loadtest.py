@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import struct
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +18,7 @@ from attnserve.service.client.channel import Connection
 from attnserve.service.loadtest.generator import LoadConfig, run_load
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
-from tests.conftest import server_settings
-from tests.server_harness import ServerThread
+from tests.helpers import MakeServer, ServerThread, png_size, run_cli
 
 pytestmark = pytest.mark.slow
 SUMMARY_KEYS = {
@@ -38,12 +34,6 @@ SUMMARY_KEYS = {
 }
 
 
-def is_png(path: Path) -> bool:
-    data = path.read_bytes()
-    width, height = struct.unpack(">II", data[16:24])
-    return data[:8] == b"\x89PNG\r\n\x1a\n" and width > 100 and height > 100
-
-
 @pytest.mark.parametrize(
     "mode_flags", [["--mode", "closed", "--concurrency", "4"], ["--mode", "open", "--rate", "40"]]
 )
@@ -51,34 +41,11 @@ def test_command_writes_complete_json_and_a_plot(
     server: ServerThread, tmp_path: Path, mode_flags: list[str]
 ) -> None:
     out, plot = tmp_path / "result.json", tmp_path / "latency.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "attnserve.service.cli",
-            "loadtest",
-            "--target",
-            server.target,
-            *mode_flags,
-            "--duration",
-            "3",
-            "--warmup",
-            "0.5",
-            "--requests",
-            "400",
-            "--texts-per-request",
-            "2",
-            "--json",
-            str(out),
-            "--plot",
-            str(plot),
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(
+        "loadtest", "--target", server.target, *mode_flags, "--duration", "3",
+        "--warmup", "0.5", "--requests", "400", "--texts-per-request", "2",
+        "--json", str(out), "--plot", str(plot), "--no-progress",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "latency p50" in result.stdout
     document = json.loads(out.read_text())
@@ -92,22 +59,14 @@ def test_command_writes_complete_json_and_a_plot(
     assert document["texts_per_s"] == pytest.approx(2 * document["requests_per_s"])
     assert document["server_ms"]["inference_p50"] > 0
     assert document["config"]["connection"]["token"] is False  # never the token itself
-    assert is_png(plot)
+    width, height = png_size(plot)
+    assert width > 100
+    assert height > 100
 
 
 @pytest.fixture
-def tiny_queue(artifact_dir: Path) -> Iterator[ServerThread]:
-    running = ServerThread(
-        server_settings(
-            artifact_dir,
-            warmup=False,
-            max_queue_texts=6,
-            max_batch_texts=2,
-            max_texts_per_request=4,
-        )
-    )
-    yield running
-    running.stop()
+def tiny_queue(make_server: MakeServer) -> ServerThread:
+    return make_server(max_queue_texts=6, max_batch_texts=2, max_texts_per_request=4)
 
 
 def test_rejections_are_counted_exactly(tiny_queue: ServerThread) -> None:

@@ -18,8 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
-from tests.conftest import server_settings
-from tests.server_harness import ServerThread
+from tests.helpers import MakeServer, ServerThread, server_settings
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,22 +163,22 @@ def test_request_id_comes_back_and_is_on_its_log_line(
 
 
 def test_secrets_never_reach_the_logs(
-    artifact_dir: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    make_server: MakeServer,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secret = "tok-9d2b61c4e8"
-    running = ServerThread(server_settings(artifact_dir, warmup=False, auth_tokens=secret))
-    try:
-        with EmbedderClient(running.target, token=secret) as good:
-            good.embed(["authorised"])
-        with (
-            EmbedderClient(running.target, token=secret + "x", attempts=1) as bad,
-            pytest.raises(grpc.RpcError),
-        ):
-            bad.embed(["refused"])
-        assert secret not in repr(running.settings)
-    finally:
-        running.stop()
+    running = make_server(auth_tokens=secret)
+    with EmbedderClient(running.target, token=secret) as good:
+        good.embed(["authorised"])
+    with (
+        EmbedderClient(running.target, token=secret + "x", attempts=1) as bad,
+        pytest.raises(grpc.RpcError),
+    ):
+        bad.embed(["refused"])
+    assert secret not in repr(running.settings)
+    running.stop()
     out, err = capfd.readouterr()
     assert secret not in caplog.text + out + err
     assert any("auth on" in r.getMessage() for r in caplog.records)  # the start-up line

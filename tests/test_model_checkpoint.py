@@ -19,7 +19,7 @@ from attnserve.model.checkpoint import (
     load_state,
     weight_map,
 )
-from tests.conftest import TINY_CONFIG, Reference
+from tests.reference import TINY_CONFIG, Reference
 
 
 def tiny_checkpoint_tensors(encoder: Encoder) -> dict[str, torch.Tensor]:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import VARIED_TEXTS, Reference
+from tests.helpers import VARIED_TEXTS
+from tests.reference import Reference
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from attnserve.service.client.client import EmbedderClient
-from tests.conftest import Reference
+from tests.reference import Reference
 
 pytestmark = pytest.mark.slow
 

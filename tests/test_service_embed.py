@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from attnserve.service.client.client import EmbedderClient
-from tests.conftest import VARIED_TEXTS, Reference
-from tests.server_harness import ServerThread
+from tests.helpers import VARIED_TEXTS, ServerThread
+from tests.reference import Reference
 
 pytestmark = pytest.mark.slow
 

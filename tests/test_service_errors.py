@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
-from tests.server_harness import ServerThread
+from tests.helpers import ServerThread
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,25 +20,14 @@ from attnserve.service.client.channel import Connection
 from attnserve.service.client.client import EmbedderClient
 from attnserve.service.loadtest.generator import LoadConfig, run_load
 from attnserve.v1 import embedder_pb2 as pb
-from tests.conftest import server_settings
-from tests.server_harness import ServerThread
+from tests.helpers import MakeServer, ServerThread
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def tiny_queue_server(artifact_dir: Path) -> Iterator[ServerThread]:
-    running = ServerThread(
-        server_settings(
-            artifact_dir,
-            max_queue_texts=8,
-            max_batch_texts=4,
-            max_texts_per_request=4,
-            warmup=False,
-        )
-    )
-    yield running
-    running.stop()
+def tiny_queue_server(make_server: MakeServer) -> ServerThread:
+    return make_server(max_queue_texts=8, max_batch_texts=4, max_texts_per_request=4)
 
 
 def test_burst_over_a_tiny_queue_is_refused_for_the_excess(tiny_queue_server: ServerThread) -> None:
@@ -154,63 +142,56 @@ def make_certificates(directory: Path) -> dict[str, Path]:
     return paths
 
 
-def test_tls_mtls_and_token_auth(artifact_dir: Path, tmp_path: Path) -> None:
+def test_tls_mtls_and_token_auth(make_server: MakeServer, tmp_path: Path) -> None:
     certs = make_certificates(tmp_path)
-    secured = ServerThread(
-        server_settings(
-            artifact_dir,
-            warmup=False,
-            tls_cert=certs["server_cert"],
-            tls_key=certs["server_key"],
-            tls_client_ca=certs["ca"],
-            auth_tokens="s3cret-token,other-token",
-        )
+    secured = make_server(
+        tls_cert=certs["server_cert"],
+        tls_key=certs["server_key"],
+        tls_client_ca=certs["ca"],
+        auth_tokens="s3cret-token,other-token",
     )
     target = f"localhost:{secured.running.port}"
-    try:
-        with EmbedderClient(
+    with EmbedderClient(
+        target,
+        token="s3cret-token",
+        root_certificates=certs["ca"],
+        client_cert=certs["client_cert"],
+        client_key=certs["client_key"],
+    ) as good:
+        assert good.embed(["over mTLS"]).pooled is not None
+    # The load tester connects the same way (same flags, same channel helper): mTLS too.
+    mtls = Connection(
+        target, "s3cret-token", certs["ca"], certs["client_cert"], certs["client_key"]
+    )
+    _, summary = run_load(LoadConfig(mtls, requests=5, duration_s=30, warmup_s=0))
+    assert (summary.sent, summary.succeeded, summary.errors) == (5, 5, {})
+    with (
+        EmbedderClient(
             target,
-            token="s3cret-token",
+            token="wrong",
             root_certificates=certs["ca"],
             client_cert=certs["client_cert"],
             client_key=certs["client_key"],
-        ) as good:
-            assert good.embed(["over mTLS"]).pooled is not None
-        # The load tester connects the same way (same flags, same channel helper): mTLS too.
-        mtls = Connection(
-            target, "s3cret-token", certs["ca"], certs["client_cert"], certs["client_key"]
-        )
-        _, summary = run_load(LoadConfig(mtls, requests=5, duration_s=30, warmup_s=0))
-        assert (summary.sent, summary.succeeded, summary.errors) == (5, 5, {})
-        with (
-            EmbedderClient(
-                target,
-                token="wrong",
-                root_certificates=certs["ca"],
-                client_cert=certs["client_cert"],
-                client_key=certs["client_key"],
-                attempts=1,
-            ) as bad_token,
-            pytest.raises(grpc.RpcError) as caught,
-        ):
-            bad_token.embed(["x"])
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        with (
-            EmbedderClient(
-                target, token="s3cret-token", root_certificates=certs["ca"], attempts=1
-            ) as no_client_cert,
-            pytest.raises(grpc.RpcError) as caught,
-        ):
-            no_client_cert.embed(["x"], timeout_s=10)
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # handshake refused
-        plaintext_target = target.replace("localhost", "127.0.0.1")
-        with (
-            EmbedderClient(plaintext_target, attempts=1) as plain,
-            pytest.raises(grpc.RpcError),
-        ):
-            plain.embed(["plaintext to a TLS port"], timeout_s=10)
-    finally:
-        secured.stop()
+            attempts=1,
+        ) as bad_token,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        bad_token.embed(["x"])
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with (
+        EmbedderClient(
+            target, token="s3cret-token", root_certificates=certs["ca"], attempts=1
+        ) as no_client_cert,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        no_client_cert.embed(["x"], timeout_s=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # handshake refused
+    plaintext_target = target.replace("localhost", "127.0.0.1")
+    with (
+        EmbedderClient(plaintext_target, attempts=1) as plain,
+        pytest.raises(grpc.RpcError),
+    ):
+        plain.embed(["plaintext to a TLS port"], timeout_s=10)
 
 
 # --- shutdown ------------------------------------------------------------------------------------
@@ -263,8 +244,10 @@ def test_sigterm_drains_then_exits_zero(artifact_dir: Path, tmp_path: Path) -> N
             process.wait()
 
 
-def test_concurrent_load_while_stopping_never_hangs(artifact_dir: Path) -> None:
-    running = ServerThread(server_settings(artifact_dir, warmup=False))
+def test_concurrent_load_while_stopping_never_hangs(
+    make_server: MakeServer,
+) -> None:
+    running = make_server()
     errors: list[grpc.StatusCode] = []
 
     def hammer() -> None:
@@ -286,40 +269,30 @@ def test_concurrent_load_while_stopping_never_hangs(artifact_dir: Path) -> None:
     assert set(errors) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
 
 
-def test_max_connection_age_recycles_long_lived_connections(artifact_dir: Path) -> None:
-    running = ServerThread(
-        server_settings(
-            artifact_dir, warmup=False, max_connection_age_s=1.0, max_connection_age_grace_s=1.0
-        )
-    )
+def test_max_connection_age_recycles_long_lived_connections(
+    make_server: MakeServer,
+) -> None:
+    running = make_server(max_connection_age_s=1.0, max_connection_age_grace_s=1.0)
     states: list[grpc.ChannelConnectivity] = []
-    try:
-        with EmbedderClient(running.target, attempts=1) as client:
-            client.channel.subscribe(states.append, try_to_connect=True)
-            answered = 0
-            deadline = time.monotonic() + 4.5
-            while time.monotonic() < deadline:
-                assert client.embed(["still answered after a GOAWAY"]).pooled is not None
-                answered += 1
-                time.sleep(0.05)
-    finally:
-        running.stop()
+    with EmbedderClient(running.target, attempts=1) as client:
+        client.channel.subscribe(states.append, try_to_connect=True)
+        answered = 0
+        deadline = time.monotonic() + 4.5
+        while time.monotonic() < deadline:
+            assert client.embed(["still answered after a GOAWAY"]).pooled is not None
+            answered += 1
+            time.sleep(0.05)
     assert answered > 20
     # Each age-out sends GOAWAY: the channel goes idle and connects again (to whichever pod
     # DNS now offers, in a cluster), while every call above still succeeded.
     assert states.count(grpc.ChannelConnectivity.READY) >= 2, states
 
 
-def test_message_size_limits_are_enforced(artifact_dir: Path) -> None:
-    running = ServerThread(
-        server_settings(artifact_dir, warmup=False, max_receive_message_bytes=4096)
-    )
-    try:
-        with EmbedderClient(running.target, attempts=1) as client:
-            with pytest.raises(grpc.RpcError) as caught:
-                client.embed(["x" * 5000])
-            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert client.embed(["a request under the limit"]).pooled is not None
-            assert client.info().limits.max_receive_message_bytes == 4096
-    finally:
-        running.stop()
+def test_message_size_limits_are_enforced(make_server: MakeServer) -> None:
+    running = make_server(max_receive_message_bytes=4096)
+    with EmbedderClient(running.target, attempts=1) as client:
+        with pytest.raises(grpc.RpcError) as caught:
+            client.embed(["x" * 5000])
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert client.embed(["a request under the limit"]).pooled is not None
+        assert client.info().limits.max_receive_message_bytes == 4096

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from attnserve.service.client.client import EmbedderClient
 from attnserve.service.server import tracing
-from tests.conftest import server_settings
-from tests.server_harness import ServerThread
+from tests.helpers import MakeServer, ServerThread
 
 pytestmark = pytest.mark.slow
 memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
 
 
 @pytest.fixture
-def traced(artifact_dir: Path) -> Iterator[tuple[ServerThread, object]]:
+def traced(make_server: MakeServer) -> tuple[ServerThread, object]:
     exporter = memory.InMemorySpanExporter()
-    running = ServerThread(server_settings(artifact_dir, warmup=False), span_exporter=exporter)
-    yield running, exporter
-    running.stop()
+    return make_server(span_exporter=exporter), exporter
 
 
 def test_request_span_has_tokenize_queue_and_inference_children(

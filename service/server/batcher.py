@@ -16,16 +16,24 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from attnserve.service.artifact import GraphPurpose
-from attnserve.service.padding import pad
-from attnserve.service.server.engine import Engine
+from attnserve.service.padding import PaddedBatch, pad
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.service.server.tokenizer import EncodedText
 
 log = logging.getLogger(__name__)
+
+
+class ModelRunner(Protocol):
+    """What the batcher needs of an engine (the ONNX Runtime `Engine`, or a test's fake)."""
+
+    def run(
+        self, kind: GraphPurpose, batch: PaddedBatch, outputs: list[str]
+    ) -> dict[str, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class WorkItem:
 class Batcher:
     def __init__(
         self,
-        engine: Engine,
+        engine: ModelRunner,
         pad_token_id: int,
         max_batch_tokens: int,
         max_batch_texts: int,
