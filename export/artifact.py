@@ -7,6 +7,7 @@ crashed or interrupted export never leaves something that looks like a finished 
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import shutil
 import time
@@ -25,6 +26,7 @@ from attnserve.service.artifact import (
     describe_file,
 )
 
+log = logging.getLogger(__name__)
 TOKENIZER_FILE = "tokenizer.json"
 TOOL_PACKAGES = ("attnserve", "torch", "onnx", "onnxruntime", "onnxscript", "tokenizers", "numpy")
 
@@ -93,5 +95,5 @@ def build_artifact(
 
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
-    print(f"artifact {out_dir} built in {time.perf_counter() - started:.1f} s")
+    log.info("artifact %s built in %.1f s", out_dir, time.perf_counter() - started)
     return manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     # torch's exporter narrates its internals; keep the user's terminal for what matters.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\..*|copyreg")
     warnings.filterwarnings(

@@ -12,6 +12,7 @@ MatMul) and returns every layer's softmax output: exact, and supported by every 
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from pathlib import Path
 
@@ -23,11 +24,13 @@ from torch import Tensor, nn
 from attnserve.export.fusion import fuse_attention
 from attnserve.export.quantize import build_int8, check_quality, pooled_embeddings
 from attnserve.model import Encoder
+from attnserve.model.encoder import AttentionImpl
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import ExecutionProvider, GraphPurpose, GraphSpec, Precision
 from attnserve.service.corpus import varied_corpus
 from attnserve.service.sessions import open_session
 
+log = logging.getLogger(__name__)
 OPSET = 23
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 FAST_OUTPUTS = ("token_embeddings", "pooled")
@@ -44,16 +47,27 @@ PARITY_TEXTS = [
 
 
 class FastGraph(nn.Module):
-    """Token embeddings and pooled vectors (before normalisation, which the service applies)."""
+    """Token embeddings and pooled vectors (before normalisation, which the service applies).
 
-    def __init__(self, encoder: Encoder) -> None:
+    Exported through `scaled_dot_product_attention` by default, which the exporter turns into
+    one opset-23 `Attention` per layer; `explicit` gives the plain MatMul/Softmax/MatMul export
+    (the benchmarks' baseline)."""
+
+    def __init__(self, encoder: Encoder, attention_impl: AttentionImpl = "sdpa") -> None:
         super().__init__()
         self.encoder = encoder
+        self.attention_impl: AttentionImpl = attention_impl
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
     ) -> tuple[Tensor, Tensor]:
-        out = self.encoder(input_ids, attention_mask, token_type_ids, normalize=False)
+        out = self.encoder(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            normalize=False,
+            attention_impl=self.attention_impl,
+        )
         return out.last_hidden_state, out.pooled
 
 
@@ -68,7 +82,12 @@ class MapsGraph(nn.Module):
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         out = self.encoder(
-            input_ids, attention_mask, token_type_ids, output_attentions=True, normalize=False
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            output_attentions=True,
+            normalize=False,
+            attention_impl="explicit",  # the only path that materialises the probabilities
         )
         return out.last_hidden_state, out.pooled, torch.stack(out.attentions)
 
@@ -153,16 +172,14 @@ def build_graphs(
 ) -> list[GraphSpec]:
     tokenizer = ReferenceTokenizer(tokenizer_path, max_tokens)
     built: list[GraphSpec] = []
-    plan: tuple[tuple[GraphPurpose, nn.Module, tuple[str, ...], str], ...] = (
-        ("fast", FastGraph(encoder), FAST_OUTPUTS, "sdpa"),
-        ("maps", MapsGraph(encoder), MAPS_OUTPUTS, "explicit"),
+    plan: tuple[tuple[GraphPurpose, nn.Module, tuple[str, ...]], ...] = (
+        ("fast", FastGraph(encoder), FAST_OUTPUTS),
+        ("maps", MapsGraph(encoder), MAPS_OUTPUTS),
     )
-    for purpose, module, outputs, impl in plan:
+    for purpose, module, outputs in plan:
         started = time.perf_counter()
-        encoder.attention_impl = impl  # type: ignore[assignment]
         file = f"encoder.{purpose}.fp32.onnx"
         export_graph(module, outputs, out_dir / file)
-        encoder.attention_impl = "explicit"
         if purpose == "fast":
             fuse_in_place(out_dir / file, encoder.config.num_heads)
         built.append(
@@ -179,7 +196,7 @@ def build_graphs(
                 parity=measure_parity(encoder, tokenizer, out_dir / file, purpose == "maps"),
             )
         )
-        print(f"  {file}: exported in {time.perf_counter() - started:.1f} s")
+        log.info("%s: exported in %.1f s", file, time.perf_counter() - started)
     fast_fp32 = built[0]
     if int8:
         built += build_int8_graph(fast_fp32, out_dir, tokenizer)
@@ -214,7 +231,7 @@ def build_int8_graph(
     path = out_dir / "encoder.fast.int8.onnx"
     report, strategy = build_int8(fp32_path, path, tokenizer)
     if strategy is None:
-        print("  int8: no candidate passed the quality gate; no int8 graph written")
+        log.warning("int8: no candidate passed the quality gate; no int8 graph written")
         return []
     parity = {
         "mean_cosine_to_fp32": report.mean_cosine,

@@ -8,6 +8,7 @@ is written. If none passes, no int8 graph is written and the manifest says why.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.corpus import varied_corpus
 from attnserve.service.sessions import open_session
 
+log = logging.getLogger(__name__)
 MIN_MEAN_COSINE = 0.99
 MIN_MIN_COSINE = 0.98
 GATE_TEXTS = 1000
@@ -120,10 +122,14 @@ def build_int8(
         if damage is not None:
             damage(out_path)
         report = check_quality(reference, pooled_embeddings(out_path, tokenizer, texts))
-        print(
-            f"  int8 [{name}]: mean cosine {report.mean_cosine:.4f}, min {report.min_cosine:.4f} "
-            f"over {report.n_texts} texts ({time.perf_counter() - started:.1f} s): "
-            f"{'PASS' if report.passed else 'fail'}"
+        log.info(
+            "int8 [%s]: mean cosine %.4f, min %.4f over %d texts (%.1f s): %s",
+            name,
+            report.mean_cosine,
+            report.min_cosine,
+            report.n_texts,
+            time.perf_counter() - started,
+            "PASS" if report.passed else "fail",
         )
         if report.passed:
             return report, name

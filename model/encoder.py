@@ -161,8 +161,13 @@ class Encoder(nn.Module):
         output_attentions: bool = False,
         causal: bool = False,
         normalize: bool | None = None,
+        attention_impl: AttentionImpl | None = None,
     ) -> EncoderOutput:
-        """input_ids, attention_mask, token_type_ids: (B, T) integer tensors; mask 1 = real."""
+        """input_ids, attention_mask, token_type_ids: (B, T) integer tensors; mask 1 = real.
+
+        `attention_impl` overrides the encoder's default path for this call (the exporter
+        asks for `sdpa` for the fast graph and `explicit` for the maps graph)."""
+        impl = self.attention_impl if attention_impl is None else attention_impl
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
@@ -170,7 +175,7 @@ class Encoder(nn.Module):
 
         attentions: list[Tensor] = []
         for layer in self.layers:
-            x, probs = layer(x, additive_mask, self.attention_impl, output_attentions)
+            x, probs = layer(x, additive_mask, impl, output_attentions)
             if probs is not None and output_attentions:
                 attentions.append(probs)
 

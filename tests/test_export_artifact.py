@@ -29,7 +29,6 @@ def cpu_session(path: Path) -> ort.InferenceSession:
 def test_tiny_encoder_exports_one_fused_attention_per_layer(
     tiny_encoder: Encoder, tmp_path: Path
 ) -> None:
-    tiny_encoder.attention_impl = "sdpa"
     path = tmp_path / "tiny.onnx"
     export_graph(FastGraph(tiny_encoder), FAST_OUTPUTS, path)
     assert op_counts(path)["Attention"] == tiny_encoder.config.num_layers  # opset-23 standard
@@ -43,7 +42,6 @@ def test_tiny_encoder_exports_one_fused_attention_per_layer(
     _tokens, pooled = cpu_session(path).run(None, {
         "input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)
     })  # fmt: skip
-    tiny_encoder.attention_impl = "explicit"
     with torch.no_grad():
         expected = tiny_encoder(torch.from_numpy(ids), torch.from_numpy(mask), normalize=False)
     np.testing.assert_allclose(pooled, expected.pooled.numpy(), atol=1e-5)

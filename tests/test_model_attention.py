@@ -61,8 +61,7 @@ def test_fused_sdpa_path_equals_explicit_path(tiny_encoder: Encoder) -> None:
     batch = padded_batch([8, 4, 6])
     with torch.no_grad():
         explicit = tiny_encoder(**batch)
-        tiny_encoder.attention_impl = "sdpa"
-        fused = tiny_encoder(**batch)
+        fused = tiny_encoder(**batch, attention_impl="sdpa")
     torch.testing.assert_close(
         fused.last_hidden_state, explicit.last_hidden_state, atol=1e-5, rtol=0
     )
