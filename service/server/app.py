@@ -158,7 +158,7 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
         settings, manifest, tokenizer, batcher, metrics, tracer, engine.supports_maps()
     )
     info = build_info(settings, manifest, engine, tokenizer)
-    service = EmbedderService(pipeline, info, metrics, tracer)
+    service = EmbedderService(pipeline, info, metrics, tracer, settings.max_stream_pending)
     return Assembly(settings, directory, manifest, engine, tokenizer, metrics, batcher, service)
 
 

@@ -165,8 +165,10 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
         info: pb.InfoResponse,
         metrics: Metrics,
         tracer: Tracer,
+        max_stream_pending: int,
     ) -> None:
         self.pipeline = pipeline
+        self.max_stream_pending = max_stream_pending
         self.info = info
         self.model_name = info.model_name
         self.metrics = metrics
@@ -212,13 +214,25 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
                 response = error_response(request, Code.INTERNAL, "internal error")
             await responses.put(response)
 
+        # At most `max_stream_pending` requests of this stream in progress: past that the
+        # stream stops reading (HTTP/2 flow control pushes back on the client). Finished tasks
+        # leave the set as they finish, so a long stream holds only what is in flight.
+        slots = asyncio.Semaphore(self.max_stream_pending)
         pending: set[asyncio.Task[None]] = set()
+
+        def release(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            slots.release()
+
         try:
             async for request in request_iterator:
-                pending.add(asyncio.create_task(one(request)))
+                await slots.acquire()
+                task = asyncio.create_task(one(request))
+                pending.add(task)
+                task.add_done_callback(release)
             await asyncio.gather(*pending)
         finally:
-            for task in pending:
+            for task in list(pending):
                 task.cancel()
             await responses.put(None)
 

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
 
     # --- limits per request --------------------------------------------------------------------
     max_texts_per_request: int = Field(512, gt=0, description="texts in one request")
+    max_stream_pending: int = Field(
+        64,
+        gt=0,
+        description="requests of one EmbedStream in progress at once; past it the stream "
+        "stops reading until one finishes",
+    )
     max_chars_per_text: int = Field(50_000, gt=0, description="characters in one text")
     max_tokens_per_text: int = Field(
         0, ge=0, description="token cap per text; 0 = the model's max positions"
@@ -186,3 +192,15 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
             metavar=name.split("_")[-1].upper(),
             help=f"{field.description} [env {env}; default {field.default!r}]",
         )
+
+
+def settings_table() -> str:
+    """The README's settings table, generated from the fields (a test keeps the two equal)."""
+    rows = ["| flag | env | default | what it does |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "(none)" if default == () else str(default).replace(str(Path.home()), "~")
+        rows.append(
+            f"| `{flag_name(name)}` | `ATTNSERVE_{name.upper()}` | `{shown}` | {field.description} |"
+        )
+    return "\n".join(rows)

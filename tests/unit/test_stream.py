@@ -1,0 +1,81 @@
+"""EmbedStream's reader: a bounded number of requests in progress, all answered, in any order.
+
+The servicer runs over a fake pipeline whose calls finish only when the test lets them, so
+the bound is observed directly (no server, no timing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.options import EmbedOptions
+from attnserve.service.server.pipeline import EmbedResult, TextEmbedding, Timings
+from attnserve.service.server.servicer import EmbedderService
+from attnserve.service.server.tracing import Tracer
+from attnserve.v1 import embedder_pb2 as pb
+
+
+class GatedPipeline:
+    """Each embed call waits for the gate; records how many were in progress at once."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.in_progress = 0
+        self.most = 0
+
+    async def embed(
+        self, texts: list[str], options: EmbedOptions, deadline: float | None
+    ) -> EmbedResult:
+        self.in_progress += 1
+        self.most = max(self.most, self.in_progress)
+        await self.gate.wait()
+        self.in_progress -= 1
+        vector = np.full(3, float(len(texts[0])), dtype=np.float32)
+        embedded = TextEmbedding(vector, None, None, 1, False)
+        return EmbedResult([embedded], Timings(0.0, 0.0, 0.0), (), ())
+
+
+class NoDeadline:
+    def time_remaining(self) -> None:
+        return None
+
+
+async def requests(count: int) -> AsyncIterator[pb.EmbedRequest]:
+    for index in range(count):
+        yield pb.EmbedRequest(texts=["x" * (index + 1)], request_id=f"r{index}")
+
+
+def test_a_long_stream_keeps_at_most_the_bound_in_progress_and_answers_all() -> None:
+    async def scenario() -> tuple[int, list[pb.EmbedResponse]]:
+        pipeline = GatedPipeline()
+        service = EmbedderService(
+            pipeline,  # type: ignore[arg-type]
+            pb.InfoResponse(model_name="fake"),
+            Metrics(),
+            Tracer(None),
+            max_stream_pending=3,
+        )
+        responses: asyncio.Queue[pb.EmbedResponse | None] = asyncio.Queue()
+        reader = asyncio.create_task(service.read_stream(requests(50), NoDeadline(), responses))
+        for _ in range(50):  # let the reader take all it may
+            await asyncio.sleep(0)
+        held = pipeline.in_progress
+        pipeline.gate.set()
+        await asyncio.wait_for(reader, timeout=10)
+        answered = []
+        while (response := responses.get_nowait()) is not None:
+            answered.append(response)
+        assert held == 3
+        return pipeline.most, answered
+
+    most, answered = asyncio.run(scenario())
+    assert most == 3
+    assert sorted(r.request_id for r in answered) == sorted(f"r{i}" for i in range(50))
+    for response in answered:
+        index = int(response.request_id[1:])
+        values = np.frombuffer(response.pooled.data, dtype="<f4")
+        assert values.tolist() == [index + 1.0] * 3  # each answer is its own request's
