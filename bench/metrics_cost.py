@@ -10,7 +10,6 @@ overhead matters most. Prints texts/s per round and the ratio of the totals.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,8 @@ if __package__ in (None, ""):
 
 from attnserve.service.corpus import short_sentences
 from bench.common import machine_line
-from bench.serve import served_throughput, start_server
+from bench.load import encode_requests, run_closed_loop
+from bench.serve import start_server
 
 
 def main() -> int:
@@ -30,7 +30,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-metrics-bench-"))
-    texts = short_sentences(2048)
+    requests = encode_requests(short_sentences(2048), 1)
     with_metrics, target_on = start_server(args.artifact, workdir)
     without, target_off = start_server(args.artifact, workdir, "--metrics", "false")
     totals = {"on": 0.0, "off": 0.0}
@@ -38,16 +38,16 @@ def main() -> int:
     print("|---|---|---|")
     try:
         for target in (target_on, target_off):  # warm both, not counted
-            asyncio.run(served_throughput(target, texts, 64, 1, 1.0))
+            run_closed_loop(target, requests, 1, 64, 1.0)
         for round_number in range(args.rounds):
             order = [("on", target_on), ("off", target_off)]
             if round_number % 2:
                 order.reverse()
             rates = {}
             for name, target in order:
-                rate, _, _ = asyncio.run(served_throughput(target, texts, 64, 1, args.seconds))
-                rates[name] = rate
-                totals[name] += rate
+                result = run_closed_loop(target, requests, 1, 64, args.seconds)
+                rates[name] = result.texts_per_s
+                totals[name] += result.texts_per_s
             print(f"| {round_number + 1} | {rates['on']:.0f} | {rates['off']:.0f} |", flush=True)
     finally:
         for process in (with_metrics, without):

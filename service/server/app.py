@@ -252,7 +252,6 @@ async def build_server(settings: Settings, span_exporter: Any = None) -> Running
     )
     await running.set_serving(False)  # NOT_SERVING until warm
     await server.start()
-    batcher.start()
     if settings.metrics_port >= 0:
         running.metrics_port = metrics.serve(settings.metrics_port)
     metrics.info.info(
@@ -266,8 +265,12 @@ async def build_server(settings: Settings, span_exporter: Any = None) -> Running
     )
     if settings.warmup:
         started = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(batcher.executor, engine.warm_up)
-        log.info("warm-up took %.2f s", time.perf_counter() - started)
+        await asyncio.to_thread(engine.warm_up)
+        batcher.costs = await asyncio.to_thread(engine.calibrate)
+        for graph, cost in batcher.costs.items():
+            log.info("cost model, %s graph: %s", graph, cost.describe())
+        log.info("warm-up and calibration took %.2f s", time.perf_counter() - started)
+    batcher.start()  # texts queued during warm-up are served from here on
     await running.set_serving(True)
     if settings.port_file is not None:
         settings.port_file.write_text(f"{port}\n")

@@ -1,20 +1,26 @@
-"""Dynamic batching: texts from many requests merged into model batches under a token budget.
+"""Dynamic batching: texts from many requests merged into model batches on one inference thread.
 
 Each text is a `WorkItem` with its own future, so a large request is split across model batches
-transparently and one text's failure never touches its neighbours. Batches form around the
-oldest waiting text (no starvation) from the texts closest to it in length (little padding),
-under `max_batch_tokens` padded tokens and `max_batch_texts` texts. A lone caller pays no
-wait; under concurrency a batch waits up to `max_wait_ms` for the callers the last batch just
-answered. The queue is bounded: past `max_queue_texts` a request is refused.
+transparently and one text's failure never touches its neighbours. Each batch forms around the
+oldest waiting text (none waits behind younger ones for ever) from the texts closest to it in
+length, sized by the engine's measured cost model to do the most real work per second
+(`batch_policy.py`), under `max_batch_tokens` padded tokens and `max_batch_texts` texts.
+
+The inference thread forms the next batch itself the moment the last one finishes, so the
+engine never waits for the event loop; the loop only queues texts (`submit`) and hands results
+to their callers (one `call_soon_threadsafe` per batch). A lone caller pays no wait; under
+concurrency a batch waits up to `max_wait_ms` for the callers the last batch just answered. The
+queue is bounded: past `max_queue_texts` a request is refused, and texts whose deadline passed
+or whose caller left never reach the model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +28,8 @@ import numpy as np
 
 from attnserve.service.artifact import GraphPurpose
 from attnserve.service.padding import PaddedBatch, pad
+from attnserve.service.server.batch_policy import grow_batch
+from attnserve.service.server.cost_model import DEFAULT, CostModel
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.service.server.tokenizer import EncodedText
 
@@ -90,28 +98,41 @@ class Batcher:
         self.max_wait_s = max_wait_ms / 1000
         self.max_queue_texts = max_queue_texts
         self.on_batch = on_batch
+        # Measured per graph at warm-up (`Engine.calibrate`); a CPU-like stand-in until then.
+        self.costs: dict[GraphPurpose, CostModel] = {}
+        # `pending` (arrival order), `last_batch_texts` and `stopping` are shared between the
+        # event loop and the inference thread: only touched with `changed` held.
+        self.changed = threading.Condition()
         self.pending: list[WorkItem] = []
-        self.wakeup = asyncio.Event()
         self.last_batch_texts = 1
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
 
     @property
     def depth(self) -> int:
         return len(self.pending)
 
+    # --- the event loop's side ----------------------------------------------------------------
+
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self.loop(), name="batcher")
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.Thread(target=self.run_forever, name="inference", daemon=True)
+        self.thread.start()
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-        for item in self.pending:
+        """Finish the batch in progress, then fail whatever still waits (UNAVAILABLE)."""
+        with self.changed:
+            self.stopping = True
+            self.changed.notify_all()
+        if self.thread is not None:
+            await asyncio.to_thread(self.thread.join)
+        with self.changed:
+            left, self.pending = self.pending, []
+        shutting_down = ServiceError(Code.UNAVAILABLE, "server is shutting down")
+        for item in left:
             if not item.future.done():
-                item.future.set_exception(ServiceError(Code.UNAVAILABLE, "server is shutting down"))
-        self.pending.clear()
-        self.executor.shutdown(wait=True)
+                item.future.set_exception(shutting_down)
 
     def submit(
         self,
@@ -121,120 +142,25 @@ class Batcher:
         deadline: float | None,
     ) -> list[asyncio.Future[ItemResult]]:
         """Queue a request's texts together, or refuse them all when the queue is full."""
-        if len(self.pending) + len(texts) > self.max_queue_texts:
-            raise ServiceError(
-                Code.RESOURCE_EXHAUSTED,
-                f"server queue is full ({len(self.pending)} of {self.max_queue_texts} texts "
-                "waiting); retry with backoff",
-            )
-        loop = asyncio.get_running_loop()
-        items = [
-            WorkItem(text, graph, want_tokens, deadline, loop.create_future()) for text in texts
-        ]
-        self.pending.extend(items)
-        self.wakeup.set()
+        loop = self.loop = asyncio.get_running_loop()
+        with self.changed:
+            if len(self.pending) + len(texts) > self.max_queue_texts:
+                raise ServiceError(
+                    Code.RESOURCE_EXHAUSTED,
+                    f"server queue is full ({len(self.pending)} of {self.max_queue_texts} texts "
+                    "waiting); retry with backoff",
+                )
+            items = [
+                WorkItem(text, graph, want_tokens, deadline, loop.create_future()) for text in texts
+            ]
+            self.pending.extend(items)
+            self.changed.notify()
         return [item.future for item in items]
 
-    async def loop(self) -> None:
-        while True:
-            await self.wait_for_work()
-            batch = self.form_batch()
-            if batch:
-                await self.execute(batch)
-
-    async def wait_for_work(self) -> None:
-        """Return when a batch should start: at once, unless company is surely on its way.
-
-        The last batch's size says how many callers are cycling through the server. A lone
-        sequential caller (last batch: 1 text) never waits. Under concurrency the callers just
-        answered come back within moments, so the next batch waits up to `max_wait_ms` for as
-        many texts as the last one had, instead of running nearly empty while they reconnect.
-        """
-        while not self.pending:
-            self.wakeup.clear()
-            await self.wakeup.wait()
-        oldest = self.pending[0]
-        expected = min(self.last_batch_texts, self.max_batch_texts)
-        give_up_at = oldest.enqueued_at + self.max_wait_s
-        while (
-            self.pending_texts(oldest.graph) < expected
-            and self.pending_tokens(oldest.graph) < self.max_batch_tokens
-        ):
-            remaining = give_up_at - time.monotonic()
-            if remaining <= 0:
-                return
-            self.wakeup.clear()
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), remaining)
-            except TimeoutError:
-                return
-
-    def pending_texts(self, graph: GraphPurpose) -> int:
-        return sum(1 for item in self.pending if item.graph == graph)
-
-    def pending_tokens(self, graph: GraphPurpose) -> int:
-        return sum(item.length for item in self.pending if item.graph == graph)
-
-    def drop_expired(self) -> None:
-        now = time.monotonic()
-        alive = []
-        for item in self.pending:
-            if item.future.done():  # the client cancelled: its handler cancelled the future
-                continue
-            if item.deadline is not None and now >= item.deadline:
-                item.future.set_exception(
-                    ServiceError(Code.DEADLINE_EXCEEDED, "deadline passed while queued")
-                )
-                continue
-            alive.append(item)
-        self.pending = alive
-
-    def form_batch(self) -> list[WorkItem]:
-        """The oldest text plus its nearest neighbours in length, within the budgets."""
-        self.drop_expired()
-        if not self.pending:
-            return []
-        oldest = self.pending[0]
-        candidates = sorted(
-            (item for item in self.pending if item.graph == oldest.graph), key=lambda i: i.length
-        )
-        at = next(i for i, item in enumerate(candidates) if item is oldest)
-        low, high = at, at + 1  # chosen = candidates[low:high], sorted by length
-        while high - low < self.max_batch_texts:
-            options = []
-            if high < len(candidates):  # a longer text: the batch pads to its length
-                above = candidates[high]
-                options.append((above.length - oldest.length, above.length, "above"))
-            if low > 0:  # a shorter text: the longest stays as it is
-                below = candidates[low - 1]
-                options.append((oldest.length - below.length, candidates[high - 1].length, "below"))
-            fitting = [
-                o for o in sorted(options) if (high - low + 1) * o[1] <= self.max_batch_tokens
-            ]
-            if not fitting:
-                break
-            if fitting[0][2] == "above":
-                high += 1
-            else:
-                low -= 1
-        chosen = candidates[low:high]
-        chosen_ids = {id(item) for item in chosen}
-        self.pending = [item for item in self.pending if id(item) not in chosen_ids]
-        return chosen
-
-    async def execute(self, items: list[WorkItem]) -> None:
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        try:
-            rows, stats = await loop.run_in_executor(self.executor, self.infer, items)
-        except Exception:
-            log.exception("inference failed for a batch of %d texts", len(items))
-            for item in items:
-                if not item.future.done():
-                    item.future.set_exception(ServiceError(Code.INTERNAL, "inference failed"))
-            return
-        finally:
-            self.last_batch_texts = len(items)
+    def deliver(
+        self, items: list[WorkItem], rows: list[Row], stats: BatchStats, started: float
+    ) -> None:
+        """On the loop: each text's result to its own future (unless its caller left)."""
         for item, (pooled, tokens, maps) in zip(items, rows, strict=True):
             if not item.future.done():
                 queue_s = started - item.enqueued_at
@@ -242,8 +168,103 @@ class Batcher:
         if self.on_batch is not None:
             self.on_batch(stats)
 
+    @staticmethod
+    def fail(items: list[WorkItem], error: ServiceError) -> None:
+        for item in items:
+            if not item.future.done():
+                item.future.set_exception(error)
+
+    # --- the inference thread's side ----------------------------------------------------------
+
+    def run_forever(self) -> None:
+        assert self.loop is not None
+        while True:
+            with self.changed:
+                batch = self.next_batch()
+            if batch is None:
+                return
+            started = time.monotonic()
+            try:
+                rows, stats = self.infer(batch)
+            except Exception:
+                log.exception("inference failed for a batch of %d texts", len(batch))
+                failed = ServiceError(Code.INTERNAL, "inference failed")
+                self.loop.call_soon_threadsafe(self.fail, batch, failed)
+                continue
+            self.loop.call_soon_threadsafe(self.deliver, batch, rows, stats, started)
+
+    def next_batch(self) -> list[WorkItem] | None:
+        """With `changed` held: wait for work (and company), then take a batch; None to stop."""
+        while True:
+            while not self.pending and not self.stopping:
+                self.changed.wait()
+            if self.stopping:
+                return None
+            while (delay := self.company_delay(time.monotonic())) > 0 and not self.stopping:
+                self.changed.wait(delay)
+            batch = self.form_batch()
+            if batch:
+                self.last_batch_texts = len(batch)
+                return batch
+
+    def company_delay(self, now: float) -> float:
+        """Seconds to wait for company before the next batch starts: 0 to start at once.
+
+        The last batch's size says how many callers are cycling through the server. A lone
+        sequential caller (last batch: 1 text) never waits. Under concurrency the callers just
+        answered come back within moments, so the next batch waits up to `max_wait_ms` (from
+        its oldest text's arrival) for as many texts as the last one had, instead of running
+        nearly empty while they reconnect.
+        """
+        if not self.pending:
+            return 0.0
+        oldest = self.pending[0]
+        same = [item for item in self.pending if item.graph == oldest.graph]
+        expected = min(self.last_batch_texts, self.max_batch_texts)
+        if len(same) >= expected or sum(i.length for i in same) >= self.max_batch_tokens:
+            return 0.0
+        return max(0.0, oldest.enqueued_at + self.max_wait_s - now)
+
+    def drop_expired(self) -> None:
+        """Texts whose caller left are forgotten; those past their deadline fail on the loop."""
+        now = time.monotonic()
+        alive, expired = [], []
+        for item in self.pending:
+            if item.future.done():  # the caller cancelled: its handler cancelled the future
+                continue
+            if item.deadline is not None and now >= item.deadline:
+                expired.append(item)
+                continue
+            alive.append(item)
+        self.pending = alive
+        if expired and self.loop is not None:
+            late = ServiceError(Code.DEADLINE_EXCEEDED, "deadline passed while queued")
+            self.loop.call_soon_threadsafe(self.fail, expired, late)
+
+    def form_batch(self) -> list[WorkItem]:
+        """The oldest text and its neighbours in length, as the cost model sizes the batch."""
+        self.drop_expired()
+        if not self.pending:
+            return []
+        oldest = self.pending[0]
+        candidates = sorted(
+            (item for item in self.pending if item.graph == oldest.graph), key=lambda i: i.length
+        )
+        anchor = next(i for i, item in enumerate(candidates) if item is oldest)
+        low, high = grow_batch(
+            [item.length for item in candidates],
+            anchor,
+            self.costs.get(oldest.graph, DEFAULT),
+            self.max_batch_texts,
+            self.max_batch_tokens,
+        )
+        chosen = candidates[low:high]
+        chosen_ids = {id(item) for item in chosen}
+        self.pending = [item for item in self.pending if id(item) not in chosen_ids]
+        return chosen
+
     def infer(self, items: list[WorkItem]) -> tuple[list[Row], BatchStats]:
-        """Runs on the inference thread: pad, run, slice each text's rows back out."""
+        """Pad, run, slice each text's rows back out (no lock held: submit goes on meanwhile)."""
         graph = items[0].graph
         batch = pad(
             [item.text.ids for item in items],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from attnserve.service.artifact import (
     Precision,
 )
 from attnserve.service.padding import PaddedBatch
+from attnserve.service.server.cost_model import CALIBRATION_SHAPES, CostModel
 from attnserve.service.server.errors import StartupError
 from attnserve.service.server.settings import Provider
 from attnserve.service.sessions import open_session
@@ -128,6 +130,23 @@ class Engine:
             if name in outputs
         }
 
+    def calibrate(self, repeats: int = 3) -> dict[GraphPurpose, CostModel]:
+        """Time typical shapes on each graph (best of `repeats`) and fit its cost model."""
+        models = {}
+        for kind in self.sessions:
+            outputs = ["pooled", "attentions"] if kind == "maps" else ["pooled"]
+            timings = []
+            for size, seq_len in CALIBRATION_SHAPES:
+                batch = synthetic_batch(size, seq_len)
+                best = float("inf")
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    self.run(kind, batch, outputs)
+                    best = min(best, time.perf_counter() - started)
+                timings.append(best)
+            models[kind] = CostModel.fit(CALIBRATION_SHAPES, timings)
+        return models
+
     def warm_up(
         self, lengths: tuple[int, ...] = (8, 32, 128), batch_sizes: tuple[int, ...] = (1, 8)
     ) -> None:
@@ -135,6 +154,10 @@ class Engine:
         for kind in self.sessions:
             for seq_len in lengths:
                 for size in batch_sizes:
-                    ones = np.ones((size, seq_len), dtype=np.int64)
-                    batch = PaddedBatch(ones * 100, ones, np.zeros_like(ones))
-                    self.run(kind, batch, list(self.specs[kind].outputs))
+                    self.run(kind, synthetic_batch(size, seq_len), list(self.specs[kind].outputs))
+
+
+def synthetic_batch(size: int, seq_len: int) -> PaddedBatch:
+    """A batch of real-looking ids (no padding) for warm-up and calibration."""
+    ones = np.ones((size, seq_len), dtype=np.int64)
+    return PaddedBatch(ones * 100, ones, np.zeros_like(ones))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -120,6 +121,7 @@ def test_expired_and_cancelled_texts_are_dropped_before_inference(
         batcher.submit(texts_of(text_tokenizer, [9]), "fast", False, None)
         left.cancel()  # its caller went away
         batch = lengths_of(batcher.form_batch())
+        await asyncio.sleep(0)  # failures are handed to the loop like results
         return batch, expired.exception(), left.cancelled()
 
     batch, error, cancelled = run(scenario())
@@ -142,30 +144,28 @@ def test_a_full_queue_refuses_the_whole_request(text_tokenizer: TextTokenizer) -
 
 
 def test_after_an_idle_spell_a_lone_text_starts_at_once(text_tokenizer: TextTokenizer) -> None:
-    async def scenario() -> None:
-        batcher = make_batcher()  # max_wait 60 s: a wait would time the test out
+    async def scenario() -> float:
+        batcher = make_batcher()
         batcher.submit(texts_of(text_tokenizer, [5]), "fast", False, None)
-        await asyncio.wait_for(batcher.wait_for_work(), timeout=10)
+        return batcher.company_delay(time.monotonic())
 
-    run(scenario())
+    assert run(scenario()) == 0.0
 
 
 def test_while_busy_a_batch_waits_for_the_callers_just_answered(
     text_tokenizer: TextTokenizer,
 ) -> None:
-    async def scenario() -> tuple[bool, bool]:
-        batcher = make_batcher()
+    async def scenario() -> tuple[float, float]:
+        batcher = make_batcher()  # max_wait 60 s
         batcher.last_batch_texts = 4  # four callers are cycling through the server
         batcher.submit(texts_of(text_tokenizer, [5]), "fast", False, None)
-        waiting = asyncio.create_task(batcher.wait_for_work())
-        for _ in range(20):
-            await asyncio.sleep(0)
-        early = waiting.done()
+        alone = batcher.company_delay(time.monotonic())
         batcher.submit(texts_of(text_tokenizer, [5, 6, 7]), "fast", False, None)
-        await asyncio.wait_for(waiting, timeout=10)
-        return early, waiting.done()
+        return alone, batcher.company_delay(time.monotonic())
 
-    assert run(scenario()) == (False, True)
+    alone, together = run(scenario())
+    assert 50 < alone <= 60  # waits (up to max_wait) for the three callers on their way
+    assert together == 0.0  # they came: start at once
 
 
 def test_results_reach_exactly_their_callers(text_tokenizer: TextTokenizer) -> None:
