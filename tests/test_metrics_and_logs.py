@@ -157,7 +157,7 @@ def test_request_id_comes_back_and_is_on_its_log_line(
             metadata=(("x-request-id", "trace-7f3a"),),
             timeout=30,
         )
-    assert ("x-request-id", "trace-7f3a") in tuple(call.initial_metadata())
+    assert ("x-request-id", "trace-7f3a") in tuple(call.trailing_metadata())
     lines = [r for r in caplog.records if getattr(r, "request_id", None) == "trace-7f3a"]
     assert any("method=Embed code=OK" in r.getMessage() for r in lines)
 

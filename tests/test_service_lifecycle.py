@@ -66,14 +66,24 @@ def test_stream_answers_every_request_and_reports_errors_inline(client: Embedder
     assert by_id["r3"].pooled.data == solo.pooled.tobytes()
 
 
-def test_request_id_comes_back_in_metadata(client: EmbedderClient) -> None:
+def test_request_id_comes_back_in_trailing_metadata(client: EmbedderClient) -> None:
     _, call = client.stub.Embed.with_call(
         pb.EmbedRequest(texts=["trace me"]), metadata=(("x-request-id", "req-42"),), timeout=30
     )
-    assert ("x-request-id", "req-42") in tuple(call.initial_metadata())
-    _, call = client.stub.Embed.with_call(pb.EmbedRequest(texts=["no id"]), timeout=30)
-    generated = dict(call.initial_metadata())["x-request-id"]
-    assert len(generated) == 32
+    assert ("x-request-id", "req-42") in tuple(call.trailing_metadata())
+    generated = set()
+    for _ in range(3):
+        _, call = client.stub.Embed.with_call(pb.EmbedRequest(texts=["no id"]), timeout=30)
+        generated.add(dict(call.trailing_metadata())["x-request-id"])
+    assert len(generated) == 3  # a new id for every call
+    assert all(len(request_id) == 32 for request_id in generated)
+
+
+def test_a_failed_call_carries_its_request_id_too(client: EmbedderClient) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        client.stub.Embed(pb.EmbedRequest(), metadata=(("x-request-id", "bad-1"),), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("x-request-id", "bad-1") in tuple(caught.value.trailing_metadata())
 
 
 def test_health_is_serving_and_reflection_lists_the_service(client: EmbedderClient) -> None:

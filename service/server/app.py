@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -129,6 +130,10 @@ class Assembly:
 
 
 def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
+    # Tokenise in the calling thread: the tokenizers library's own thread pool spins while it
+    # waits for work and, on a busy server, burns the cores inference needs (large requests
+    # still leave the event loop, in a worker thread). A user's own setting wins.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     directory, manifest = load_artifact(settings)
     engine = Engine(
         directory,

@@ -1,22 +1,25 @@
 """Dynamic batching: texts from many requests merged into model batches on one inference thread.
 
-Each text is a `WorkItem` with its own future, so a large request is split across model batches
-transparently and one text's failure never touches its neighbours. Each batch forms around the
-oldest waiting text (none waits behind younger ones for ever) from the texts closest to it in
-length, sized by the engine's measured cost model to do the most real work per second
-(`batch_policy.py`), under `max_batch_tokens` padded tokens and `max_batch_texts` texts.
+Each text is a `WorkItem` batched on its own, so a large request is split across model batches
+transparently; its request's one future completes when its last text is done, and one
+request's failure (a deadline, a caller gone) never touches the texts of others. Each batch
+forms around the oldest waiting text (none waits behind younger ones for ever) from the texts
+closest to it in length, sized by the engine's measured cost model to do the most real work
+per second (`batch_policy.py`), under `max_batch_tokens` padded tokens and `max_batch_texts`
+texts.
 
 The inference thread forms the next batch itself the moment the last one finishes, so the
 engine never waits for the event loop; the loop only queues texts (`submit`) and hands results
-to their callers (one `call_soon_threadsafe` per batch). A lone caller pays no wait; under
-concurrency a batch waits up to `max_wait_ms` for the callers the last batch just answered. The
-queue is bounded: past `max_queue_texts` a request is refused, and texts whose deadline passed
-or whose caller left never reach the model.
+to their callers. A lone caller pays no wait; under concurrency a batch waits up to
+`max_wait_ms` for the callers the last batch just answered. The queue is bounded: past
+`max_queue_texts` a request is refused, and texts whose deadline passed or whose caller left
+never reach the model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -67,17 +70,40 @@ class ItemResult:
 
 
 @dataclass(eq=False)
+class Request:
+    """One call's texts: its future gets every text's result, in order, once all are done."""
+
+    future: asyncio.Future[list[ItemResult]]
+    results: list[ItemResult | None]
+    remaining: int
+
+    def done(self, index: int, result: ItemResult) -> None:
+        if self.future.done():  # failed or cancelled meanwhile
+            return
+        self.results[index] = result
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.future.set_result(self.results)  # type: ignore[arg-type]  # none is None now
+
+
+@dataclass(eq=False)
 class WorkItem:
     text: EncodedText
     graph: GraphPurpose
     want_tokens: bool
     deadline: float | None  # time.monotonic() seconds
-    future: asyncio.Future[ItemResult]
+    request: Request
+    index: int  # the text's place in its request
     enqueued_at: float = field(default_factory=time.monotonic)
 
     @property
     def length(self) -> int:
         return self.text.length
+
+    @property
+    def abandoned(self) -> bool:
+        """Its request already failed, or its caller left (the handler cancelled the future)."""
+        return self.request.future.done()
 
 
 class Batcher:
@@ -108,6 +134,11 @@ class Batcher:
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
+        # Wake-ups and deliveries are merged: requests that arrive in one turn of the event
+        # loop wake the inference thread once, and results that finish while the loop is busy
+        # reach it in one hand-off (each is a system call and a thread switch).
+        self.wake_scheduled = False
+        self.outbox: list[Callable[[], None]] = []  # guarded by `changed`
 
     @property
     def depth(self) -> int:
@@ -129,10 +160,7 @@ class Batcher:
             await asyncio.to_thread(self.thread.join)
         with self.changed:
             left, self.pending = self.pending, []
-        shutting_down = ServiceError(Code.UNAVAILABLE, "server is shutting down")
-        for item in left:
-            if not item.future.done():
-                item.future.set_exception(shutting_down)
+        self.fail(left, ServiceError(Code.UNAVAILABLE, "server is shutting down"))
 
     def submit(
         self,
@@ -140,8 +168,11 @@ class Batcher:
         graph: GraphPurpose,
         want_tokens: bool,
         deadline: float | None,
-    ) -> list[asyncio.Future[ItemResult]]:
-        """Queue a request's texts together, or refuse them all when the queue is full."""
+    ) -> asyncio.Future[list[ItemResult]]:
+        """Queue a request's texts together, or refuse them all when the queue is full.
+
+        The future is the request's: its result is every text's, in order. Cancelling it
+        (the caller left) drops the texts not yet run."""
         loop = self.loop = asyncio.get_running_loop()
         with self.changed:
             if len(self.pending) + len(texts) > self.max_queue_texts:
@@ -150,34 +181,50 @@ class Batcher:
                     f"server queue is full ({len(self.pending)} of {self.max_queue_texts} texts "
                     "waiting); retry with backoff",
                 )
-            items = [
-                WorkItem(text, graph, want_tokens, deadline, loop.create_future()) for text in texts
-            ]
-            self.pending.extend(items)
+            request = Request(loop.create_future(), [None] * len(texts), len(texts))
+            self.pending.extend(
+                WorkItem(text, graph, want_tokens, deadline, request, index)
+                for index, text in enumerate(texts)
+            )
+        if not self.wake_scheduled:
+            self.wake_scheduled = True
+            loop.call_soon(self.wake)
+        return request.future
+
+    def wake(self) -> None:
+        """On the loop, once per turn with new texts: let the inference thread see them."""
+        self.wake_scheduled = False
+        with self.changed:
             self.changed.notify()
-        return [item.future for item in items]
+
+    def drain_outbox(self) -> None:
+        """On the loop: hand over everything the inference thread finished since last time."""
+        with self.changed:
+            ready, self.outbox = self.outbox, []
+        for hand_over in ready:
+            hand_over()
 
     def deliver(
         self, items: list[WorkItem], rows: list[Row], stats: BatchStats, started: float
     ) -> None:
-        """On the loop: each text's result to its own future (unless its caller left)."""
+        """On the loop: each text's result to its request (unless that already ended)."""
         for item, (pooled, tokens, maps) in zip(items, rows, strict=True):
-            if not item.future.done():
-                queue_s = started - item.enqueued_at
-                item.future.set_result(ItemResult(pooled, tokens, maps, queue_s, stats))
+            queue_s = started - item.enqueued_at
+            item.request.done(item.index, ItemResult(pooled, tokens, maps, queue_s, stats))
         if self.on_batch is not None:
             self.on_batch(stats)
 
     @staticmethod
     def fail(items: list[WorkItem], error: ServiceError) -> None:
+        """On the loop: the requests of these texts fail with `error` (their other texts are
+        dropped before they run)."""
         for item in items:
-            if not item.future.done():
-                item.future.set_exception(error)
+            if not item.abandoned:
+                item.request.future.set_exception(error)
 
     # --- the inference thread's side ----------------------------------------------------------
 
     def run_forever(self) -> None:
-        assert self.loop is not None
         while True:
             with self.changed:
                 batch = self.next_batch()
@@ -189,9 +236,18 @@ class Batcher:
             except Exception:
                 log.exception("inference failed for a batch of %d texts", len(batch))
                 failed = ServiceError(Code.INTERNAL, "inference failed")
-                self.loop.call_soon_threadsafe(self.fail, batch, failed)
+                self.post(functools.partial(self.fail, batch, failed))
                 continue
-            self.loop.call_soon_threadsafe(self.deliver, batch, rows, stats, started)
+            self.post(functools.partial(self.deliver, batch, rows, stats, started))
+
+    def post(self, hand_over: Callable[[], None]) -> None:
+        """From the inference thread: queue a hand-over; wake the loop only if none is queued."""
+        assert self.loop is not None
+        with self.changed:
+            first = not self.outbox
+            self.outbox.append(hand_over)
+        if first:
+            self.loop.call_soon_threadsafe(self.drain_outbox)
 
     def next_batch(self) -> list[WorkItem] | None:
         """With `changed` held: wait for work (and company), then take a batch; None to stop."""
@@ -230,16 +286,18 @@ class Batcher:
         now = time.monotonic()
         alive, expired = [], []
         for item in self.pending:
-            if item.future.done():  # the caller cancelled: its handler cancelled the future
+            if item.abandoned:
                 continue
             if item.deadline is not None and now >= item.deadline:
                 expired.append(item)
                 continue
             alive.append(item)
         self.pending = alive
-        if expired and self.loop is not None:
+        if expired:
             late = ServiceError(Code.DEADLINE_EXCEEDED, "deadline passed while queued")
-            self.loop.call_soon_threadsafe(self.fail, expired, late)
+            self.outbox.append(functools.partial(self.fail, expired, late))
+            if len(self.outbox) == 1 and self.loop is not None:
+                self.loop.call_soon_threadsafe(self.drain_outbox)
 
     def form_batch(self) -> list[WorkItem]:
         """The oldest text and its neighbours in length, as the cost model sizes the batch."""

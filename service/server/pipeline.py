@@ -26,7 +26,6 @@ INLINE_TOKENIZE_CHARS = 20_000
 
 @dataclass(frozen=True)
 class TextEmbedding:
-    pooled: np.ndarray | None  # (H,)
     token_embeddings: np.ndarray | None  # (n, H)
     attentions: np.ndarray | None  # (layers, heads or 1, n, n)
     token_count: int
@@ -42,6 +41,7 @@ class Timings:
 
 @dataclass(frozen=True)
 class EmbedResult:
+    pooled: np.ndarray | None  # (n, H), normalised if asked; None when not asked for
     texts: list[TextEmbedding]
     timings: Timings
     layers: tuple[int, ...]  # attention layers returned, in order
@@ -115,20 +115,24 @@ class Pipeline:
             )
 
     def tokenize(
-        self, texts: list[str], truncation: Truncation, max_tokens: int | None
+        self, texts: list[str], truncation: Truncation, max_tokens: int | None, offsets: bool
     ) -> list[EncodedText]:
         self.check_texts(texts)
         default = min(self.manifest.tokenizer.default_max_tokens, self.tokenizer.max_tokens)
-        return self.tokenizer.encode(texts, truncation, max_tokens or default)
+        return self.tokenizer.encode(texts, truncation, max_tokens or default, offsets)
 
     async def tokenize_off_loop(
-        self, texts: list[str], truncation: Truncation, max_tokens: int | None
+        self,
+        texts: list[str],
+        truncation: Truncation,
+        max_tokens: int | None,
+        offsets: bool = False,
     ) -> list[EncodedText]:
         """Small requests tokenise inline (a thread hop costs more than they do); large ones
         in a worker thread, so one big request never stalls every other call's I/O."""
         if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:
-            return self.tokenize(texts, truncation, max_tokens)
-        return await asyncio.to_thread(self.tokenize, texts, truncation, max_tokens)
+            return self.tokenize(texts, truncation, max_tokens, offsets)
+        return await asyncio.to_thread(self.tokenize, texts, truncation, max_tokens, offsets)
 
     async def embed(
         self, texts: list[str], options: EmbedOptions, deadline: float | None
@@ -148,12 +152,11 @@ class Pipeline:
             raise ServiceError(Code.DEADLINE_EXCEEDED, "deadline passed before inference")
 
         graph: GraphPurpose = "fast" if options.attention is None else "maps"
-        futures = self.batcher.submit(encoded, graph, options.token_embeddings, deadline)
+        future = self.batcher.submit(encoded, graph, options.token_embeddings, deadline)
         try:
-            results: list[ItemResult] = await asyncio.gather(*futures)
+            results = await future
         except BaseException:
-            for future in futures:  # the client left or a text failed: free the others' slots
-                future.cancel()
+            future.cancel()  # the client left: its texts not yet run are dropped
             raise
         self.metrics.input_tokens.inc(sum(text.length for text in encoded))
         truncated = sum(text.truncated for text in encoded)
@@ -162,8 +165,14 @@ class Pipeline:
         normalize = (
             self.manifest.model.normalize if options.normalize is None else options.normalize
         )
+        pooled = None
+        if options.pooled:
+            pooled = np.stack([result.pooled for result in results])  # (n, H)
+            if normalize:
+                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+                pooled = pooled / np.maximum(norms, 1e-12)
         embeddings = [
-            self.postprocess(text, result, options, normalize, layers, heads)
+            self.postprocess(text, result, options, layers, heads)
             for text, result in zip(encoded, results, strict=True)
         ]
         queue_s = max(result.queue_s for result in results)
@@ -173,7 +182,7 @@ class Pipeline:
         if self.tracer.enabled:
             self.trace_stages(started, tokenized, encoded, list(batches.values()))
         timings = Timings(queue_s, tokenized - started, inference_s)
-        return EmbedResult(embeddings, timings, layers, heads)
+        return EmbedResult(pooled, embeddings, timings, layers, heads)
 
     def trace_stages(
         self,
@@ -197,20 +206,12 @@ class Pipeline:
         text: EncodedText,
         result: ItemResult,
         options: EmbedOptions,
-        normalize: bool,
         layers: tuple[int, ...],
         heads: tuple[int, ...],
     ) -> TextEmbedding:
-        pooled = None
-        if options.pooled:
-            pooled = result.pooled
-            if normalize:
-                pooled = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
         attentions = None
         if options.attention is not None and result.attentions is not None:
             attentions = result.attentions[np.ix_(layers, heads)]  # (l, h, n, n)
             if options.attention.average_heads:
                 attentions = attentions.mean(axis=1, keepdims=True)
-        return TextEmbedding(
-            pooled, result.token_embeddings, attentions, text.length, text.truncated
-        )
+        return TextEmbedding(result.token_embeddings, attentions, text.length, text.truncated)

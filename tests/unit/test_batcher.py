@@ -116,8 +116,8 @@ def test_expired_and_cancelled_texts_are_dropped_before_inference(
     async def scenario() -> tuple[list[int], BaseException | None, bool]:
         batcher = make_batcher()
         loop = asyncio.get_running_loop()
-        (expired,) = batcher.submit(texts_of(text_tokenizer, [7]), "fast", False, loop.time() - 1)
-        (left,) = batcher.submit(texts_of(text_tokenizer, [8]), "fast", False, None)
+        expired = batcher.submit(texts_of(text_tokenizer, [7]), "fast", False, loop.time() - 1)
+        left = batcher.submit(texts_of(text_tokenizer, [8]), "fast", False, None)
         batcher.submit(texts_of(text_tokenizer, [9]), "fast", False, None)
         left.cancel()  # its caller went away
         batch = lengths_of(batcher.form_batch())
@@ -175,7 +175,7 @@ def test_results_reach_exactly_their_callers(text_tokenizer: TextTokenizer) -> N
         rng = random.Random(5)
         requests = [texts_of(text_tokenizer, rng.choices(range(3, 30), k=4)) for _ in range(6)]
         futures = [batcher.submit(texts, "fast", True, None) for texts in requests]
-        answered = [await asyncio.gather(*request) for request in futures]
+        answered = [await request for request in futures]
         await batcher.stop()
         return list(zip(requests, answered, strict=True))
 
@@ -184,3 +184,43 @@ def test_results_reach_exactly_their_callers(text_tokenizer: TextTokenizer) -> N
             assert result.pooled.tolist() == [text.ids[1], text.length]
             assert result.token_embeddings is not None
             assert result.token_embeddings[:, 0].tolist() == text.ids.tolist()
+
+
+def test_a_request_split_over_batches_completes_once_all_its_texts_are_done(
+    text_tokenizer: TextTokenizer,
+) -> None:
+    async def scenario() -> tuple[bool, list[int]]:
+        batcher = make_batcher(max_batch_texts=2)
+        texts = texts_of(text_tokenizer, [5, 40, 6, 41])
+        future = batcher.submit(texts, "fast", False, None)
+        first = batcher.form_batch()
+        rows, stats = batcher.infer(first)
+        batcher.deliver(first, rows, stats, time.monotonic())
+        partly = future.done()
+        second = batcher.form_batch()
+        rows, stats = batcher.infer(second)
+        batcher.deliver(second, rows, stats, time.monotonic())
+        return partly, [int(result.pooled[1]) for result in await future]
+
+    partly, lengths = run(scenario())
+    assert not partly
+    assert lengths == [5, 40, 6, 41]  # every text's result, in the request's order
+
+
+def test_a_failed_request_leaves_its_neighbours_in_the_batch_alone(
+    text_tokenizer: TextTokenizer,
+) -> None:
+    async def scenario() -> tuple[bool, list[int]]:
+        batcher = make_batcher()
+        doomed = batcher.submit(texts_of(text_tokenizer, [5, 6]), "fast", False, None)
+        kept = batcher.submit(texts_of(text_tokenizer, [5, 6]), "fast", False, None)
+        batch = batcher.form_batch()
+        assert len(batch) == 4
+        doomed.cancel()  # its caller left while the batch ran
+        rows, stats = batcher.infer(batch)
+        batcher.deliver(batch, rows, stats, time.monotonic())
+        return doomed.cancelled(), [int(result.pooled[1]) for result in await kept]
+
+    cancelled, lengths = run(scenario())
+    assert cancelled
+    assert lengths == [5, 6]

@@ -34,9 +34,9 @@ class GatedPipeline:
         self.most = max(self.most, self.in_progress)
         await self.gate.wait()
         self.in_progress -= 1
-        vector = np.full(3, float(len(texts[0])), dtype=np.float32)
-        embedded = TextEmbedding(vector, None, None, 1, False)
-        return EmbedResult([embedded], Timings(0.0, 0.0, 0.0), (), ())
+        vector = np.full((1, 3), float(len(texts[0])), dtype=np.float32)
+        embedded = TextEmbedding(None, None, 1, False)
+        return EmbedResult(vector, [embedded], Timings(0.0, 0.0, 0.0), (), ())
 
 
 class NoDeadline:

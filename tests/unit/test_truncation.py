@@ -12,8 +12,8 @@ TEXT = "a b c d e f g h"  # [CLS] a b c d e f g h [SEP]: 10 tokens
 
 
 def kept_tokens(tokenizer: TextTokenizer, truncation: Truncation, max_tokens: int) -> list[str]:
-    (encoded,) = tokenizer.encode([TEXT], truncation, max_tokens)
-    return [encoded.encoding.tokens[i] for i in encoded.kept.tolist()]
+    (encoded,) = tokenizer.encode([TEXT], truncation, max_tokens, offsets=True)
+    return [encoded.encoding.tokens[i] for i in encoded.kept_positions()]
 
 
 def test_a_text_within_the_limit_is_untouched(text_tokenizer: TextTokenizer) -> None:
@@ -40,7 +40,7 @@ def test_truncated_ids_and_type_ids_follow_the_kept_positions(
 ) -> None:
     (encoded,) = text_tokenizer.encode([TEXT], Truncation.START, 4)
     assert encoded.truncated
-    assert encoded.ids.tolist() == [encoded.encoding.ids[i] for i in encoded.kept.tolist()]
+    assert encoded.ids.tolist() == [encoded.encoding.ids[i] for i in encoded.kept_positions()]
     assert encoded.type_ids.shape == encoded.ids.shape
 
 
@@ -57,3 +57,18 @@ def test_a_token_cap_outside_what_the_model_holds_is_refused(
 ) -> None:
     with pytest.raises(ServiceError, match=r"max_tokens must be in 3\.\.64"):
         text_tokenizer.encode([TEXT], Truncation.END, max_tokens)
+
+
+@pytest.mark.parametrize("truncation", list(Truncation))
+def test_embedding_requests_skip_offsets_but_get_the_same_ids(
+    text_tokenizer: TextTokenizer, truncation: Truncation
+) -> None:
+    texts = ["the bank by the river", "a b c d e f g h w the bank"]
+    limit = 64 if truncation is Truncation.NONE else 6
+    fast = text_tokenizer.encode(texts, truncation, limit)
+    full = text_tokenizer.encode(texts, truncation, limit, offsets=True)
+    for quick, complete in zip(fast, full, strict=True):
+        assert quick.ids.tolist() == complete.ids.tolist()
+        assert quick.type_ids.tolist() == complete.type_ids.tolist()
+        assert quick.truncated == complete.truncated
+    assert full[0].encoding.offsets[1] == (0, 3)  # "the"

@@ -1,0 +1,205 @@
+"""What the server costs per request and per text, beside a bare gRPC server (the floor).
+
+    python bench/overhead.py [--rounds 4] [--seconds 4] [--callers 16]
+
+Two servers run side by side in their own processes, loaded in turn (order flipped every round)
+by the lean client of `bench/load.py`:
+(a) the floor: a bare `grpc.aio` server with the `attnserve.v1.Embedder` service that parses each
+    request and answers a response of the same shape (a float32 (n, H) `pooled` tensor and one
+    result per text) with no tokenisation and no inference;
+(b) attnserve with default settings but one intra-op thread, serving a tiny random encoder
+    (1 layer, hidden 32, the packaged model's tokenizer), so inference costs next to nothing and
+    what remains is the request path (with a model this small ONNX Runtime's thread pool has
+    nothing to share out; its idle workers would only add their spinning to the figure).
+The figure is the server process's own CPU time (user + system, all threads, from /proc) per
+request, for single-text requests and per text for 32-text requests, as a ratio to the floor.
+CPU time, not wall time: the client shares these cores, and CPU seconds are what a request
+costs the machine. Needs the export extra (torch) to build the tiny artifact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+from grpc import aio
+
+from attnserve.service import wire
+from attnserve.service.corpus import short_sentences
+from attnserve.v1 import embedder_pb2 as pb
+from attnserve.v1 import embedder_pb2_grpc
+from bench.common import machine_line
+from bench.load import LoadResult, encode_requests, run_closed_loop
+from bench.serve import start_server
+
+HIDDEN = 32
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class FloorService(embedder_pb2_grpc.EmbedderServicer):
+    """Same message shapes as attnserve, no work: the cost of gRPC and protobuf alone."""
+
+    async def Embed(self, request: pb.EmbedRequest, context: object) -> pb.EmbedResponse:  # noqa: N802
+        texts = len(request.texts)
+        pooled = wire.encode(np.zeros((texts, HIDDEN), dtype=np.float32))
+        response = pb.EmbedResponse(model="floor", pooled=pooled)
+        for _ in range(texts):
+            response.results.add(token_count=1)
+        return response
+
+
+async def serve_floor(port_file: Path) -> None:
+    server = aio.server()
+    embedder_pb2_grpc.add_EmbedderServicer_to_server(FloorService(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    port_file.write_text(f"{port}\n")
+    await server.wait_for_termination()
+
+
+def start_floor(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = workdir / "floor-port"
+    process = subprocess.Popen([sys.executable, __file__, "--floor-server", str(port_file)])
+    deadline = time.monotonic() + 60
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the floor server did not start")
+        time.sleep(0.1)
+    return process, f"127.0.0.1:{port_file.read_text().strip()}"
+
+
+def tiny_artifact(workdir: Path) -> Path:
+    """A 1-layer random encoder with the packaged model's vocabulary and tokenizer."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from attnserve.export.artifact import build_artifact
+    from attnserve.model import Encoder, EncoderConfig
+    from attnserve.model.checkpoint import default_checkpoint_dir, weight_map
+
+    config = EncoderConfig(
+        hidden_size=HIDDEN, num_layers=1, num_heads=2, intermediate_size=64, normalize=True
+    )
+    torch.manual_seed(0)
+    encoder = Encoder(config)
+    params = dict(encoder.named_parameters())
+    checkpoint = workdir / "tiny-checkpoint"
+    checkpoint.mkdir()
+    tensors = {theirs: params[ours].detach().clone() for theirs, ours in weight_map(config).items()}
+    save_file(tensors, str(checkpoint / "model.safetensors"))
+    (checkpoint / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "bert",
+                "vocab_size": config.vocab_size,
+                "hidden_size": config.hidden_size,
+                "num_hidden_layers": config.num_layers,
+                "num_attention_heads": config.num_heads,
+                "intermediate_size": config.intermediate_size,
+                "max_position_embeddings": config.max_positions,
+            }
+        )
+    )
+    source = default_checkpoint_dir() / "tokenizer.json"
+    (checkpoint / "tokenizer.json").write_bytes(source.read_bytes())
+    out = workdir / "tiny-artifact"
+    build_artifact(out, checkpoint, int8=False, fp16=False)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def measured(
+    pid: int, target: str, requests: list[bytes], per_request: int, callers: int, seconds: float
+) -> tuple[float, LoadResult]:
+    """Server CPU seconds per request over one closed-loop load, and the load's figures."""
+    before = cpu_seconds(pid)
+    result = run_closed_loop(target, requests, per_request, callers, seconds)
+    used = cpu_seconds(pid) - before
+    return used / max(result.requests_per_s * seconds, 1.0), result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--callers", type=int, default=16)
+    parser.add_argument("--floor-server", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--server-arg", action="append", default=[])
+    args = parser.parse_args()
+    if args.floor_server is not None:
+        asyncio.run(serve_floor(args.floor_server))
+        return 0
+    workdir = Path(tempfile.mkdtemp(prefix="attnserve-overhead-"))
+    artifact = tiny_artifact(workdir)
+    texts = short_sentences(2048)
+    shapes = {1: encode_requests(texts, 1), 32: encode_requests(texts, 32, 512)}
+    floor, floor_target = start_floor(workdir)
+    server, server_target = start_server(
+        artifact, workdir, "--intra-op-threads", "1", *args.server_arg
+    )
+    servers = {"floor": (floor.pid, floor_target), "attnserve": (server.pid, server_target)}
+    totals = {(name, n): [0.0, 0.0] for name in servers for n in shapes}  # cpu s, requests
+    print(f"machine: {machine_line()}")
+    print(f"{args.callers} closed-loop callers, {args.seconds:.0f} s per row, short sentences\n")
+    print("| round | texts/request | floor req/s | attnserve req/s | floor CPU/req | "
+          "attnserve CPU/req | ratio |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    try:
+        for _pid, target in servers.values():  # warm both, not counted
+            run_closed_loop(target, shapes[1], 1, args.callers, 1.0)
+        for round_number in range(args.rounds):
+            for per_request, requests in shapes.items():
+                order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
+                row = {}
+                for name in order:
+                    pid, target = servers[name]
+                    cost, result = measured(
+                        pid, target, requests, per_request, args.callers, args.seconds
+                    )
+                    row[name] = (cost, result)
+                    totals[(name, per_request)][0] += cost * result.requests_per_s * args.seconds
+                    totals[(name, per_request)][1] += result.requests_per_s * args.seconds
+                (floor_cost, floor_result), (ours_cost, ours_result) = (
+                    row["floor"],
+                    row["attnserve"],
+                )
+                print(
+                    f"| {round_number + 1} | {per_request} | {floor_result.requests_per_s:.0f} | "
+                    f"{ours_result.requests_per_s:.0f} | {floor_cost * 1e6:.0f} us | "
+                    f"{ours_cost * 1e6:.0f} us | {ours_cost / floor_cost:.2f}x |",
+                    flush=True,
+                )
+    finally:
+        for process in (floor, server):
+            process.terminate()
+            process.wait(timeout=60)
+    print()
+    for per_request in shapes:
+        floor_cost = totals[("floor", per_request)][0] / totals[("floor", per_request)][1]
+        ours_cost = totals[("attnserve", per_request)][0] / totals[("attnserve", per_request)][1]
+        unit = "request" if per_request == 1 else f"text ({per_request}-text requests)"
+        print(
+            f"server CPU per {unit}: floor {floor_cost / per_request * 1e6:.1f} us, attnserve "
+            f"{ours_cost / per_request * 1e6:.1f} us: {ours_cost / floor_cost:.2f}x the floor"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
