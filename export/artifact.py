@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from attnserve.export.graphs import build_graphs
+from attnserve.export.progress import stage
 from attnserve.model.checkpoint import Checkpoint, load_checkpoint
 from attnserve.service.artifact import (
     FORMAT_VERSION,
@@ -72,7 +73,13 @@ def build_artifact(
 ) -> Manifest:
     """Export a checkpoint (default: the packaged all-MiniLM-L6-v2) into `out_dir`."""
     started = time.perf_counter()
-    encoder, checkpoint = load_checkpoint(checkpoint_dir)
+    with stage("load", "checkpoint") as step:
+        encoder, checkpoint = load_checkpoint(checkpoint_dir)
+        config = checkpoint.config
+        step.outcome = (
+            f"{checkpoint.name}: {config.num_layers} layers x {config.num_heads} heads, "
+            f"{config.hidden_size} dims"
+        )
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -80,20 +87,21 @@ def build_artifact(
     graphs = build_graphs(
         encoder, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8, fp16=fp16
     )
-    shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
-    files = {path.name: describe_file(path) for path in sorted(staging.iterdir()) if path.is_file()}
-    manifest = Manifest(
-        format_version=FORMAT_VERSION,
-        model=model_spec(checkpoint),
-        tokenizer=tokenizer_spec(checkpoint),
-        graphs=tuple(graphs),
-        files=files,
-        tools=tool_versions(),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
-
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
-    log.info("artifact %s built in %.1f s", out_dir, time.perf_counter() - started)
+    with stage("write", MANIFEST_FILE) as step:
+        shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
+        files = {p.name: describe_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model=model_spec(checkpoint),
+            tokenizer=tokenizer_spec(checkpoint),
+            graphs=tuple(graphs),
+            files=files,
+            tools=tool_versions(),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        staging.rename(out_dir)
+        step.outcome = f"sha256 of every file; {len(files)} files in {out_dir}"
+    log.debug("artifact %s built in %.1f s", out_dir, time.perf_counter() - started)
     return manifest

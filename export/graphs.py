@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from attnserve.export.fusion import fuse_attention
+from attnserve.export.progress import stage
 from attnserve.export.quantize import build_int8, check_quality, pooled_embeddings
 from attnserve.model import Encoder
 from attnserve.model.encoder import AttentionImpl
@@ -116,13 +116,15 @@ def export_graph(module: nn.Module, outputs: tuple[str, ...], path: Path) -> Non
     program.save(str(path))
 
 
-def fuse_in_place(path: Path, num_heads: int) -> None:
+def fuse_in_place(path: Path, num_heads: int) -> int:
+    """Fuse every attention of the graph at `path`; returns how many were fused."""
     model = onnx.load(str(path))
     fused = fuse_attention(model, num_heads)
     if fused == 0:
         raise RuntimeError(f"{path}: no attention to fuse; did the exporter change?")
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+    return fused
 
 
 def op_counts(path: Path) -> dict[str, int]:
@@ -177,11 +179,17 @@ def build_graphs(
         ("maps", MapsGraph(encoder), MAPS_OUTPUTS),
     )
     for purpose, module, outputs in plan:
-        started = time.perf_counter()
         file = f"encoder.{purpose}.fp32.onnx"
-        export_graph(module, outputs, out_dir / file)
+        with stage("export", file) as step:
+            export_graph(module, outputs, out_dir / file)
+            step.outcome = f"torch -> ONNX, opset {OPSET}"
         if purpose == "fast":
-            fuse_in_place(out_dir / file, encoder.config.num_heads)
+            with stage("fuse", file) as step:
+                fused = fuse_in_place(out_dir / file, encoder.config.num_heads)
+                step.outcome = f"{fused} x com.microsoft.Attention"
+        with stage("verify", file) as step:
+            parity = measure_parity(encoder, tokenizer, out_dir / file, purpose == "maps")
+            step.outcome = describe_parity(parity)
         built.append(
             GraphSpec(
                 file=file,
@@ -193,16 +201,26 @@ def build_graphs(
                 inputs=INPUTS,
                 outputs=outputs,
                 graph_optimization_level="ORT_ENABLE_ALL",
-                parity=measure_parity(encoder, tokenizer, out_dir / file, purpose == "maps"),
+                parity=parity,
             )
         )
-        log.info("%s: exported in %.1f s", file, time.perf_counter() - started)
     fast_fp32 = built[0]
     if int8:
         built += build_int8_graph(fast_fp32, out_dir, tokenizer)
     if fp16:
         built.append(build_fp16_graph(fast_fp32, out_dir, tokenizer))
     return built
+
+
+def describe_parity(parity: dict[str, float]) -> str:
+    """The verify stage's outcome in words: the graph against the PyTorch model."""
+    said = (
+        f"vs PyTorch: max |diff| {parity['max_abs_token_embeddings']:.1e}, "
+        f"min cosine {parity['min_cosine_pooled']:.6f}"
+    )
+    if "max_abs_attentions" in parity:
+        said += f", attention max |diff| {parity['max_abs_attentions']:.1e}"
+    return said
 
 
 def variant_of(
@@ -253,14 +271,20 @@ def build_fp16_graph(
 
     fp32_path = out_dir / fast_fp32.file
     path = out_dir / "encoder.fast.fp16.onnx"
-    half = convert_float_to_float16(
-        onnx.load(str(fp32_path)), keep_io_types=True, op_block_list=["LayerNormalization"]
-    )
-    onnx.save(half, str(path))
-    texts = varied_corpus(64)
-    report = check_quality(
-        pooled_embeddings(fp32_path, tokenizer, texts), pooled_embeddings(path, tokenizer, texts)
-    )
+    with stage("fp16", path.name) as step:
+        half = convert_float_to_float16(
+            onnx.load(str(fp32_path)), keep_io_types=True, op_block_list=["LayerNormalization"]
+        )
+        onnx.save(half, str(path))
+        texts = varied_corpus(64)
+        report = check_quality(
+            pooled_embeddings(fp32_path, tokenizer, texts),
+            pooled_embeddings(path, tokenizer, texts),
+        )
+        step.outcome = (
+            f"CPU cosine to fp32: mean {report.mean_cosine:.6f}, min {report.min_cosine:.6f} "
+            f"over {report.n_texts} texts"
+        )
     parity = {
         "cpu_mean_cosine_to_fp32": report.mean_cosine,
         "cpu_min_cosine_to_fp32": report.min_cosine,

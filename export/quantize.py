@@ -8,8 +8,6 @@ is written. If none passes, no int8 graph is written and the manifest says why.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +16,11 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from attnserve.export.progress import stage
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.corpus import varied_corpus
 from attnserve.service.sessions import open_session
 
-log = logging.getLogger(__name__)
 MIN_MEAN_COSINE = 0.99
 MIN_MIN_COSINE = 0.98
 GATE_TEXTS = 1000
@@ -114,23 +112,21 @@ def build_int8(
     `damage` lets a test hurt each candidate before it is measured, to prove the gate bites.
     """
     texts = varied_corpus(GATE_TEXTS)
-    reference = pooled_embeddings(fp32_path, tokenizer, texts)
+    with stage("int8", "fp32 reference vectors") as step:
+        reference = pooled_embeddings(fp32_path, tokenizer, texts)
+        step.outcome = f"{len(texts)} texts for the quality gate"
     report = QualityReport(0.0, 0.0, 0, False)
     for name, keep_fp32 in candidates(fp32_path):
-        started = time.perf_counter()
-        quantize(fp32_path, out_path, keep_fp32)
-        if damage is not None:
-            damage(out_path)
-        report = check_quality(reference, pooled_embeddings(out_path, tokenizer, texts))
-        log.info(
-            "int8 [%s]: mean cosine %.4f, min %.4f over %d texts (%.1f s): %s",
-            name,
-            report.mean_cosine,
-            report.min_cosine,
-            report.n_texts,
-            time.perf_counter() - started,
-            "PASS" if report.passed else "fail",
-        )
+        with stage("int8", name) as step:
+            quantize(fp32_path, out_path, keep_fp32)
+            if damage is not None:
+                damage(out_path)
+            report = check_quality(reference, pooled_embeddings(out_path, tokenizer, texts))
+            step.outcome = (
+                f"gate (mean >= {MIN_MEAN_COSINE}, min >= {MIN_MIN_COSINE}): mean cosine "
+                f"{report.mean_cosine:.4f}, min {report.min_cosine:.4f}: "
+                + ("PASS" if report.passed else "fail")
+            )
         if report.passed:
             return report, name
     out_path.unlink(missing_ok=True)

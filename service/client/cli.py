@@ -3,46 +3,102 @@
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
 from pathlib import Path
 
 import grpc
 import numpy as np
 
+from attnserve.service.client.attention import TextAttention, difference, fetch_attention
 from attnserve.service.client.channel import add_connection_flags, connection_from_args
 from attnserve.service.client.client import EmbedderClient
+from attnserve.service.client.embed_output import (
+    EmbedResult,
+    cosine_matrix,
+    json_document,
+    people_table,
+    similarity_table,
+)
+
+SLUG_CHARS = 40
 
 
 def connect(args: argparse.Namespace) -> EmbedderClient:
     return EmbedderClient(connection_from_args(args))
 
 
+def fail(command: str, message: str, code: int) -> int:
+    print(f"attnserve {command}: {message}", file=sys.stderr)
+    return code
+
+
+def rpc_failure(command: str, error: grpc.RpcError) -> int:
+    return fail(command, f"{error.code().name}: {error.details()}", 1)
+
+
 def register_embed(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("embed", help="embed texts with a running server")
+    parser = subparsers.add_parser(
+        "embed",
+        help="embed texts with a running server (a table; --json or --npy for programs)",
+    )
     parser.add_argument("texts", nargs="+", help="texts to embed")
     add_connection_flags(parser)
-    parser.add_argument("--out", type=Path, default=None, help="save pooled vectors as .npy")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON document")
+    output.add_argument(
+        "--npy", "--out", dest="npy", type=Path, default=None, help="save the vectors as .npy"
+    )
+    parser.add_argument(
+        "--similarity", action="store_true", help="cosine similarity between the given texts"
+    )
+    parser.add_argument(
+        "--dims", type=int, default=4, help="leading dimensions the table shows (default 4)"
+    )
     parser.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
     parser.set_defaults(handler=run_embed)
 
 
 def run_embed(args: argparse.Namespace) -> int:
+    if args.similarity and len(args.texts) < 2:
+        return fail("embed", "--similarity needs at least two texts", 2)
+    if args.dims < 0:
+        return fail("embed", "--dims must be 0 or more", 2)
     try:
         with connect(args) as client:
             served = client.embed(args.texts, normalize=False if args.no_normalize else None)
     except grpc.RpcError as error:
-        print(f"attnserve embed: {error.code().name}: {error.details()}", file=sys.stderr)
-        return 1
+        return rpc_failure("embed", error)
     assert served.pooled is not None
-    if args.out is not None:
-        np.save(args.out, served.pooled)
-        print(f"saved {served.pooled.shape[0]} x {served.pooled.shape[1]} to {args.out}")
-        return 0
-    for text, vector, count in zip(args.texts, served.pooled, served.token_counts, strict=True):
-        record = {"text": text, "tokens": count, "embedding": [round(float(v), 7) for v in vector]}
-        print(json.dumps(record, ensure_ascii=False))
     timings = served.timings
+    result = EmbedResult(
+        model=served.model,
+        texts=args.texts,
+        vectors=np.asarray(served.pooled, dtype=np.float32),
+        token_counts=served.token_counts,
+        truncated=served.truncated,
+        timings_ms={
+            "queue": timings.queue_ms,
+            "tokenize": timings.tokenize_ms,
+            "inference": timings.inference_ms,
+            "total": timings.total_ms,
+        },
+    )
+    similarity = cosine_matrix(result.vectors) if args.similarity else None
+    if args.json:
+        print(json_document(result, similarity))
+        return 0
+    if args.npy is not None:
+        try:
+            np.save(args.npy, result.vectors)
+        except OSError as exc:
+            return fail("embed", f"cannot write {args.npy}: {exc}", 1)
+        rows, size = result.vectors.shape
+        print(f"saved {rows} x {size} float32 to {args.npy}")
+    else:
+        print(people_table(result, args.dims))
+    if similarity is not None:
+        print("\n" + similarity_table(result.texts, similarity))
     print(
         f"server: queue {timings.queue_ms:.2f} ms, tokenize {timings.tokenize_ms:.2f} ms, "
         f"inference {timings.inference_ms:.2f} ms, total {timings.total_ms:.2f} ms",
@@ -53,40 +109,136 @@ def run_embed(args: argparse.Namespace) -> int:
 
 def register_attend(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "attend", help="render a text's attention maps as token-labelled heatmaps (PNG)"
+        "attend",
+        help="a text's attention maps: heatmaps (PNG) and an interactive view (HTML)",
+        description="With several texts, each gets its own file: map.png becomes "
+        "map-1-<first words>.png, map-2-<...>.png, and so on.",
     )
-    parser.add_argument("text", help="the text to look at")
+    parser.add_argument("texts", nargs="+", metavar="text", help="the text(s) to look at")
     add_connection_flags(parser)
-    parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    parser.add_argument("--out", type=Path, default=None, help="PNG heatmap grid to write")
+    parser.add_argument(
+        "--html", type=Path, default=None, help="self-contained interactive view to write"
+    )
     parser.add_argument("--layers", type=int, nargs="*", default=[], help="layers (default all)")
     parser.add_argument("--heads", type=int, nargs="*", default=[], help="heads (default all)")
     parser.add_argument(
-        "--per-head", action="store_true", help="one map per head (default: averaged)"
+        "--per-head",
+        action="store_true",
+        help="PNG: one map per layer and head (default: each layer's mean over the heads)",
+    )
+    parser.add_argument(
+        "--scale",
+        choices=("linear", "sqrt"),
+        default="linear",
+        help="PNG colour scale; sqrt brings out small weights (the bar shows the values)",
+    )
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="PNG: the first text's maps minus the second's (texts of equal token counts)",
     )
     parser.set_defaults(handler=run_attend)
 
 
+def slug(text: str) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return "-".join(words)[:SLUG_CHARS].strip("-")
+
+
+def output_paths(path: Path, texts: list[str]) -> list[Path]:
+    """One file per text: the path itself for one text, else path-<i>-<first words>.suffix."""
+    if len(texts) == 1:
+        return [path]
+    return [
+        path.with_name("-".join(filter(None, [path.stem, str(i), slug(text)])) + path.suffix)
+        for i, text in enumerate(texts, start=1)
+    ]
+
+
+def attend_problem(args: argparse.Namespace) -> str | None:
+    if args.out is None and args.html is None:
+        return "say what to write: --out FILE.png and/or --html FILE.html"
+    if args.diff and (len(args.texts) != 2 or args.out is None):
+        return "--diff needs exactly two texts and --out"
+    return None
+
+
 def run_attend(args: argparse.Namespace) -> int:
+    problem = attend_problem(args)
+    if problem:
+        return fail("attend", problem, 2)
+    if args.out is not None:
+        from attnserve.service.client.heatmap import PlotUnavailableError, import_pyplot
+
+        try:
+            import_pyplot()
+        except PlotUnavailableError as exc:
+            return fail("attend", str(exc), 2)
     try:
         with connect(args) as client:
-            (tokens,) = client.tokenize([args.text])
-            served = client.embed(
-                [args.text],
-                pooled=False,
-                attention=True,
-                layers=args.layers,
-                heads=args.heads,
-                average_heads=not args.per_head,
-            )
+            pictures, views = fetch_all(client, args)
     except grpc.RpcError as error:
-        print(f"attnserve attend: {error.code().name}: {error.details()}", file=sys.stderr)
-        return 1
-    maps = served.attentions[0]
-    assert maps is not None
-    from attnserve.service.client.heatmap import render_attention
-
-    labels = [token.text for token in tokens]
-    heads = served.attention_heads if args.per_head else None
-    render_attention(maps, labels, served.attention_layers, heads, args.out)
-    print(f"wrote {args.out}: {maps.shape[0]} layer(s) x {maps.shape[1]} map(s)")
+        return rpc_failure("attend", error)
+    try:
+        if args.diff:
+            pictures = [difference(pictures[0], pictures[1])]
+        write_pictures(args, pictures)
+        write_views(args, views)
+    except ValueError as exc:
+        return fail("attend", str(exc), 2)
+    except OSError as exc:
+        return fail("attend", f"cannot write: {exc}", 1)
     return 0
+
+
+def fetch_all(
+    client: EmbedderClient, args: argparse.Namespace
+) -> tuple[list[TextAttention], list[TextAttention]]:
+    """The maps the PNGs show (as selected) and the views need (every selected head apart)."""
+    pictures: list[TextAttention] = []
+    views: list[TextAttention] = []
+    for text in args.texts:
+        if args.out is not None:
+            pictures.append(
+                fetch_attention(
+                    client, text, layers=args.layers, heads=args.heads, average=not args.per_head
+                )
+            )
+        if args.html is not None:
+            reuse = args.out is not None and args.per_head
+            views.append(
+                pictures[-1]
+                if reuse
+                else fetch_attention(client, text, layers=args.layers, heads=args.heads)
+            )
+    return pictures, views
+
+
+def write_pictures(args: argparse.Namespace, pictures: list[TextAttention]) -> None:
+    if args.out is None:
+        return
+    from attnserve.service.client.heatmap import describe, save_heatmap
+
+    texts = [picture.text for picture in pictures]
+    for picture, path in zip(pictures, output_paths(args.out, texts), strict=True):
+        width, height = save_heatmap(picture, path, args.scale)
+        print(
+            f"wrote {path} ({width} x {height} px): {describe(picture)}; "
+            f"{len(picture.tokens)} tokens"
+        )
+
+
+def write_views(args: argparse.Namespace, views: list[TextAttention]) -> None:
+    if args.html is None:
+        return
+    from attnserve.service.client.html_view import view_html
+
+    for view, path in zip(views, output_paths(args.html, args.texts), strict=True):
+        page = view_html(view)
+        path.write_text(page, encoding="utf-8")
+        layers, heads = view.maps.shape[:2]
+        print(
+            f"wrote {path} ({len(page.encode()) / 1024:.0f} KiB): {len(view.tokens)} tokens, "
+            f"{layers} layers x {heads} heads; open it in any browser, no network needed"
+        )

@@ -29,6 +29,7 @@ DTYPES = {"float32": pb.DTYPE_FLOAT32, "float16": pb.DTYPE_FLOAT16}
 
 @dataclass(frozen=True)
 class Embeddings:
+    model: str  # the model that produced them (Info.model_name)
     pooled: np.ndarray | None  # (n, H)
     token_embeddings: list[np.ndarray | None]  # per text (tokens, H)
     attentions: list[np.ndarray | None]  # per text (layers, heads or 1, tokens, tokens)
@@ -162,6 +163,7 @@ def optional_tensor(message: pb.TextResult, field: str) -> np.ndarray | None:
 
 def to_embeddings(response: pb.EmbedResponse) -> Embeddings:
     return Embeddings(
+        model=response.model,
         pooled=decode(response.pooled) if response.HasField("pooled") else None,
         token_embeddings=[optional_tensor(r, "token_embeddings") for r in response.results],
         attentions=[optional_tensor(r, "attentions") for r in response.results],

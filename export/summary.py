@@ -1,0 +1,77 @@
+"""The table `attnserve export` ends with: what was built, how big, and how faithful.
+
+Read from the manifest alone (the same figures the server and `attnserve verify` see), so the
+summary can never disagree with the artifact. Variants asked for but not written (an int8 graph
+that failed its quality gate) get a row that says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from attnserve.service.artifact import GraphSpec, Manifest
+
+HEADERS = ("file", "serves", "precision", "size", "measured at export")
+
+
+def quality(graph: GraphSpec) -> str:
+    """A graph's parity figures in words (keys as `export/graphs.py` records them)."""
+    parity = graph.parity
+    if "mean_cosine_to_fp32" in parity:
+        return (
+            f"cosine to fp32: mean {parity['mean_cosine_to_fp32']:.4f}, "
+            f"min {parity['min_cosine_to_fp32']:.4f} over {int(parity['n_texts'])} texts "
+            "(quality gate passed)"
+        )
+    if "cpu_mean_cosine_to_fp32" in parity:
+        return (
+            f"cosine to fp32 on CPU: mean {parity['cpu_mean_cosine_to_fp32']:.6f} "
+            f"over {int(parity['n_texts'])} texts"
+        )
+    said = (
+        f"vs PyTorch: max |diff| {parity.get('max_abs_token_embeddings', float('nan')):.1e}, "
+        f"min cosine {parity.get('min_cosine_pooled', float('nan')):.6f}"
+    )
+    if "max_abs_attentions" in parity:
+        said += f", attention max |diff| {parity['max_abs_attentions']:.1e}"
+    return said
+
+
+def serves(graph: GraphSpec) -> str:
+    what = "embeddings + maps" if graph.purpose == "maps" else "embeddings"
+    providers = "/".join(p.removesuffix("ExecutionProvider") for p in graph.providers)
+    return f"{what} ({providers})"
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def summary_table(
+    manifest: Manifest, out_dir: Path, elapsed_s: float, *, int8_wanted: bool = True
+) -> str:
+    rows: list[tuple[str, ...]] = [
+        (g.file, serves(g), g.precision, megabytes(manifest.files[g.file].bytes), quality(g))
+        for g in manifest.graphs
+    ]
+    if int8_wanted and manifest.graph("fast", "int8") is None:
+        rows.append(("(int8)", "-", "int8", "-", "not written: no candidate passed the gate"))
+    graph_files = {g.file for g in manifest.graphs}
+    rows += [
+        (name, "-", "-", megabytes(spec.bytes), "")
+        for name, spec in manifest.files.items()
+        if name not in graph_files
+    ]
+    widths = [max(len(row[i]) for row in (HEADERS, *rows)) for i in range(len(HEADERS))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (HEADERS, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    model = manifest.model
+    title = (
+        f"artifact {out_dir}: {model.name}, {model.num_layers} layers x {model.num_heads} heads, "
+        f"{model.hidden_size} dims, sha256 {manifest.artifact_hash[:16]}, built in "
+        f"{elapsed_s:.1f} s"
+    )
+    return "\n".join([title, "", *lines])

@@ -1,0 +1,75 @@
+"""A text's attention maps as the client fetched them, with what is needed to say what they are.
+
+The heatmaps and the HTML view both draw from `TextAttention`: the exact post-softmax maps from
+the server (Embed with attention), the token strings from Tokenize (so labels are the tokens the
+model saw, word pieces included), and which layers and heads the maps are, averaged or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from attnserve.service.client.client import EmbedderClient
+
+
+@dataclass(frozen=True)
+class TextAttention:
+    text: str
+    model: str
+    tokens: list[str]
+    special: list[bool]  # tokens the tokenizer added ([CLS], [SEP]), not from the text
+    maps: np.ndarray  # (layers, heads, n, n) float32; heads is 1 when averaged
+    layers: list[int]  # the layer each maps[i] is
+    heads: list[int]  # the heads the maps cover: one each, or averaged together
+    averaged: bool  # maps[:, 0] is the mean over `heads`
+    difference_from: str | None = None  # set when maps are this text's minus another's
+
+    def __post_init__(self) -> None:
+        layers, heads, rows, cols = self.maps.shape
+        if not rows == cols == len(self.tokens):
+            raise ValueError(f"maps of {rows} x {cols} for {len(self.tokens)} tokens")
+        if layers != len(self.layers) or heads != (1 if self.averaged else len(self.heads)):
+            raise ValueError(f"maps {self.maps.shape} for layers {self.layers}, heads {self.heads}")
+
+
+def fetch_attention(
+    client: EmbedderClient,
+    text: str,
+    *,
+    layers: Sequence[int] = (),
+    heads: Sequence[int] = (),
+    average: bool = False,
+) -> TextAttention:
+    """Tokens and maps of one text; empty `layers` / `heads` mean all of them."""
+    (tokens,) = client.tokenize([text])
+    served = client.embed(
+        [text], pooled=False, attention=True, layers=layers, heads=heads, average_heads=average
+    )
+    maps = served.attentions[0]
+    assert maps is not None  # asked for, so the server sent them (or failed the call)
+    return TextAttention(
+        text=text,
+        model=served.model,
+        tokens=[token.text for token in tokens],
+        special=[token.special for token in tokens],
+        maps=np.asarray(maps, dtype=np.float32),
+        layers=served.attention_layers,
+        heads=served.attention_heads,
+        averaged=average,
+    )
+
+
+def difference(first: TextAttention, second: TextAttention) -> TextAttention:
+    """first's maps minus second's, where both texts have as many tokens (e.g. one word swapped).
+
+    Token labels read "a|b" where the texts' tokens differ."""
+    if first.maps.shape != second.maps.shape:
+        raise ValueError(
+            f"the difference needs texts of equal token counts: {len(first.tokens)} tokens vs "
+            f"{len(second.tokens)} ({first.text!r} vs {second.text!r})"
+        )
+    tokens = [a if a == b else f"{a}|{b}" for a, b in zip(first.tokens, second.tokens, strict=True)]
+    return replace(first, tokens=tokens, maps=first.maps - second.maps, difference_from=second.text)
