@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -112,6 +113,18 @@ def run_cli(
         check=False,
         **kwargs,
     )
+
+
+def wait_for_port_file(path: Path, process: subprocess.Popen[bytes], timeout: float) -> int:
+    """The port a server started as a child process wrote once SERVING (`--port-file`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early with {process.returncode}")
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.1)
+    raise AssertionError("server did not start")
 
 
 def png_size(path: Path) -> tuple[int, int]:

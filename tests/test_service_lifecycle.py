@@ -20,7 +20,7 @@ from attnserve.service.client.channel import Connection
 from attnserve.service.client.client import EmbedderClient
 from attnserve.service.loadtest.generator import LoadConfig, run_load
 from attnserve.v1 import embedder_pb2 as pb
-from tests.helpers import MakeServer, ServerThread
+from tests.helpers import MakeServer, ServerThread, wait_for_port_file
 
 pytestmark = pytest.mark.slow
 
@@ -205,17 +205,6 @@ def test_tls_mtls_and_token_auth(make_server: MakeServer, tmp_path: Path) -> Non
 
 
 # --- shutdown ------------------------------------------------------------------------------------
-
-
-def wait_for_port_file(path: Path, process: subprocess.Popen[bytes], timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early with {process.returncode}")
-        if path.exists() and path.read_text().strip():
-            return int(path.read_text())
-        time.sleep(0.1)
-    raise AssertionError("server did not start")
 
 
 def test_sigterm_drains_then_exits_zero(artifact_dir: Path, tmp_path: Path) -> None:

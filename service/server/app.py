@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -50,11 +51,12 @@ def attnserve_version() -> str:
         return "unknown"
 
 
-def grpc_options(settings: Settings) -> list[tuple[str, int]]:
+def grpc_options(settings: Settings, worker: int | None = None) -> list[tuple[str, int]]:
+    """gRPC server options; a worker of `--workers N` shares its port with the others."""
     options = [
         ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
         ("grpc.max_send_message_length", settings.max_send_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 0 if worker is None else 1),
     ]
     if settings.max_connection_age_s > 0:
         options += [
@@ -156,8 +158,8 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
         max_wait_ms=settings.max_wait_ms,
         max_queue_texts=settings.max_queue_texts,
         on_batch=metrics.observe_batch,
+        on_depth=metrics.queue_depth.set,
     )
-    metrics.queue_depth.set_function(lambda: batcher.depth)
     tracer = Tracer(settings.otlp_endpoint, span_exporter)
     pipeline = Pipeline(
         settings, manifest, tokenizer, batcher, metrics, tracer, engine.supports_maps()
@@ -201,13 +203,15 @@ class RunningServer:
         log.info("stopped")
 
 
-def start_grpc(settings: Settings, service: EmbedderService) -> tuple[aio.Server, int, Any]:
+def start_grpc(
+    settings: Settings, service: EmbedderService, worker: int | None
+) -> tuple[aio.Server, int, Any]:
     """The gRPC server with the API, health and reflection, bound (not yet started)."""
     interceptors = []
     if settings.auth_tokens:
         tokens = tuple(token.get_secret_value() for token in settings.auth_tokens)
         interceptors.append(TokenAuthInterceptor(tokens))
-    server = aio.server(options=grpc_options(settings), interceptors=interceptors)
+    server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
     embedder_pb2_grpc.add_EmbedderServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -246,11 +250,16 @@ def log_startup(assembly: Assembly, running: RunningServer) -> None:
     )
 
 
-async def build_server(settings: Settings, span_exporter: Any = None) -> RunningServer:
-    """Start a server; `span_exporter` (tests) receives spans without an OTLP collector."""
+async def build_server(
+    settings: Settings, span_exporter: Any = None, worker: int | None = None
+) -> RunningServer:
+    """Start a server; `span_exporter` (tests) receives spans without an OTLP collector;
+    `worker` is this process's index under `--workers N` (it then shares the port)."""
     install_request_id_factory()
     assembly = assemble(settings, span_exporter)
-    server, port, health_servicer = start_grpc(settings, assembly.service)
+    if worker is not None:
+        assembly.metrics.set_worker(worker)
+    server, port, health_servicer = start_grpc(settings, assembly.service, worker)
     metrics, batcher, engine = assembly.metrics, assembly.batcher, assembly.engine
     running = RunningServer(
         settings, server, port, None, health_servicer, assembly.service, batcher, metrics
@@ -259,14 +268,12 @@ async def build_server(settings: Settings, span_exporter: Any = None) -> Running
     await server.start()
     if settings.metrics_port >= 0:
         running.metrics_port = metrics.serve(settings.metrics_port)
-    metrics.info.info(
-        {
-            "model": assembly.manifest.model.name,
-            "artifact_sha256": assembly.manifest.artifact_hash,
-            "provider": engine.provider,
-            "precision": settings.precision,
-            "onnxruntime": assembly.manifest.tools.get("onnxruntime", ""),
-        }
+    metrics.describe_model(
+        model=assembly.manifest.model.name,
+        artifact_sha256=assembly.manifest.artifact_hash,
+        provider=engine.provider,
+        precision=settings.precision,
+        onnxruntime=assembly.manifest.tools.get("onnxruntime", ""),
     )
     if settings.warmup:
         started = time.perf_counter()
@@ -283,8 +290,13 @@ async def build_server(settings: Settings, span_exporter: Any = None) -> Running
     return running
 
 
-async def serve_forever(settings: Settings) -> int:
-    running = await build_server(settings)
+async def serve_forever(
+    settings: Settings, worker: int | None = None, on_ready: Callable[[int], None] | None = None
+) -> int:
+    """Serve until SIGTERM or SIGINT, then drain; `on_ready(port)` once SERVING."""
+    running = await build_server(settings, worker=worker)
+    if on_ready is not None:
+        on_ready(running.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -116,6 +116,7 @@ class Batcher:
         max_wait_ms: float,
         max_queue_texts: int,
         on_batch: Callable[[BatchStats], None] | None = None,
+        on_depth: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.pad_token_id = pad_token_id
@@ -124,6 +125,7 @@ class Batcher:
         self.max_wait_s = max_wait_ms / 1000
         self.max_queue_texts = max_queue_texts
         self.on_batch = on_batch
+        self.on_depth = on_depth  # told the queue's depth as it changes (a gauge's setter)
         # Measured per graph at warm-up (`Engine.calibrate`); a CPU-like stand-in until then.
         self.costs: dict[GraphPurpose, CostModel] = {}
         # `pending` (arrival order), `last_batch_texts` and `stopping` are shared between the
@@ -186,6 +188,8 @@ class Batcher:
                 WorkItem(text, graph, want_tokens, deadline, request, index)
                 for index, text in enumerate(texts)
             )
+            if self.on_depth is not None:
+                self.on_depth(len(self.pending))
         if not self.wake_scheduled:
             self.wake_scheduled = True
             loop.call_soon(self.wake)
@@ -319,6 +323,8 @@ class Batcher:
         chosen = candidates[low:high]
         chosen_ids = {id(item) for item in chosen}
         self.pending = [item for item in self.pending if id(item) not in chosen_ids]
+        if self.on_depth is not None:
+            self.on_depth(len(self.pending))
         return chosen
 
     def infer(self, items: list[WorkItem]) -> tuple[list[Row], BatchStats]:

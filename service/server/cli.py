@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -40,10 +41,19 @@ def run_serve(args: argparse.Namespace) -> int:
         )
         print(f"attnserve serve: invalid settings: {problems}", file=sys.stderr)
         return 2
+    from attnserve.service.server.workers import machine_plan, supervise
+
+    plan = machine_plan(settings)
+    if plan.workers > 1:
+        configure_logging(settings.log_level, settings.log_format, "supervisor")
+        return supervise(settings, plan)
     configure_logging(settings.log_level, settings.log_format)
     # Heavy imports (ONNX Runtime, gRPC) only once the settings are sound.
     from attnserve.service.server.app import serve_forever
 
+    if settings.workers == "auto":
+        logging.getLogger(__name__).info("%s", plan.why)
+    settings = settings.model_copy(update={"intra_op_threads": plan.threads})
     try:
         return asyncio.run(serve_forever(settings))
     except StartupError as exc:

@@ -1,4 +1,5 @@
-"""Logging set-up: text or JSON lines, with the request id on every line that has one."""
+"""Logging set-up: text or JSON lines, with the request id on every line that has one, and the
+worker's name on every line of a worker process (`--workers N`: w0, w1, ...)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def install_request_id_factory() -> None:
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, process: str = "") -> None:
+        super().__init__()
+        self.process = process
+
     def format(self, record: logging.LogRecord) -> str:
         line = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -37,19 +42,25 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "msg": record.getMessage(),
         }
+        if self.process:
+            line["process"] = self.process
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure_logging(level: str, fmt: str) -> None:
+def configure_logging(level: str, fmt: str, process: str = "") -> None:
+    """`process` names the process on every line: "supervisor", "w0", ... ("" alone)."""
     install_request_id_factory()
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(process))
     else:
+        tag = f"{process} " if process else ""
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            logging.Formatter(
+                f"%(asctime)s %(levelname)s {tag}%(name)s [%(request_id)s] %(message)s"
+            )
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -1,8 +1,12 @@
 """Prometheus metrics: what operators autoscale and page on.
 
 Histograms and gauges (not cumulative-time counters), millisecond-scale buckets, bounded labels
-(method, code, graph; never per-text values). Each server owns its own registry so several can
-run in one process (tests) without sharing counts; the process collectors come along.
+(method, code, graph, worker; never per-text values). Each server owns its own registry so
+several can run in one process (tests) without sharing counts; the process collectors come
+along. With `--workers N` every worker writes its values to files shared with the supervisor
+(prometheus_client's multiprocess mode, switched on by `PROMETHEUS_MULTIPROC_DIR` before the
+worker starts); each gauge says how the workers' values combine, and the supervisor serves one
+/metrics for all of them (`serve_multiprocess`).
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    Info,
     start_http_server,
 )
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -35,6 +39,7 @@ LATENCY_BUCKETS = (
 BATCH_TEXT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 BATCH_TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 PADDING_BUCKETS = (1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+INFO_LABELS = ("model", "artifact_sha256", "provider", "precision", "onnxruntime")
 
 
 class Disabled:
@@ -116,11 +121,28 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "attnserve_queue_depth_texts", "texts waiting for a model batch", registry=r
+            "attnserve_queue_depth_texts",
+            "texts waiting for a model batch",
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        self.in_flight = Gauge("attnserve_in_flight_requests", "RPCs being handled now", registry=r)
+        self.in_flight = Gauge(
+            "attnserve_in_flight_requests",
+            "RPCs being handled now",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.ready = Gauge(
-            "attnserve_model_ready", "1 once the model is loaded and warmed up", registry=r
+            "attnserve_model_ready",
+            "1 once the model is loaded and warmed up (every worker, with --workers)",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.worker_requests = Counter(
+            "attnserve_worker_requests",
+            "RPCs finished, by worker process (0 without --workers)",
+            ["worker"],
+            registry=r,
         )
         self.input_tokens = Counter(
             "attnserve_input_tokens", "tokens fed to the model (after truncation)", registry=r
@@ -128,11 +150,27 @@ class Metrics:
         self.truncated = Counter(
             "attnserve_truncated_texts", "texts cut to the token limit", registry=r
         )
-        self.info = Info("attnserve_model", "model and artifact being served", registry=r)
+        # A gauge fixed at 1 carries the labels (prometheus_client's Info has no multiprocess
+        # mode); it reads the same in a scrape: attnserve_model_info{...} 1.
+        self.model_info = Gauge(
+            "attnserve_model_info",
+            "model and artifact being served",
+            INFO_LABELS,
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.worker: Any = Disabled()  # this process's child of worker_requests
         if not enabled:
             for name, value in list(vars(self).items()):
-                if isinstance(value, Counter | Gauge | Histogram | Info):
+                if isinstance(value, Counter | Gauge | Histogram):
                     setattr(self, name, Disabled())
+        self.set_worker(0)
+
+    def set_worker(self, index: int) -> None:
+        self.worker = self.worker_requests.labels(str(index))
+
+    def describe_model(self, **labels: str) -> None:
+        self.model_info.labels(*(labels[name] for name in INFO_LABELS)).set(1)
 
     def observe_call(self, method: str, code: str, seconds: float) -> None:
         """One finished RPC. Labelled children are cached: `labels()` costs a lock and a dict."""
@@ -145,6 +183,7 @@ class Metrics:
             self.call_children[(method, code)] = children
         children[0].inc()
         children[1].observe(seconds)
+        self.worker.inc()
         if code != "OK":
             self.errors.labels(code).inc()
 
@@ -158,6 +197,14 @@ class Metrics:
         """Expose /metrics over HTTP; returns the bound port (useful with port 0)."""
         self.http_server, _thread = start_http_server(port, registry=self.registry)
         return int(self.http_server.server_port)
+
+    @staticmethod
+    def serve_multiprocess(port: int) -> tuple[WSGIServer, int]:
+        """The supervisor's /metrics: every worker's values, combined (see the module doc)."""
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        server, _thread = start_http_server(port, registry=registry)
+        return server, int(server.server_port)
 
     def close(self) -> None:
         if self.http_server is not None:

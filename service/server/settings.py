@@ -40,8 +40,15 @@ class Settings(BaseSettings):
     provider: Provider = Field(
         "auto", description="execution provider: auto tries CUDA, then falls back to CPU"
     )
+    workers: int | Literal["auto"] = Field(
+        1,
+        description="serving processes sharing the port (SO_REUSEPORT), each with its own "
+        "engine and event loop; auto picks from the cores and the provider and says why",
+    )
     intra_op_threads: int = Field(
-        0, ge=0, description="ONNX Runtime threads per inference; 0 = one per core"
+        0,
+        ge=0,
+        description="ONNX Runtime threads per inference; 0 = the cores shared out between workers",
     )
     spin_wait: bool = Field(
         True,
@@ -166,6 +173,8 @@ class Settings(BaseSettings):
                 f"max_texts_per_request ({self.max_texts_per_request}) exceeds max_queue_texts "
                 f"({self.max_queue_texts}): such a request could never be queued"
             )
+        if isinstance(self.workers, int) and self.workers < 1:
+            raise ValueError(f"workers must be at least 1 (or auto), got {self.workers}")
         if self.artifact is not None and not self.artifact.is_dir():
             raise ValueError(f"artifact: {self.artifact} is not a directory")
         return self
