@@ -1,9 +1,9 @@
 """The CPU image, built and run: what an operator sees from outside the container.
 
-deploy/docker/Dockerfile.cpu is built with podman on a Python base made from Debian's packages
-(deploy/docker/base.sh, kept in podman's store between runs: no container registry is reachable
-here), with the session's artifact as the `artifact` build context, so the build needs no torch.
-One container then runs as user 10001 on a read-only root filesystem, configured only through
+deploy/docker/Dockerfile.cpu is built with podman by deploy/docker/build.sh, on a Python base made
+from Debian's packages (deploy/docker/base.sh, kept in podman's store between runs: no container
+registry is reachable here), with the session's artifact as the `artifact` build context, so the
+build needs no torch. One container then runs as user 10001 on a read-only root filesystem, configured only through
 ATTNSERVE_* variables, and the host checks it: gRPC health SERVING, an `Embed` equal to the host
 server's answer, /metrics, the image's HEALTHCHECK, and SIGTERM draining to exit 0. The tests
 share the one container and run in file order; the last one stops it.
@@ -38,7 +38,6 @@ pytestmark = pytest.mark.container
 BASE_IMAGE = "localhost/attnserve-python:3.11-bookworm"
 IMAGE = "localhost/attnserve:test-cpu"
 SERVICE = "attnserve.v1.Embedder"
-HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 DRAIN_DELAY_S = 2.0
 START_TIMEOUT_S = 120.0
 # float32 through the same graph and ONNX Runtime build; a difference means a different model.
@@ -51,8 +50,8 @@ class Podman:
     def __init__(self, executable: str) -> None:
         self.executable = executable
         self.env = dict(os.environ)
-        # crun fails on these kernels' hybrid cgroups; with runc installed, use the project's
-        # containers.conf (runc, inherited ulimits) unless the caller set one.
+        # As deploy/podman/env.sh does for the scripts: crun fails on these kernels' hybrid
+        # cgroups, so with runc installed use the project's containers.conf unless one is set.
         if "CONTAINERS_CONF" not in self.env and shutil.which("runc"):
             self.env["CONTAINERS_CONF"] = str(ROOT / "deploy/podman/containers.conf")
 
@@ -134,18 +133,14 @@ def base_image(podman: Podman) -> str:
 
 @pytest.fixture(scope="module")
 def built(podman: Podman, base_image: str, artifact_dir: Path) -> Built:
-    # Only PyPI is reachable, over the host's network; where outbound TLS is re-signed by a local
-    # authority, pip inside the build must trust the host's CA bundle.
-    ca = ["-v", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"] if HOST_CA_BUNDLE.exists() else []
+    """deploy/docker/build.sh: the Dockerfile on the Debian-made base, the artifact as its
+    `artifact` build context, PyPI over the host's network."""
     started = time.monotonic()
-    podman.run(
-        "build", "--format", "docker",  # docker format: OCI images cannot carry a HEALTHCHECK
-        "--network", "host", *ca,
-        "--build-arg", f"PYTHON_IMAGE={base_image}",
-        "--build-context", f"artifact={artifact_dir}",
-        "-f", str(ROOT / "deploy/docker/Dockerfile.cpu"), "-t", IMAGE, str(ROOT),
-        timeout=1200,
+    result = subprocess.run(
+        [str(ROOT / "deploy/docker/build.sh"), "cpu", str(artifact_dir), IMAGE],
+        capture_output=True, text=True, timeout=1200, env=podman.env, check=False,
     )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     build_s = time.monotonic() - started
     size = podman.run("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout
     return Built(IMAGE, int(size), build_s)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the CUDA image with podman on the Debian-made base (deploy/docker/base.sh) and checks
-# it: no registry needed, only Debian's mirrors and PyPI. Not part of CI: the image is large.
+# Builds the CUDA image with podman on the Debian-made base (deploy/docker/build.sh) and checks
+# it: no registry needed, only Debian's mirrors and PyPI. Not part of CI: the image is 3 GB.
 #
 #   deploy/docker/build-cuda.sh ARTIFACT_DIR [IMAGE]     # IMAGE: localhost/attnserve:cuda
 #   GPU=1 deploy/docker/build-cuda.sh ARTIFACT_DIR       # also serve on the host's GPU
@@ -16,28 +16,20 @@ cd "$(dirname "$0")/../.."
 
 artifact=${1:?usage: deploy/docker/build-cuda.sh ARTIFACT_DIR [IMAGE]}
 image=${2:-localhost/attnserve:cuda}
-base=${BASE_IMAGE:-localhost/attnserve-python:3.11-bookworm}
-if [ -z "${CONTAINERS_CONF:-}" ] && command -v runc >/dev/null; then
-    export CONTAINERS_CONF=$PWD/deploy/podman/containers.conf
-fi
-ca_mount=()
-# Where outbound TLS is re-signed by a local authority, pip in the build trusts the host's CAs.
-if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
-    ca_mount=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
-fi
+# shellcheck source=deploy/podman/env.sh
+source deploy/podman/env.sh
 
-deploy/docker/base.sh "$base"
-start=$(date +%s)
-podman build --format docker --network host "${ca_mount[@]}" \
-    --build-arg PYTHON_IMAGE="$base" --build-context artifact="$artifact" \
-    -f deploy/docker/Dockerfile.cuda -t "$image" .
-echo "build: $(($(date +%s) - start)) s; size: $(podman image inspect --format '{{.Size}}' "$image") bytes"
+deploy/docker/build.sh cuda "$artifact" "$image"
 
-in_image() { podman run --rm --read-only --user 10001 --network none --entrypoint "$1" "$image" "${@:2}"; }
+in_image() {  # one command in a throwaway container of the image
+    podman run --rm --read-only --user 10001 --network none --no-healthcheck \
+        --entrypoint "$1" "$image" "${@:2}"
+}
 
 echo "== providers"
-in_image python -c 'import onnxruntime as ort; print(ort.__version__, ort.get_available_providers())' \
-    | tee /dev/stderr | grep -q CUDAExecutionProvider
+providers=$(in_image python -c 'import onnxruntime as ort; print(ort.__version__, ort.get_available_providers())')
+echo "$providers"
+grep -q CUDAExecutionProvider <<<"$providers"
 
 echo "== libraries of the CUDA provider (libcuda.so.1 comes from the host's driver)"
 missing=$(in_image sh -c 'ldd /opt/venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime_providers_cuda.so' \
@@ -73,7 +65,8 @@ serve_and_check attnserve-cuda-check auto
 
 if [ "${GPU:-0}" = 1 ]; then
     echo "== provider=cuda on the GPU"
-    serve_and_check attnserve-cuda-gpu cuda --device nvidia.com/gpu=all | tee /dev/stderr \
-        | grep -q 'provider="CUDAExecutionProvider"'
+    served=$(serve_and_check attnserve-cuda-gpu cuda --device nvidia.com/gpu=all)
+    echo "$served"
+    grep -q 'provider="CUDAExecutionProvider"' <<<"$served"
 fi
 echo "CUDA image $image: checks passed"
