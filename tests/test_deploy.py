@@ -254,17 +254,23 @@ def test_the_serving_install_comes_only_from_the_lock_files(variant: str) -> Non
 
 
 def test_cuda_dockerfile_is_the_cpu_one_with_its_lock_and_provider() -> None:
-    """Two files for users, one design: they may differ only in the lock and the provider."""
+    """Two files for users, one design: the CUDA one is the CPU one with its own lock and one
+    more ENV in the runtime stage (the provider, and where the CUDA wheels' libraries are)."""
 
     def normalised(dockerfile: Path) -> list[list[tuple[str, str]]]:
         return [[(k, " ".join(v.split())) for k, v in s] for s in stages(dockerfile)]
 
     cpu = normalised(DOCKER / "Dockerfile.cpu")
     cuda = normalised(DOCKER / "Dockerfile.cuda")
-    provider = " ATTNSERVE_PROVIDER=cuda"
-    assert any(provider in v for k, v in cuda[-1] if k == "ENV")
-    expected = [[(k, v.replace("-cpu.lock", "-cuda.lock")) for k, v in s] for s in cpu]
-    assert [[(k, v.replace(provider, "")) for k, v in s] for s in cuda] == expected
+    extra = [v for k, v in cuda[-1] if k == "ENV" and v not in {w for _, w in cpu[-1]}]
+    assert len(extra) == 1, extra
+    settings = dict(pair.split("=", 1) for pair in extra[0].split())
+    assert settings.pop("ATTNSERVE_PROVIDER") == "cuda"
+    libraries = settings.pop("LD_LIBRARY_PATH").split(":")
+    assert settings == {}
+    assert all(p.startswith("/opt/venv/") and "/nvidia/" in p for p in libraries), libraries
+    cuda[-1].remove(("ENV", extra[0]))
+    assert cuda == [[(k, v.replace("-cpu.lock", "-cuda.lock")) for k, v in s] for s in cpu]
 
 
 def locked(lock: str) -> dict[str, str]:
