@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: a real server on loopback, the command runner, PNG checks.
+"""Helpers shared by the tests: a real server on loopback, the command runner, PNG checks,
+kustomize rendering, and the skip-here-but-fail-in-CI rule for tools that CI installs.
 
 Nothing here imports torch: the unit layer and the serving tests run on the serving install.
 """

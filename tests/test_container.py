@@ -1,12 +1,13 @@
 """The CPU image, built and run: what an operator sees from outside the container.
 
-deploy/docker/Dockerfile.cpu is built with podman by deploy/docker/build.sh, on a Python base made
-from Debian's packages (deploy/docker/base.sh, kept in podman's store between runs: no container
-registry is reachable here), with the session's artifact as the `artifact` build context, so the
-build needs no torch. One container then runs as user 10001 on a read-only root filesystem, configured only through
-ATTNSERVE_* variables, and the host checks it: gRPC health SERVING, an `Embed` equal to the host
-server's answer, /metrics, the image's HEALTHCHECK, and SIGTERM draining to exit 0. The tests
-share the one container and run in file order; the last one stops it.
+deploy/docker/Dockerfile.cpu is built with podman by deploy/docker/build.sh, on a Python base
+made from Debian's packages (deploy/docker/base.sh, kept in podman's store between runs: no
+container registry is reachable here), with the session's artifact as the `artifact` build
+context, so the build needs no torch. One container then runs as user 10001 on a read-only root
+filesystem, configured only through ATTNSERVE_* variables, and the host checks it: gRPC health
+SERVING, an `Embed` equal to the host server's answer, /metrics, the image's HEALTHCHECK, and
+SIGTERM draining to exit 0. The tests share the one container and run in file order; the last
+one stops it.
 
 Skips where no container engine can run; under CI (CI=true, where .ci/run installs podman) the
 same condition fails instead. The build time, image size and start-up time are printed.
@@ -86,10 +87,16 @@ class Running:
         return f"127.0.0.1:{self.port}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """Ports free on loopback now, distinct (held together while the kernel picks them)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def health_status(target: str, timeout: float = 2.0) -> int | None:
@@ -138,7 +145,8 @@ def built(podman: Podman, base_image: str, artifact_dir: Path) -> Built:
     started = time.monotonic()
     result = subprocess.run(
         [str(ROOT / "deploy/docker/build.sh"), "cpu", str(artifact_dir), IMAGE],
-        capture_output=True, text=True, timeout=1200, env=podman.env, check=False,
+        capture_output=True, text=True, timeout=1200, check=False,
+        env={**podman.env, "BASE_IMAGE": base_image},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     build_s = time.monotonic() - started
@@ -149,7 +157,7 @@ def built(podman: Podman, base_image: str, artifact_dir: Path) -> Built:
 @pytest.fixture(scope="module")
 def container(podman: Podman, built: Built) -> Iterator[Running]:
     name = f"attnserve-test-{os.getpid()}"
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_ports(2)
     started = time.monotonic()
     podman.run(
         "run", "--detach", "--name", name,
@@ -229,6 +237,8 @@ def test_embeddings_equal_the_host_servers(
 
 
 def test_metrics_are_scraped_from_the_host(container: Running) -> None:
+    with EmbedderClient(container.target) as client:
+        client.embed(["counted"])
     url = f"http://127.0.0.1:{container.metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
@@ -239,7 +249,7 @@ def test_metrics_are_scraped_from_the_host(container: Running) -> None:
     }
     assert samples[("attnserve_model_ready", ())] == 1
     ok = (("code", "OK"), ("method", "Embed"))
-    assert samples[("attnserve_requests_total", ok)] >= 1  # the comparison's call
+    assert samples[("attnserve_requests_total", ok)] >= 1
     (info,) = [dict(labels) for name, labels in samples if name == "attnserve_model_info"]
     assert info["provider"] == "CPUExecutionProvider"
 
