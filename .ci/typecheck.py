@@ -23,7 +23,7 @@ from mypy.modulefinder import BuildSource
 ROOT = Path(__file__).resolve().parent.parent
 # Checked beside the installed packages under their own (top-level) names.
 EXTRA_PACKAGES = ("tests", "bench")
-EXTRA_FILES = ("proto/generate.py",)
+EXTRA_FILES = ("proto/generate.py", "deploy/docker/healthcheck.py")
 GENERATED = ("_pb2.py", "_pb2_grpc.py", "_pb2.pyi")
 
 

