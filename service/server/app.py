@@ -144,6 +144,7 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
         settings.provider,
         settings.intra_op_threads,
         settings.spin_wait,
+        settings.allow_tf32,
     )
     max_tokens = min(
         settings.max_tokens_per_text or manifest.model.max_positions, manifest.model.max_positions
@@ -273,7 +274,7 @@ async def build_server(
         artifact_sha256=assembly.manifest.artifact_hash,
         provider=engine.provider,
         precision=settings.precision,
-        onnxruntime=assembly.manifest.tools.get("onnxruntime", ""),
+        onnxruntime=onnxruntime.__version__,  # the one serving (the manifest has export's)
     )
     if settings.warmup:
         started = time.perf_counter()

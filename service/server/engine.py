@@ -37,6 +37,22 @@ class EngineError(StartupError):
     """The engine cannot start with these settings; the message says why."""
 
 
+def provider_options(
+    providers: list[ExecutionProvider], purpose: GraphPurpose, allow_tf32: bool
+) -> list[dict[str, str]]:
+    """Options per provider for one graph. CUDA runs fp32 matrix products in TF32 unless told
+    not to (10-bit mantissas: attention maps off by up to 3e-2 on an H200); the maps graph never
+    may, the fast graph only when `allow_tf32` says so."""
+    options = []
+    for provider in providers:
+        if provider == CUDA:
+            tf32 = allow_tf32 and purpose == "fast"
+            options.append({"use_tf32": "1" if tf32 else "0"})
+        else:
+            options.append({})
+    return options
+
+
 def choose_providers(requested: Provider) -> list[ExecutionProvider]:
     available = ort.get_available_providers()
     if requested == "cpu":
@@ -57,8 +73,10 @@ class Engine:
         provider: Provider,
         intra_op_threads: int,
         spin_wait: bool = True,
+        allow_tf32: bool = False,
     ) -> None:
         self.spin_wait = spin_wait
+        self.allow_tf32 = allow_tf32
         self.providers = choose_providers(provider)
         self.on_cuda = self.providers[0] == CUDA
         if precision == "fp16" and not self.on_cuda:
@@ -76,6 +94,14 @@ class Engine:
             kind: self.open_session(directory / spec.file, spec)
             for kind, spec in self.specs.items()
         }
+        if provider == "cuda" and self.provider != CUDA:
+            # onnxruntime falls back to the CPU (with a warning) when the CUDA provider is
+            # listed but cannot load (no device, a missing library): refuse rather than serve a
+            # GPU deployment on its CPU.
+            raise EngineError(
+                f"provider=cuda but the session runs on {self.provider}: the CUDA provider "
+                "could not load (no GPU visible, or its CUDA/cuDNN libraries are missing)"
+            )
         self.hidden_size = manifest.model.hidden_size
         log.info(
             "engine: provider %s, precision %s, %d intra-op threads, graphs %s",
@@ -96,6 +122,7 @@ class Engine:
             spinning=self.spin_wait,
             level=spec.graph_optimization_level,
             providers=self.providers,
+            provider_options=provider_options(self.providers, spec.purpose, self.allow_tf32),
         )
 
     def supports_maps(self) -> bool:

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         ge=0,
         description="ONNX Runtime threads per inference; 0 = the cores shared out between workers",
     )
+    allow_tf32: bool = Field(
+        False,
+        description="CUDA may run the fast graph's fp32 matrix products in TF32 (10-bit "
+        "mantissas): faster on Ampere and later GPUs, less exact; the maps graph never does",
+    )
     spin_wait: bool = Field(
         True,
         description="ONNX Runtime's idle threads spin before sleeping: ~1 ms less per "
