@@ -16,6 +16,7 @@ from grpc import aio
 from attnserve.service import wire
 from attnserve.service.client.channel import Connection
 from attnserve.service.loadtest.generator import LoadConfig, run_load
+from attnserve.service.loadtest.report import percentile_map
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
 from tests.helpers import MakeServer, ServerThread, png_size, run_cli
@@ -169,3 +170,81 @@ def test_loops_stop_by_themselves_at_the_request_bound(server: ServerThread) -> 
     assert run.sent == 25
     assert summary.succeeded == 25
     assert run.elapsed_s < 60
+
+
+class KnownLatencyEmbedder(embedder_pb2_grpc.EmbedderServicer):
+    """Takes as long as its text says (in seconds), concurrently: latencies known in advance."""
+
+    async def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:  # noqa: N802
+        await asyncio.sleep(float(request.texts[0]))
+        pooled = wire.encode(np.zeros((len(request.texts), 4), dtype=np.float32))
+        return pb.EmbedResponse(pooled=pooled, results=[pb.TextResult(token_count=3)])
+
+
+@pytest.fixture
+def known_latency_server() -> Iterator[str]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> tuple[aio.Server, int]:
+        server = aio.server()
+        embedder_pb2_grpc.add_EmbedderServicer_to_server(KnownLatencyEmbedder(), server)  # type: ignore[no-untyped-call]
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    yield f"127.0.0.1:{port}"
+    asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+
+
+def test_two_load_processes_merge_counts_and_percentiles(
+    known_latency_server: str, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "latencies.txt"
+    corpus.write_text("0.020\n" * 9 + "0.200\n")  # 90% take 20 ms, 10% take 200 ms
+    config = LoadConfig(
+        Connection(known_latency_server),
+        mode="closed",
+        concurrency=8,
+        requests=240,
+        duration_s=60,
+        warmup_s=0,
+        corpus=str(corpus),
+        processes=2,
+    )
+    run, summary = run_load(config)
+    assert run.sent == summary.sent == summary.succeeded == 240  # both processes' counts
+    assert len(run.outcomes) == 240  # every outcome came back from its process
+    exact = percentile_map(np.array([o.latency_s * 1000 for o in run.outcomes]))
+    for name in ("p50", "p90", "p99", "max"):  # the merged histograms agree with all requests
+        assert summary.latency_ms[name] == pytest.approx(exact[name], rel=0.011), name
+    # ... and with what the server was told to take.
+    assert 20 <= summary.latency_ms["p50"] < 40
+    assert 200 <= summary.latency_ms["p99"] < 260
+    slow = sum(o.latency_s >= 0.2 for o in run.outcomes) / len(run.outcomes)
+    assert 0.03 < slow < 0.2  # the two processes drew different texts, ~10% slow ones
+
+
+def test_an_open_loop_from_two_processes_offers_the_whole_rate(
+    known_latency_server: str, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "fast.txt"
+    corpus.write_text("0.001\n")
+    config = LoadConfig(
+        Connection(known_latency_server),
+        mode="open",
+        rate=60,
+        requests=10_000,
+        duration_s=3,
+        warmup_s=0,
+        corpus=str(corpus),
+        processes=2,
+    )
+    run, summary = run_load(config)
+    # Poisson arrivals at 30/s in each of two processes for 3 s: ~180 in all.
+    assert 120 < run.sent < 250
+    assert summary.sent == run.sent == summary.succeeded

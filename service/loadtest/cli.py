@@ -44,6 +44,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--warmup", type=float, default=DEFAULTS["warmup_s"], help="uncounted seconds first"
     )
     parser.add_argument("--texts-per-request", type=int, default=DEFAULTS["texts_per_request"])
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=DEFAULTS["processes"],
+        help="load processes (callers, rate and requests shared out; percentiles merged from "
+        "their histograms): one Python process cannot drive a fast server",
+    )
     parser.add_argument("--token-embeddings", action="store_true")
     parser.add_argument("--attention", action="store_true", help="ask for attention maps")
     parser.add_argument(
@@ -61,10 +68,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_command(args: argparse.Namespace) -> int:
-    if args.concurrency < 1 or args.rate <= 0 or args.requests < 1 or args.duration <= 0:
+    if (
+        min(args.concurrency, args.requests, args.processes) < 1
+        or min(args.rate, args.duration) <= 0
+    ):
         print(
-            "loadtest: concurrency, rate, requests and duration must be positive", file=sys.stderr
+            "loadtest: concurrency, rate, requests, processes and duration must be positive",
+            file=sys.stderr,
         )
+        return 2
+    if args.mode == "closed" and args.concurrency < args.processes:
+        print("loadtest: a closed loop needs at least one caller per process", file=sys.stderr)
         return 2
     try:
         load_texts(args.corpus, 1)
@@ -84,6 +98,7 @@ def run_command(args: argparse.Namespace) -> int:
         attention=args.attention,
         timeout_s=args.timeout,
         corpus=args.corpus,
+        processes=args.processes,
     )
     run, summary = run_load(config, progress=not args.no_progress)
     print(summary.table())

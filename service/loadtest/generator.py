@@ -9,10 +9,12 @@ count and a duration, after a warm-up that is not counted; it stops by itself.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Literal
 
@@ -20,9 +22,11 @@ from grpc import aio
 
 from attnserve.service.client.channel import Connection
 from attnserve.service.corpus import load_texts
-from attnserve.service.loadtest.report import Outcome, Summary, summarize
+from attnserve.service.loadtest.report import Outcome, Summary, Tally, summarize
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
+
+PLOT_SAMPLE = 100_000  # outcomes a load process sends back for the plot
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class LoadConfig:
     attention: bool = False
     timeout_s: float = 30.0
     corpus: str = "mixed"  # a named mix (service/corpus.py) or a file, one text per line
+    processes: int = 1  # load processes; callers, rate and requests are shared out
+    seed: int = 1  # which texts each request takes (each process gets its own)
 
     def describe(self) -> dict[str, object]:
         """The configuration for reports, without secrets."""
@@ -59,7 +65,7 @@ class LoadGenerator:
         self.config = config
         self.progress = progress
         self.texts = load_texts(config.corpus)
-        self.rng = random.Random(1)
+        self.rng = random.Random(config.seed)
         self.metadata = config.connection.metadata
 
     def request(self) -> pb.EmbedRequest:
@@ -175,5 +181,51 @@ class LoadGenerator:
 
 
 def run_load(config: LoadConfig, progress: bool = False) -> tuple[Run, Summary]:
-    run = asyncio.run(LoadGenerator(config, progress).run())
-    return run, summarize(run.outcomes, run.sent, run.elapsed_s)
+    """Run the load; with several processes, their tallies are merged (see report.py)."""
+    if config.processes == 1:
+        run = asyncio.run(LoadGenerator(config, progress).run())
+        return run, summarize(run.outcomes, run.sent, run.elapsed_s)
+    if progress:
+        print(f"load from {config.processes} processes ...", file=sys.stderr, flush=True)
+    with ProcessPoolExecutor(
+        max_workers=config.processes, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        results = list(pool.map(run_share, shares(config)))
+    tally = Tally()
+    outcomes: list[Outcome] = []
+    for share_tally, sample in results:
+        tally.merge(share_tally)
+        outcomes += sample
+    return Run(config, outcomes, tally.sent, tally.elapsed_s), tally.summary()
+
+
+def split(total: int, parts: int) -> list[int]:
+    """`total` in `parts` shares as even as can be (the first ones take the remainder)."""
+    return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
+
+
+def shares(config: LoadConfig) -> list[LoadConfig]:
+    """One configuration per process: callers (closed loop) or rate (open loop) and the
+    request bound shared out, each with its own text sequence."""
+    count = config.processes
+    callers = split(config.concurrency, count)
+    requests = split(config.requests, count)
+    return [
+        replace(
+            config,
+            processes=1,
+            concurrency=max(1, callers[index]),
+            rate=config.rate / count,
+            requests=requests[index],
+            seed=config.seed + 7919 * (index + 1),
+        )
+        for index in range(count)
+        if requests[index] > 0 and (config.mode == "open" or callers[index] > 0)
+    ]
+
+
+def run_share(config: LoadConfig) -> tuple[Tally, list[Outcome]]:
+    """In a load process: run its share; return its tally and (for the plot) its outcomes,
+    up to `PLOT_SAMPLE`."""
+    run = asyncio.run(LoadGenerator(config, progress=False).run())
+    return Tally.of(run.outcomes, run.sent, run.elapsed_s), run.outcomes[:PLOT_SAMPLE]

@@ -1,15 +1,25 @@
-"""Load-test results: percentiles, errors by code, the server's stage times, JSON and a plot."""
+"""Load-test results: percentiles, errors by code, the server's stage times, JSON and a plot.
+
+One process keeps every outcome and reports exact percentiles. Several (`--processes N`) each
+reduce theirs to a `Tally`: counts and log-bucketed histograms, which add up exactly, so the
+merged percentiles are those of all requests together (within a bucket's 1% width), never an
+average of per-process percentiles.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+HISTOGRAM_FLOOR_MS = 0.01  # the lowest bucket's lower edge
+HISTOGRAM_GROWTH = 1.01  # each bucket 1% wider than the last: percentiles within 1%
+STAGES = ("queue_ms", "tokenize_ms", "inference_ms")  # the server's own times, per response
 
 
 @dataclass
@@ -65,6 +75,112 @@ class Summary:
         ]  # fmt: skip
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+@dataclass
+class Histogram:
+    """Values (ms) in log-spaced buckets: mergeable by adding counts."""
+
+    counts: Counter[int] = field(default_factory=Counter)
+    total: float = 0.0
+    maximum: float = 0.0
+
+    @staticmethod
+    def bucket(value: float) -> int:
+        return max(0, math.floor(math.log(max(value, HISTOGRAM_FLOOR_MS) / HISTOGRAM_FLOOR_MS,
+                                          HISTOGRAM_GROWTH)))  # fmt: skip
+
+    def add(self, value: float) -> None:
+        self.counts[self.bucket(value)] += 1
+        self.total += value
+        self.maximum = max(self.maximum, value)
+
+    def merge(self, other: Histogram) -> None:
+        self.counts.update(other.counts)
+        self.total += other.total
+        self.maximum = max(self.maximum, other.maximum)
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts.values())
+
+    def percentile(self, q: float) -> float:
+        """The geometric middle of the bucket holding the q-th percentile."""
+        count = self.count
+        if count == 0:
+            return 0.0
+        rank = max(1, math.ceil(q / 100 * count))
+        seen = 0
+        for index in sorted(self.counts):
+            seen += self.counts[index]
+            if seen >= rank:
+                middle: float = HISTOGRAM_FLOOR_MS * HISTOGRAM_GROWTH ** (index + 0.5)
+                return min(middle, self.maximum)
+        return self.maximum
+
+    def summary(self) -> dict[str, float]:
+        result = {f"p{q:g}": self.percentile(q) for q in PERCENTILES}
+        result["max"] = self.maximum
+        result["mean"] = self.total / self.count if self.count else 0.0
+        return result
+
+
+@dataclass
+class Tally:
+    """One process's load, reduced to what merges exactly."""
+
+    sent: int = 0
+    elapsed_s: float = 0.0
+    codes: Counter[str] = field(default_factory=Counter)
+    texts: int = 0
+    tokens: int = 0
+    latency: Histogram = field(default_factory=Histogram)
+    stages: dict[str, Histogram] = field(
+        default_factory=lambda: {name: Histogram() for name in STAGES}
+    )
+
+    @classmethod
+    def of(cls, outcomes: list[Outcome], sent: int, elapsed_s: float) -> Tally:
+        tally = cls(sent=sent, elapsed_s=elapsed_s)
+        for outcome in outcomes:
+            tally.codes[outcome.code] += 1
+            if outcome.code != "OK":
+                continue
+            tally.texts += outcome.texts
+            tally.tokens += outcome.tokens
+            tally.latency.add(outcome.latency_s * 1000)
+            for name in STAGES:
+                tally.stages[name].add(getattr(outcome, name))
+        return tally
+
+    def merge(self, other: Tally) -> None:
+        """Add another process's tally (the processes ran at the same time)."""
+        self.sent += other.sent
+        self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
+        self.codes.update(other.codes)
+        self.texts += other.texts
+        self.tokens += other.tokens
+        self.latency.merge(other.latency)
+        for name in STAGES:
+            self.stages[name].merge(other.stages[name])
+
+    def summary(self) -> Summary:
+        succeeded = self.codes.get("OK", 0)
+        elapsed = max(self.elapsed_s, 1e-9)
+        return Summary(
+            sent=self.sent,
+            succeeded=succeeded,
+            errors={code: n for code, n in self.codes.items() if code != "OK"},
+            elapsed_s=self.elapsed_s,
+            requests_per_s=succeeded / elapsed,
+            texts_per_s=self.texts / elapsed,
+            tokens_per_s=self.tokens / elapsed,
+            latency_ms=self.latency.summary(),
+            server_ms={
+                f"{name.removesuffix('_ms')}_p50": self.stages[name].percentile(50)
+                for name in STAGES
+            },
+        )
 
 
 def percentile_map(values: np.ndarray) -> dict[str, float]:
