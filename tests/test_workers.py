@@ -85,8 +85,12 @@ def supervised(artifact_dir: Path, tmp_path: Path) -> Iterator[Supervised]:
         )
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()  # the workers drain with it
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def test_two_workers_share_one_port_and_one_metrics_endpoint(supervised: Supervised) -> None:
@@ -178,3 +182,14 @@ def test_a_killed_worker_is_replaced(supervised: Supervised) -> None:
     for _ in range(12):  # both workers (the new one included) answer
         with EmbedderClient(supervised.target, attempts=1) as client:
             assert client.embed(["still serving"]).pooled is not None
+
+
+def test_workers_of_a_killed_supervisor_drain_and_exit(supervised: Supervised) -> None:
+    workers = worker_pids(supervised.process.pid)
+    supervised.process.kill()  # no chance to pass SIGTERM on
+    supervised.process.wait()
+    deadline = time.monotonic() + 60
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "orphans left serving"
+    assert "the supervisor (pid" in supervised.log.read_text()

@@ -292,9 +292,14 @@ async def build_server(
 
 
 async def serve_forever(
-    settings: Settings, worker: int | None = None, on_ready: Callable[[int], None] | None = None
+    settings: Settings,
+    worker: int | None = None,
+    on_ready: Callable[[int], None] | None = None,
+    parent: int | None = None,
 ) -> int:
-    """Serve until SIGTERM or SIGINT, then drain; `on_ready(port)` once SERVING."""
+    """Serve until SIGTERM or SIGINT, then drain; `on_ready(port)` once SERVING. A worker
+    (`parent` = its supervisor's pid) also drains when its supervisor is gone, so a killed
+    supervisor never leaves orphans serving on its port."""
     running = await build_server(settings, worker=worker)
     if on_ready is not None:
         on_ready(running.port)
@@ -302,6 +307,16 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    watchdog = None if parent is None else asyncio.create_task(watch_parent(parent, stop))
     await stop.wait()
+    if watchdog is not None:
+        watchdog.cancel()
     await running.drain_and_stop()
     return 0
+
+
+async def watch_parent(parent: int, stop: asyncio.Event) -> None:
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    log.warning("the supervisor (pid %d) is gone: draining", parent)
+    stop.set()

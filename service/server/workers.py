@@ -89,7 +89,9 @@ def worker_main(settings: Settings, index: int, events: Queue[tuple[str, int, in
         events.put(("ready", index, os.getpid()))
 
     try:
-        code = asyncio.run(serve_forever(settings, worker=index, on_ready=ready))
+        code = asyncio.run(
+            serve_forever(settings, worker=index, on_ready=ready, parent=os.getppid())
+        )
     except StartupError as exc:
         log.error("worker %d cannot start: %s", index, exc)
         events.put(("failed", index, os.getpid()))
