@@ -119,6 +119,18 @@ def run_cli(
     )
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll until `condition()` holds (True) or `timeout` passes (False). For server-side
+    bookkeeping that lands just after the client has its answer (a call's metrics are recorded
+    as its handler ends)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def wait_for_port_file(path: Path, process: subprocess.Popen[bytes], timeout: float) -> int:
     """The port a server started as a child process wrote once SERVING (`--port-file`)."""
     deadline = time.monotonic() + timeout

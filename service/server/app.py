@@ -33,11 +33,11 @@ from attnserve.service.server.errors import StartupError
 from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.pipeline import Pipeline
-from attnserve.service.server.servicer import EmbedderService
+from attnserve.service.server.servicer import EmbedderService, method_handlers
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.tokenizer import TextTokenizer
 from attnserve.service.server.tracing import Tracer
-from attnserve.v1 import embedder_pb2, embedder_pb2_grpc
+from attnserve.v1 import embedder_pb2
 from attnserve.v1 import embedder_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,9 @@ def start_grpc(
         tokens = tuple(token.get_secret_value() for token in settings.auth_tokens)
         interceptors.append(TokenAuthInterceptor(tokens))
     server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
-    embedder_pb2_grpc.add_EmbedderServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+    handlers = method_handlers(service)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

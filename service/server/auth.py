@@ -39,17 +39,20 @@ class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         method: str = handler_call_details.method
         metadata = handler_call_details.invocation_metadata
         if method.startswith(OPEN_PREFIXES) or self.allowed(bearer_token(metadata)):
-            return await continuation(handler_call_details)
+            return await continuation(handler_call_details)  # None: UNIMPLEMENTED, as usual
         return self.deny(await continuation(handler_call_details))
 
     @staticmethod
-    def deny(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def deny(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
+        """A handler that refuses the call: UNAUTHENTICATED, for unknown methods too (a caller
+        without a token learns nothing, not even which methods exist)."""
+
         async def refuse(_request: Any, context: aio.ServicerContext[Any, Any]) -> None:
             await abort(
                 context,
@@ -57,6 +60,8 @@ class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                 "missing or invalid bearer token (metadata 'authorization: Bearer <token>')",
             )
 
+        if handler is None:
+            return grpc.unary_unary_rpc_method_handler(refuse)
         if handler.request_streaming and handler.response_streaming:
             return grpc.stream_stream_rpc_method_handler(refuse)
         if handler.request_streaming:

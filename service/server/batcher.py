@@ -177,12 +177,7 @@ class Batcher:
         (the caller left) drops the texts not yet run."""
         loop = self.loop = asyncio.get_running_loop()
         with self.changed:
-            if len(self.pending) + len(texts) > self.max_queue_texts:
-                raise ServiceError(
-                    Code.RESOURCE_EXHAUSTED,
-                    f"server queue is full ({len(self.pending)} of {self.max_queue_texts} texts "
-                    "waiting); retry with backoff",
-                )
+            self.check_room(len(texts))
             request = Request(loop.create_future(), [None] * len(texts), len(texts))
             self.pending.extend(
                 WorkItem(text, graph, want_tokens, deadline, request, index)
@@ -194,6 +189,17 @@ class Batcher:
             self.wake_scheduled = True
             loop.call_soon(self.wake)
         return request.future
+
+    def check_room(self, texts: int) -> None:
+        """RESOURCE_EXHAUSTED unless the queue holds `texts` more (the same words whether asked
+        before tokenising or when queueing)."""
+        waiting = len(self.pending)
+        if waiting + texts > self.max_queue_texts:
+            raise ServiceError(
+                Code.RESOURCE_EXHAUSTED,
+                f"server queue is full ({waiting} of {self.max_queue_texts} texts waiting); "
+                "retry with backoff",
+            )
 
     def wake(self) -> None:
         """On the loop, once per turn with new texts: let the inference thread see them."""

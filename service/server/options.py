@@ -31,3 +31,4 @@ class EmbedOptions:
     truncation: Truncation = Truncation.END
     attention: AttentionRequest | None = None
     max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
+    float_bytes: int = 4  # each float of the response: 4 (float32) or 2 (float16)

@@ -114,6 +114,28 @@ class Pipeline:
                 "average the heads, or send fewer or shorter texts"
             )
 
+    def check_response_size(
+        self, encoded: list[EncodedText], options: EmbedOptions, layers: int, heads: int
+    ) -> None:
+        """Refuse, before any inference, a response larger than the transport may send: gRPC
+        would fail it on the way out, after the work was done."""
+        hidden = self.manifest.model.hidden_size
+        floats = 0
+        for text in encoded:
+            floats += hidden if options.pooled else 0
+            floats += text.length * hidden if options.token_embeddings else 0
+            floats += layers * heads * text.length**2
+        # The floats, plus a generous allowance for framing, shapes and the per-text results.
+        size = floats * options.float_bytes + 1024 + 64 * len(encoded)
+        limit = self.settings.max_send_message_bytes
+        if size > limit:
+            raise ServiceError(
+                Code.RESOURCE_EXHAUSTED,
+                f"the response would take about {size} bytes, over the server's limit of "
+                f"{limit} (max_send_message_bytes); send fewer texts, ask for pooled vectors "
+                "only, fewer attention maps, or float16",
+            )
+
     def tokenize(
         self, texts: list[str], truncation: Truncation, max_tokens: int | None, offsets: bool
     ) -> list[EncodedText]:
@@ -138,16 +160,21 @@ class Pipeline:
         self, texts: list[str], options: EmbedOptions, deadline: float | None
     ) -> EmbedResult:
         started = time.perf_counter()
+        # Admission first: under overload a refusal must cost next to nothing, so a full queue
+        # says so before any tokenising (`submit` checks again, for the texts' actual slots).
+        self.batcher.check_room(len(texts))
         encoded = await self.tokenize_off_loop(texts, options.truncation, options.max_tokens)
         tokenized = time.perf_counter()
         self.metrics.tokenize_seconds.observe(tokenized - started)
 
         layers: tuple[int, ...] = ()
         heads: tuple[int, ...] = ()
+        shown_heads = 0
         if options.attention is not None:
             layers, heads = self.resolve_attention(options.attention)
             shown_heads = 1 if options.attention.average_heads else len(heads)
             self.check_attention_size(encoded, len(layers), shown_heads)
+        self.check_response_size(encoded, options, len(layers), shown_heads)
         if deadline is not None and time.monotonic() >= deadline:
             raise ServiceError(Code.DEADLINE_EXCEEDED, "deadline passed before inference")
 

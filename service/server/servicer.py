@@ -18,6 +18,8 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
 
+import grpc
+from google.protobuf.message import DecodeError, Message
 from grpc import aio
 
 from attnserve.service import wire
@@ -29,7 +31,6 @@ from attnserve.service.server.pipeline import EmbedResult, Pipeline
 from attnserve.service.server.status import STATUS, abort, status_number
 from attnserve.service.server.tracing import Tracer
 from attnserve.v1 import embedder_pb2 as pb
-from attnserve.v1 import embedder_pb2_grpc
 
 log = logging.getLogger(__name__)
 # grpc ships no type stubs: the servicer context is untyped to mypy.
@@ -70,6 +71,7 @@ def options_from_proto(options: pb.EmbedOptions) -> tuple[EmbedOptions, int]:
                 AGGREGATIONS, options.attention.aggregation, "attention.aggregation"
             ),
         )
+    dtype = enum_value(OUTPUT_DTYPES, options.output_dtype, "output_dtype")
     parsed = EmbedOptions(
         pooled=options.pooled if options.HasField("pooled") else True,
         token_embeddings=options.token_embeddings,
@@ -77,8 +79,8 @@ def options_from_proto(options: pb.EmbedOptions) -> tuple[EmbedOptions, int]:
         truncation=enum_value(TRUNCATIONS, options.truncate, "truncate"),
         attention=attention,
         max_tokens=options.max_tokens or None,
+        float_bytes=wire.WIRE_DTYPES[dtype].itemsize,
     )
-    dtype = enum_value(OUTPUT_DTYPES, options.output_dtype, "output_dtype")
     return parsed, dtype
 
 
@@ -137,7 +139,11 @@ class CallScope:
                 )
                 await abort(self.context, error.code, error.message)
             if isinstance(error, asyncio.CancelledError | aio.AbortError | GeneratorExit):
-                self.status = "CANCELLED"
+                # gRPC cancels the handler both when the caller leaves and when the call's
+                # deadline passes: count what the caller saw.
+                remaining = self.context.time_remaining()
+                expired = remaining is not None and remaining <= 0
+                self.status = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
                 return
             self.status = "INTERNAL"
             log.error("%s failed with an internal error", self.method, exc_info=error)
@@ -171,7 +177,41 @@ def request_id_of(context: Context) -> str:
     return request_id
 
 
-class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
+M = TypeVar("M", bound=Message)
+
+
+def parse(message_type: type[M], data: bytes) -> M:
+    """Requests arrive as bytes and are parsed here, inside the call's envelope, so a payload
+    that is not a valid message gets INVALID_ARGUMENT with a plain message (gRPC's own
+    deserializer would answer UNKNOWN and name a Python exception class)."""
+    try:
+        return message_type.FromString(data)
+    except DecodeError as error:
+        reason = str(error).rpartition(": ")[2] or "it could not be decoded"
+        raise invalid(
+            f"the request is not a valid {message_type.DESCRIPTOR.full_name} message ({reason})"
+        ) from None
+
+
+def method_handlers(service: EmbedderService) -> dict[str, grpc.RpcMethodHandler]:
+    """`attnserve.v1.Embedder`'s methods, taking raw bytes (see `parse`)."""
+    return {
+        "Embed": grpc.unary_unary_rpc_method_handler(
+            service.Embed, response_serializer=pb.EmbedResponse.SerializeToString
+        ),
+        "EmbedStream": grpc.stream_stream_rpc_method_handler(
+            service.EmbedStream, response_serializer=pb.EmbedResponse.SerializeToString
+        ),
+        "Tokenize": grpc.unary_unary_rpc_method_handler(
+            service.Tokenize, response_serializer=pb.TokenizeResponse.SerializeToString
+        ),
+        "Info": grpc.unary_unary_rpc_method_handler(
+            service.Info, response_serializer=pb.InfoResponse.SerializeToString
+        ),
+    }
+
+
+class EmbedderService:
     def __init__(
         self,
         pipeline: Pipeline,
@@ -191,12 +231,12 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
     def scope(self, method: str, context: Context) -> CallScope:
         return CallScope(self, method, context)
 
-    async def Embed(self, request: pb.EmbedRequest, context: Context) -> pb.EmbedResponse:
+    async def Embed(self, data: bytes, context: Context) -> pb.EmbedResponse:
         async with self.scope("Embed", context):
-            return await self.embed(request, deadline_of(context))
+            return await self.embed(parse(pb.EmbedRequest, data), deadline_of(context))
 
     async def EmbedStream(
-        self, request_iterator: AsyncIterator[pb.EmbedRequest], context: Context
+        self, request_iterator: AsyncIterator[bytes], context: Context
     ) -> AsyncIterator[pb.EmbedResponse]:
         """Requests run concurrently; each response (or its error) is sent as it completes."""
         async with self.scope("EmbedStream", context):
@@ -211,18 +251,21 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
 
     async def read_stream(
         self,
-        request_iterator: AsyncIterator[pb.EmbedRequest],
+        request_iterator: AsyncIterator[bytes],
         context: Context,
         responses: asyncio.Queue[pb.EmbedResponse | None],
     ) -> None:
-        async def one(request: pb.EmbedRequest) -> None:
+        async def one(data: bytes) -> None:
+            request_id = ""
             try:
+                request = parse(pb.EmbedRequest, data)
+                request_id = request.request_id
                 response = await self.embed(request, deadline_of(context))
             except ServiceError as error:
-                response = error_response(request, error.code, error.message)
+                response = error_response(request_id, error.code, error.message)
             except Exception:
-                log.exception("EmbedStream request %r failed", request.request_id)
-                response = error_response(request, Code.INTERNAL, "internal error")
+                log.exception("EmbedStream request %r failed", request_id)
+                response = error_response(request_id, Code.INTERNAL, "internal error")
             await responses.put(response)
 
         # At most `max_stream_pending` requests of this stream in progress: past that the
@@ -247,8 +290,9 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
                 task.cancel()
             await responses.put(None)
 
-    async def Tokenize(self, request: pb.TokenizeRequest, context: Context) -> pb.TokenizeResponse:
+    async def Tokenize(self, data: bytes, context: Context) -> pb.TokenizeResponse:
         async with self.scope("Tokenize", context):
+            request = parse(pb.TokenizeRequest, data)
             truncation = enum_value(TRUNCATIONS, request.truncate, "truncate")
             encoded = await self.pipeline.tokenize_off_loop(
                 list(request.texts), truncation, request.max_tokens or None, offsets=True
@@ -269,8 +313,9 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
                 texts.append(pb.TokenizedText(tokens=tokens, truncated=text.truncated))
             return pb.TokenizeResponse(texts=texts)
 
-    async def Info(self, request: pb.InfoRequest, context: Context) -> pb.InfoResponse:
+    async def Info(self, data: bytes, context: Context) -> pb.InfoResponse:
         async with self.scope("Info", context):
+            parse(pb.InfoRequest, data)
             return self.info
 
     async def embed(self, request: pb.EmbedRequest, deadline: float | None) -> pb.EmbedResponse:
@@ -308,8 +353,8 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
         return response
 
 
-def error_response(request: pb.EmbedRequest, code: Code, message: str) -> pb.EmbedResponse:
+def error_response(request_id: str, code: Code, message: str) -> pb.EmbedResponse:
     """A stream's inline failure: the request id, the status number and the message."""
     return pb.EmbedResponse(
-        request_id=request.request_id, error=pb.Error(code=status_number(code), message=message)
+        request_id=request_id, error=pb.Error(code=status_number(code), message=message)
     )

@@ -44,9 +44,11 @@ class NoDeadline:
         return None
 
 
-async def requests(count: int) -> AsyncIterator[pb.EmbedRequest]:
+async def requests(count: int) -> AsyncIterator[bytes]:
+    """What gRPC hands the stream's reader: each request as the bytes it arrived as."""
     for index in range(count):
-        yield pb.EmbedRequest(texts=["x" * (index + 1)], request_id=f"r{index}")
+        request = pb.EmbedRequest(texts=["x" * (index + 1)], request_id=f"r{index}")
+        yield request.SerializeToString()
 
 
 def test_a_long_stream_keeps_at_most_the_bound_in_progress_and_answers_all() -> None:
