@@ -53,11 +53,22 @@ def attnserve_version() -> str:
 
 def grpc_options(settings: Settings, worker: int | None = None) -> list[tuple[str, int]]:
     """gRPC server options; a worker of `--workers N` shares its port with the others."""
+    ping_interval_ms = int(settings.min_client_ping_interval_s * 1000)
     options = [
         ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
         ("grpc.max_send_message_length", settings.max_send_message_bytes),
         ("grpc.so_reuseport", 0 if worker is None else 1),
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+        ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # Keepalive enforcement: a client's pings closer than this (busy or idle) are strikes,
+        # and after max_ping_strikes the connection gets GOAWAY (too_many_pings).
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", ping_interval_ms),
+        ("grpc.http2.max_ping_strikes", 2),
     ]
+    if settings.max_connection_idle_s > 0:
+        options.append(("grpc.max_connection_idle_ms", int(settings.max_connection_idle_s * 1000)))
     if settings.max_connection_age_s > 0:
         options += [
             ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),

@@ -240,7 +240,11 @@ class EmbedderService:
     ) -> AsyncIterator[pb.EmbedResponse]:
         """Requests run concurrently; each response (or its error) is sent as it completes."""
         async with self.scope("EmbedStream", context):
-            responses: asyncio.Queue[pb.EmbedResponse | None] = asyncio.Queue()
+            # Bounded like the requests in progress: a client that never reads its responses
+            # stops the stream's reading (and its work) instead of piling answers up here.
+            responses: asyncio.Queue[pb.EmbedResponse | None] = asyncio.Queue(
+                self.max_stream_pending
+            )
             reader = asyncio.create_task(self.read_stream(request_iterator, context, responses))
             try:
                 while (response := await responses.get()) is not None:

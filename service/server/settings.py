@@ -88,6 +88,29 @@ class Settings(BaseSettings):
     max_connection_age_grace_s: float = Field(
         30.0, ge=0, description="time calls on an aged-out connection get to finish"
     )
+    max_concurrent_streams: int = Field(
+        100,
+        gt=0,
+        description="calls in progress on one connection; more wait in the client (HTTP/2 "
+        "flow control), so one connection cannot hog the server",
+    )
+    max_connection_idle_s: float = Field(
+        600.0,
+        ge=0,
+        description="close a connection with no call for this long: idle clients hold no "
+        "sockets for ever (0 = never)",
+    )
+    keepalive_time_s: float = Field(
+        60.0,
+        gt=0,
+        description="ping a client whose connection has been quiet this long, to find "
+        "connections whose peer vanished",
+    )
+    min_client_ping_interval_s: float = Field(
+        10.0,
+        ge=0,
+        description="clients that ping more often than this are sent GOAWAY (too_many_pings)",
+    )
 
     # --- batching ------------------------------------------------------------------------------
     max_batch_tokens: int = Field(
