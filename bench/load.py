@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    codes: dict[str, int]  # errors by status code
+    failed_p50_ms: float  # how long a failed call (say, a refusal) took to come back
 
 
 def encode_requests(texts: Sequence[str], per_request: int, count: int = 4096) -> list[bytes]:
@@ -53,12 +56,13 @@ async def closed_loop(
     opened = [Connection(target).aio_channel() for _ in range(min(channels, callers))]
     calls = [channel.unary_unary(EMBED) for channel in opened]
     latencies: list[float] = []
-    errors = 0
+    failed: list[float] = []
+    codes: Counter[str] = Counter()
     next_request = 0
     stop_at = time.perf_counter() + seconds
 
     async def caller(index: int) -> None:
-        nonlocal errors, next_request
+        nonlocal next_request
         call = calls[index % len(calls)]
         while time.perf_counter() < stop_at:
             request = requests[next_request % len(requests)]
@@ -66,8 +70,9 @@ async def closed_loop(
             began = time.perf_counter()
             try:
                 await call(request, timeout=120)
-            except aio.AioRpcError:
-                errors += 1
+            except aio.AioRpcError as error:
+                codes[error.code().name] += 1
+                failed.append(time.perf_counter() - began)
                 continue
             latencies.append(time.perf_counter() - began)
 
@@ -82,7 +87,9 @@ async def closed_loop(
         requests_per_s=len(latencies) / elapsed,
         p50_ms=statistics.median(ordered) * 1000,
         p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-        errors=errors,
+        errors=sum(codes.values()),
+        codes=dict(codes),
+        failed_p50_ms=statistics.median(failed) * 1000 if failed else 0.0,
     )
 
 

@@ -19,6 +19,7 @@ never reach the model.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import logging
 import threading
@@ -235,6 +236,7 @@ class Batcher:
     # --- the inference thread's side ----------------------------------------------------------
 
     def run_forever(self) -> None:
+        name_native_thread(b"attnserve-infer")
         while True:
             with self.changed:
                 batch = self.next_batch()
@@ -359,3 +361,13 @@ class Batcher:
             graph, len(items), batch.real_tokens, batch.input_ids.size, elapsed, started
         )
         return rows, stats
+
+
+def name_native_thread(name: bytes) -> None:
+    """Give the OS thread a name (Linux), so top -H and /proc show which thread is inference;
+    elsewhere, or if it fails, nothing happens."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, ctypes.c_char_p(name[:15]), 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
