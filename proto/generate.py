@@ -1,6 +1,7 @@
-"""Generate the Python stubs for the attnserve gRPC API beside their .proto.
+"""Generate the Python stubs for attnserve's gRPC APIs beside their .proto files.
 
-Run after editing `proto/attnserve/v1/embedder.proto`:
+`attnserve/v1/embedder.proto` is attnserve's own API; `attnserve/oip/inference.proto` the Open
+Inference Protocol as attnserve serves it. Run after editing either:
 
     python proto/generate.py
 
@@ -15,7 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
-PROTO_FILES = ("attnserve/v1/embedder.proto",)
+PROTO_FILES = ("attnserve/v1/embedder.proto", "attnserve/oip/inference.proto")
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 

@@ -38,7 +38,8 @@ def raw_call(
 
 def counted(server: ServerThread, method: str, code: str) -> float:
     registry = server.running.metrics.registry
-    value = registry.get_sample_value("attnserve_requests_total", {"method": method, "code": code})
+    labels = {"protocol": "attnserve.v1", "method": method, "code": code}
+    value = registry.get_sample_value("attnserve_requests_total", labels)
     return value or 0.0
 
 
@@ -119,10 +120,10 @@ def test_a_deadline_that_passes_in_the_queue_is_counted_as_deadline_exceeded(
     assert wait_until(lambda: counted(running, "Embed", "DEADLINE_EXCEEDED") == 2)
     assert counted(running, "Embed", "CANCELLED") == 0
     errors = running.running.metrics.registry.get_sample_value(
-        "attnserve_errors_total", {"code": "DEADLINE_EXCEEDED"}
+        "attnserve_errors_total", {"protocol": "attnserve.v1", "code": "DEADLINE_EXCEEDED"}
     )
     assert errors == 2
-    logged = [r.getMessage() for r in caplog.records if "rpc method=Embed" in r.getMessage()]
+    logged = [r.getMessage() for r in caplog.records if "method=Embed code=" in r.getMessage()]
     assert sum("code=DEADLINE_EXCEEDED" in line for line in logged) == 2
 
 

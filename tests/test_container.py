@@ -248,7 +248,7 @@ def test_metrics_are_scraped_from_the_host(container: Running) -> None:
         for sample in family.samples
     }
     assert samples[("attnserve_model_ready", ())] == 1
-    ok = (("code", "OK"), ("method", "Embed"))
+    ok = (("code", "OK"), ("method", "Embed"), ("protocol", "attnserve.v1"))
     assert samples[("attnserve_requests_total", ok)] >= 1
     (info,) = [dict(labels) for name, labels in samples if name == "attnserve_model_info"]
     assert info["provider"] == "CPUExecutionProvider"

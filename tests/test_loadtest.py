@@ -72,7 +72,9 @@ def tiny_queue(make_server: MakeServer) -> ServerThread:
 
 def test_rejections_are_counted_exactly(tiny_queue: ServerThread) -> None:
     registry = tiny_queue.running.metrics.registry
-    before = registry.get_sample_value("attnserve_errors_total", {"code": "RESOURCE_EXHAUSTED"})
+    before = registry.get_sample_value(
+        "attnserve_errors_total", {"protocol": "attnserve.v1", "code": "RESOURCE_EXHAUSTED"}
+    )
     config = LoadConfig(
         connection=Connection(tiny_queue.target),
         mode="closed",
@@ -83,7 +85,9 @@ def test_rejections_are_counted_exactly(tiny_queue: ServerThread) -> None:
         texts_per_request=3,
     )
     run, summary = run_load(config)
-    after = registry.get_sample_value("attnserve_errors_total", {"code": "RESOURCE_EXHAUSTED"})
+    after = registry.get_sample_value(
+        "attnserve_errors_total", {"protocol": "attnserve.v1", "code": "RESOURCE_EXHAUSTED"}
+    )
     rejected = summary.errors.get("RESOURCE_EXHAUSTED", 0)
     assert rejected > 0
     assert rejected == (after or 0) - (before or 0)  # the server agrees

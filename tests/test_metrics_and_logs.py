@@ -63,10 +63,16 @@ def test_counts_and_durations_match_the_requests_sent(metered: ServerThread) -> 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta("attnserve_requests_total", method="Embed", code="OK") == 7
-    assert delta("attnserve_request_duration_seconds_count", method="Embed", code="OK") == 7
-    assert delta("attnserve_requests_total", method="Embed", code="INVALID_ARGUMENT") == 3
-    assert delta("attnserve_errors_total", code="INVALID_ARGUMENT") == 3
+    v1 = "attnserve.v1"
+    assert delta("attnserve_requests_total", protocol=v1, method="Embed", code="OK") == 7
+    assert (
+        delta("attnserve_request_duration_seconds_count", protocol=v1, method="Embed", code="OK")
+        == 7
+    )
+    assert (
+        delta("attnserve_requests_total", protocol=v1, method="Embed", code="INVALID_ARGUMENT") == 3
+    )
+    assert delta("attnserve_errors_total", protocol=v1, code="INVALID_ARGUMENT") == 3
     assert delta("attnserve_input_tokens_total") > 7 * 4
     assert value(after, "attnserve_model_ready") == 1.0
     info = [k for k in after if k[0] == "attnserve_model_info"]
@@ -136,7 +142,9 @@ def test_stage_histograms_add_up_to_the_request(metered: ServerThread) -> None:
     def spent(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    total = spent("attnserve_request_duration_seconds_sum", method="Embed", code="OK")
+    total = spent(
+        "attnserve_request_duration_seconds_sum", protocol="attnserve.v1", method="Embed", code="OK"
+    )
     stages = (
         spent("attnserve_queue_wait_seconds_sum")
         + spent("attnserve_tokenize_duration_seconds_sum")

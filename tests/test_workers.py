@@ -106,7 +106,8 @@ def test_two_workers_share_one_port_and_one_metrics_endpoint(supervised: Supervi
     ]
     assert all(count > 0 for count in per_worker), per_worker
     assert sum(per_worker) == sent
-    assert samples['attnserve_requests_total{code="OK",method="Embed"}'] == sent
+    ok = 'attnserve_requests_total{code="OK",method="Embed",protocol="attnserve.v1"}'
+    assert samples[ok] == sent
     assert samples["attnserve_model_ready"] == 1.0
     text = supervised.log.read_text()
     assert " w0 " in text
@@ -158,7 +159,7 @@ def test_sigterm_under_load_drains_every_worker_and_loses_nothing(
     # Every call a worker accepted finished: the workers' own record (one debug line per call
     # handled) holds only successes and refusals, and as many successes as the callers saw.
     handled = [
-        line for line in supervised.log.read_text().splitlines() if "rpc method=Embed" in line
+        line for line in supervised.log.read_text().splitlines() if "method=Embed code=" in line
     ]
     codes = {line.split("code=")[1].split()[0] for line in handled}
     assert codes <= {"OK", "UNAVAILABLE"}, codes

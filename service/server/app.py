@@ -20,18 +20,24 @@ from typing import Any
 
 import grpc
 import onnxruntime
+from aiohttp import web
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from attnserve.service.artifact import ArtifactError, Manifest, verify
-from attnserve.service.server.auth import TokenAuthInterceptor
+from attnserve.service.server.auth import TokenAuthInterceptor, Tokens
 from attnserve.service.server.batcher import Batcher
+from attnserve.service.server.calls import Front
 from attnserve.service.server.default_artifact import ensure_default_artifact
 from attnserve.service.server.engine import Engine
 from attnserve.service.server.errors import StartupError
 from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.oip import SERVICE_NAME as OIP_SERVICE_NAME
+from attnserve.service.server.oip import InferenceService
+from attnserve.service.server.oip import method_handlers as oip_handlers
+from attnserve.service.server.openai_http import EmbeddingsApp, start_http
 from attnserve.service.server.pipeline import Pipeline
 from attnserve.service.server.servicer import EmbedderService, method_handlers
 from attnserve.service.server.settings import Settings
@@ -139,7 +145,15 @@ class Assembly:
     tokenizer: TextTokenizer
     metrics: Metrics
     batcher: Batcher
+    front: Front
     service: EmbedderService
+    oip: InferenceService
+    http: EmbeddingsApp | None
+
+
+def served_name(settings: Settings, manifest: Manifest) -> str:
+    """The model's name in the OIP and OpenAI APIs: the setting, or the artifact's short name."""
+    return settings.model_name or manifest.model.name.rsplit("/", 1)[-1]
 
 
 def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
@@ -177,8 +191,27 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
         settings, manifest, tokenizer, batcher, metrics, tracer, engine.supports_maps()
     )
     info = build_info(settings, manifest, engine, tokenizer)
-    service = EmbedderService(pipeline, info, metrics, tracer, settings.max_stream_pending)
-    return Assembly(settings, directory, manifest, engine, tokenizer, metrics, batcher, service)
+    # Every protocol is a thin adapter over the one pipeline, sharing the call envelope.
+    front = Front(metrics, tracer, version=attnserve_version())
+    service = EmbedderService(pipeline, info, front, settings.max_stream_pending)
+    name = served_name(settings, manifest)
+    oip = InferenceService(
+        pipeline, front, name, manifest.model.hidden_size, settings.max_texts_per_request
+    )
+    http = None
+    if settings.http_port >= 0:
+        tokens = auth_tokens(settings)
+        http = EmbeddingsApp(pipeline, front, name, (manifest.model.name,), tokens)
+    return Assembly(
+        settings, directory, manifest, engine, tokenizer, metrics, batcher, front, service, oip,
+        http,
+    )  # fmt: skip
+
+
+def auth_tokens(settings: Settings) -> Tokens | None:
+    if not settings.auth_tokens:
+        return None
+    return Tokens(tuple(token.get_secret_value() for token in settings.auth_tokens))
 
 
 @dataclass
@@ -186,11 +219,13 @@ class RunningServer:
     settings: Settings
     server: aio.Server
     port: int
-    metrics_port: int | None
     health: health.aio.HealthServicer
-    service: EmbedderService
+    front: Front
     batcher: Batcher
     metrics: Metrics
+    metrics_port: int | None = None
+    http: web.AppRunner | None = None
+    http_port: int | None = None
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -198,8 +233,9 @@ class RunningServer:
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        for name in ("", SERVICE_NAME):
+        for name in ("", SERVICE_NAME, OIP_SERVICE_NAME):
             await self.health.set(name, status)
+        self.front.ready = serving
         self.metrics.ready.set(1 if serving else 0)
 
     async def drain_and_stop(self) -> None:
@@ -207,30 +243,35 @@ class RunningServer:
         log.info("draining: NOT_SERVING for %.1f s", self.settings.drain_delay_s)
         await self.set_serving(False)
         await asyncio.sleep(self.settings.drain_delay_s)
-        self.service.accepting = False
+        self.front.accepting = False
         log.info("stopping: in-flight calls get %.1f s", self.settings.shutdown_grace_s)
         await self.server.stop(self.settings.shutdown_grace_s)
+        if self.http is not None:
+            await self.http.cleanup()
         await self.batcher.stop()
         self.metrics.close()
         log.info("stopped")
 
 
-def start_grpc(
-    settings: Settings, service: EmbedderService, worker: int | None
-) -> tuple[aio.Server, int, Any]:
-    """The gRPC server with the API, health and reflection, bound (not yet started)."""
+def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int, Any]:
+    """The gRPC server with both APIs (attnserve.v1, OIP), health and reflection, bound (not
+    yet started)."""
+    settings = assembly.settings
     interceptors = []
-    if settings.auth_tokens:
-        tokens = tuple(token.get_secret_value() for token in settings.auth_tokens)
+    tokens = auth_tokens(settings)
+    if tokens is not None:
         interceptors.append(TokenAuthInterceptor(tokens))
     server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
-    handlers = method_handlers(service)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    for name, handlers in (
+        (SERVICE_NAME, method_handlers(assembly.service)),
+        (OIP_SERVICE_NAME, oip_handlers(assembly.oip)),
+    ):
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+        server.add_registered_method_handlers(name, handlers)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, OIP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = f"{settings.host}:{settings.port}"
     credentials = server_credentials(settings)
@@ -244,13 +285,16 @@ def start_grpc(
 def log_startup(assembly: Assembly, running: RunningServer) -> None:
     settings, manifest, engine = assembly.settings, assembly.manifest, assembly.engine
     log.info(
-        "serving %s (artifact %s, sha256 %s) on port %d; provider %s, %d threads, precision %s; "
+        "serving %s (artifact %s, sha256 %s) on port %d (attnserve.v1 and OIP as %r), "
+        "OpenAI HTTP on %s; provider %s, %d threads, precision %s; "
         "metrics on %s; limits: %d texts/request, %d chars/text, %d tokens/text, "
         "%d attention elements/response; tls %s, auth %s",
         manifest.model.name,
         assembly.directory,
         manifest.artifact_hash[:12],
         running.port,
+        assembly.oip.model_name,
+        running.http_port if running.http_port is not None else "off",
         engine.provider,
         engine.threads,
         settings.precision,
@@ -273,13 +317,17 @@ async def build_server(
     assembly = assemble(settings, span_exporter)
     if worker is not None:
         assembly.metrics.set_worker(worker)
-    server, port, health_servicer = start_grpc(settings, assembly.service, worker)
+    server, port, health_servicer = start_grpc(assembly, worker)
     metrics, batcher, engine = assembly.metrics, assembly.batcher, assembly.engine
     running = RunningServer(
-        settings, server, port, None, health_servicer, assembly.service, batcher, metrics
+        settings, server, port, health_servicer, assembly.front, batcher, metrics
     )
     await running.set_serving(False)  # NOT_SERVING until warm
     await server.start()
+    if assembly.http is not None:
+        running.http, running.http_port = await start_http(
+            settings, assembly.http, reuse_port=worker is not None
+        )
     if settings.metrics_port >= 0:
         running.metrics_port = metrics.serve(settings.metrics_port)
     metrics.describe_model(

@@ -1,5 +1,5 @@
-"""Optional bearer-token auth as a server interceptor; tokens are compared in constant time
-and never logged."""
+"""Optional bearer-token auth: one check shared by the gRPC interceptor and the HTTP endpoint;
+tokens are compared in constant time and never logged."""
 
 from __future__ import annotations
 
@@ -17,16 +17,28 @@ from attnserve.service.server.status import abort
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
+REFUSAL = "missing or invalid bearer token (metadata 'authorization: Bearer <token>')"
+
+
+def token_of(header: str | bytes | None) -> str | None:
+    """The token of an `authorization: Bearer <token>` value."""
+    if header is None:
+        return None
+    text = header.decode() if isinstance(header, bytes) else header
+    scheme, _, token = text.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def bearer_token(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:
     for key, value in metadata or ():
         if key == "authorization":
-            text = value.decode() if isinstance(value, bytes) else value
-            scheme, _, token = text.partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
+            return token_of(value)
     return None
 
 
-class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
+class Tokens:
+    """The accepted bearer tokens."""
+
     def __init__(self, tokens: tuple[str, ...]) -> None:
         self.tokens = tuple(token.encode() for token in tokens)
 
@@ -37,6 +49,11 @@ class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         # Check every token so the time taken does not say which one came close.
         return any([hmac.compare_digest(given, known) for known in self.tokens])
 
+
+class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, tokens: Tokens) -> None:
+        self.tokens = tokens
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
@@ -44,7 +61,7 @@ class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler | None:
         method: str = handler_call_details.method
         metadata = handler_call_details.invocation_metadata
-        if method.startswith(OPEN_PREFIXES) or self.allowed(bearer_token(metadata)):
+        if method.startswith(OPEN_PREFIXES) or self.tokens.allowed(bearer_token(metadata)):
             return await continuation(handler_call_details)  # None: UNIMPLEMENTED, as usual
         return self.deny(await continuation(handler_call_details))
 
@@ -54,11 +71,7 @@ class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         without a token learns nothing, not even which methods exist)."""
 
         async def refuse(_request: Any, context: aio.ServicerContext[Any, Any]) -> None:
-            await abort(
-                context,
-                Code.UNAUTHENTICATED,
-                "missing or invalid bearer token (metadata 'authorization: Bearer <token>')",
-            )
+            await abort(context, Code.UNAUTHENTICATED, REFUSAL)
 
         if handler is None:
             return grpc.unary_unary_rpc_method_handler(refuse)

@@ -13,6 +13,7 @@ from enum import Enum
 
 class Code(Enum):
     INVALID_ARGUMENT = "invalid_argument"
+    NOT_FOUND = "not_found"  # a model or version this server does not serve
     RESOURCE_EXHAUSTED = "resource_exhausted"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     CANCELLED = "cancelled"

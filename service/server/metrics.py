@@ -55,7 +55,7 @@ class Disabled:
 class Metrics:
     def __init__(self, enabled: bool = True) -> None:
         self.http_server: WSGIServer | None = None
-        self.call_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self.call_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -63,17 +63,20 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "attnserve_requests",
-            "RPCs finished, by method and status code",
-            ["method", "code"],
+            "calls finished, by protocol, method and status code",
+            ["protocol", "method", "code"],
             registry=r,
         )
         self.errors = Counter(
-            "attnserve_errors", "RPCs that failed, by status code", ["code"], registry=r
+            "attnserve_errors",
+            "calls that failed, by protocol and status code",
+            ["protocol", "code"],
+            registry=r,
         )
         self.request_seconds = Histogram(
             "attnserve_request_duration_seconds",
-            "RPC wall time in the server",
-            ["method", "code"],
+            "call wall time in the server",
+            ["protocol", "method", "code"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -172,20 +175,21 @@ class Metrics:
     def describe_model(self, **labels: str) -> None:
         self.model_info.labels(*(labels[name] for name in INFO_LABELS)).set(1)
 
-    def observe_call(self, method: str, code: str, seconds: float) -> None:
-        """One finished RPC. Labelled children are cached: `labels()` costs a lock and a dict."""
-        children = self.call_children.get((method, code))
+    def observe_call(self, protocol: str, method: str, code: str, seconds: float) -> None:
+        """One finished call. Labelled children are cached: `labels()` costs a lock and a dict.
+
+        `code` is the gRPC status name for every protocol (HTTP statuses map onto them), so
+        one query counts failures whatever the caller spoke."""
+        key = (protocol, method, code)
+        children = self.call_children.get(key)
         if children is None:
-            children = (
-                self.requests.labels(method, code),
-                self.request_seconds.labels(method, code),
-            )
-            self.call_children[(method, code)] = children
+            children = (self.requests.labels(*key), self.request_seconds.labels(*key))
+            self.call_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
         self.worker.inc()
         if code != "OK":
-            self.errors.labels(code).inc()
+            self.errors.labels(protocol, code).inc()
 
     def observe_batch(self, stats: BatchStats) -> None:
         self.inference_seconds.labels(stats.graph).observe(stats.inference_s)

@@ -36,7 +36,8 @@ class TextEmbedding:
 class Timings:
     queue_s: float
     tokenize_s: float
-    inference_s: float
+    inference_s: float  # summed over the model batches that carried the request's texts
+    batches: int = 1  # how many model batches that was
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,11 @@ class Pipeline:
                 "average the heads, or send fewer or shorter texts"
             )
 
+    def check_dimensions(self, dimensions: int | None) -> None:
+        hidden = self.manifest.model.hidden_size
+        if dimensions is not None and not 1 <= dimensions <= hidden:
+            raise invalid(f"dimensions must be in 1..{hidden} (the model's size), got {dimensions}")
+
     def check_response_size(
         self, encoded: list[EncodedText], options: EmbedOptions, layers: int, heads: int
     ) -> None:
@@ -122,7 +128,7 @@ class Pipeline:
         hidden = self.manifest.model.hidden_size
         floats = 0
         for text in encoded:
-            floats += hidden if options.pooled else 0
+            floats += (options.dimensions or hidden) if options.pooled else 0
             floats += text.length * hidden if options.token_embeddings else 0
             floats += layers * heads * text.length**2
         # The floats, plus a generous allowance for framing, shapes and the per-text results.
@@ -162,6 +168,7 @@ class Pipeline:
         started = time.perf_counter()
         # Admission first: under overload a refusal must cost next to nothing, so a full queue
         # says so before any tokenising (`submit` checks again, for the texts' actual slots).
+        self.check_dimensions(options.dimensions)
         self.batcher.check_room(len(texts))
         encoded = await self.tokenize_off_loop(texts, options.truncation, options.max_tokens)
         tokenized = time.perf_counter()
@@ -195,6 +202,8 @@ class Pipeline:
         pooled = None
         if options.pooled:
             pooled = np.stack([result.pooled for result in results])  # (n, H)
+            if options.dimensions is not None:  # Matryoshka: the first D, then normalised
+                pooled = pooled[:, : options.dimensions]
             if normalize:
                 norms = np.linalg.norm(pooled, axis=1, keepdims=True)
                 pooled = pooled / np.maximum(norms, 1e-12)
@@ -208,7 +217,7 @@ class Pipeline:
         inference_s = sum(batch.inference_s for batch in batches.values())
         if self.tracer.enabled:
             self.trace_stages(started, tokenized, encoded, list(batches.values()))
-        timings = Timings(queue_s, tokenized - started, inference_s)
+        timings = Timings(queue_s, tokenized - started, inference_s, len(batches))
         return EmbedResult(pooled, embeddings, timings, layers, heads)
 
     def trace_stages(

@@ -9,33 +9,24 @@ codes through the one map in `status.py`.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractContextManager
-from types import TracebackType
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError, Message
-from grpc import aio
 
 from attnserve.service import wire
+from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of, parse
 from attnserve.service.server.errors import Code, ServiceError, invalid
-from attnserve.service.server.logs import request_id_var
-from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
 from attnserve.service.server.pipeline import EmbedResult, Pipeline
-from attnserve.service.server.status import STATUS, abort, status_number
-from attnserve.service.server.tracing import Tracer
+from attnserve.service.server.status import status_number
 from attnserve.v1 import embedder_pb2 as pb
 
 log = logging.getLogger(__name__)
-# grpc ships no type stubs: the servicer context is untyped to mypy.
-Context: TypeAlias = Any
 T = TypeVar("T")
+PROTOCOL = "attnserve.v1"
 
 TRUNCATIONS = {
     pb.TRUNCATE_UNSPECIFIED: Truncation.END,
@@ -80,117 +71,9 @@ def options_from_proto(options: pb.EmbedOptions) -> tuple[EmbedOptions, int]:
         attention=attention,
         max_tokens=options.max_tokens or None,
         float_bytes=wire.WIRE_DTYPES[dtype].itemsize,
+        dimensions=options.dimensions or None,
     )
     return parsed, dtype
-
-
-def deadline_of(context: Context) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
-
-
-class CallScope:
-    """The envelope of every call: request id, draining, tracing, metrics, and failures turned
-    into status codes. `__aexit__` returns None: it never swallows an exception, it replaces
-    domain failures with the call's status (`abort` raises)."""
-
-    def __init__(self, service: EmbedderService, method: str, context: Context) -> None:
-        self.service = service
-        self.method = method
-        self.context = context
-        self.status = "OK"
-        self.started = time.perf_counter()
-        self.request_id = ""
-        self.span: AbstractContextManager[Any] | None = None
-
-    async def __aenter__(self) -> str:
-        self.request_id = request_id_of(self.context)
-        # Trailing metadata travels with the status in the response's last frame: no extra
-        # write (sending initial metadata early cost a syscall per call, ~20% of a request's
-        # CPU), and it comes back on failures as well as on success.
-        self.context.set_trailing_metadata((("x-request-id", self.request_id),))
-        self.service.metrics.in_flight.inc()
-        if not self.service.accepting:
-            unavailable = ServiceError(Code.UNAVAILABLE, "server is shutting down; retry elsewhere")
-            await self.finish(unavailable)
-        self.span = self.service.tracer.request(self.method, self.request_id)
-        self.span.__enter__()
-        return self.request_id
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self.span is not None:
-            self.span.__exit__(exc_type, error, traceback)
-        await self.finish(error)
-
-    async def finish(self, error: BaseException | None) -> None:
-        """Record the call; a failure becomes its status code (`abort` raises)."""
-        try:
-            if error is None:
-                return
-            if isinstance(error, ServiceError):
-                self.status = STATUS[error.code].name
-                log.warning(
-                    "rpc method=%s code=%s error=%r", self.method, self.status, error.message
-                )
-                await abort(self.context, error.code, error.message)
-            if isinstance(error, asyncio.CancelledError | aio.AbortError | GeneratorExit):
-                # gRPC cancels the handler both when the caller leaves and when the call's
-                # deadline passes: count what the caller saw.
-                remaining = self.context.time_remaining()
-                expired = remaining is not None and remaining <= 0
-                self.status = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
-                return
-            self.status = "INTERNAL"
-            log.error("%s failed with an internal error", self.method, exc_info=error)
-            await abort(
-                self.context, Code.INTERNAL, f"internal error (request id {self.request_id})"
-            )
-        finally:
-            metrics = self.service.metrics
-            metrics.in_flight.dec()
-            elapsed = time.perf_counter() - self.started
-            metrics.observe_call(self.method, self.status, elapsed)
-            log.debug(
-                "rpc method=%s code=%s duration_ms=%.2f", self.method, self.status, elapsed * 1000
-            )
-
-
-# Generated request ids: a random per-process prefix and a counter, unique without a syscall per
-# request (uuid4 reads the kernel's random source each time).
-ID_PREFIX = uuid.uuid4().hex[:16]
-ID_COUNTER = itertools.count()
-
-
-def request_id_of(context: Context) -> str:
-    """The caller's `x-request-id` (capped), or a new one; stamped on every log line."""
-    given = None
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id":
-            given = value
-    request_id = str(given)[:128] if given else f"{ID_PREFIX}{next(ID_COUNTER):016x}"
-    request_id_var.set(request_id)
-    return request_id
-
-
-M = TypeVar("M", bound=Message)
-
-
-def parse(message_type: type[M], data: bytes) -> M:
-    """Requests arrive as bytes and are parsed here, inside the call's envelope, so a payload
-    that is not a valid message gets INVALID_ARGUMENT with a plain message (gRPC's own
-    deserializer would answer UNKNOWN and name a Python exception class)."""
-    try:
-        return message_type.FromString(data)
-    except DecodeError as error:
-        reason = str(error).rpartition(": ")[2] or "it could not be decoded"
-        raise invalid(
-            f"the request is not a valid {message_type.DESCRIPTOR.full_name} message ({reason})"
-        ) from None
 
 
 def method_handlers(service: EmbedderService) -> dict[str, grpc.RpcMethodHandler]:
@@ -212,24 +95,20 @@ def method_handlers(service: EmbedderService) -> dict[str, grpc.RpcMethodHandler
 
 
 class EmbedderService:
+    """`attnserve.v1.Embedder`: the richest way in (per-token vectors, attention maps, timings)."""
+
     def __init__(
-        self,
-        pipeline: Pipeline,
-        info: pb.InfoResponse,
-        metrics: Metrics,
-        tracer: Tracer,
-        max_stream_pending: int,
+        self, pipeline: Pipeline, info: pb.InfoResponse, front: Front, max_stream_pending: int
     ) -> None:
         self.pipeline = pipeline
         self.max_stream_pending = max_stream_pending
         self.info = info
         self.model_name = info.model_name
-        self.metrics = metrics
-        self.tracer = tracer
-        self.accepting = True
+        self.front = front
+        self.metrics = front.metrics
 
-    def scope(self, method: str, context: Context) -> CallScope:
-        return CallScope(self, method, context)
+    def scope(self, method: str, context: Context) -> GrpcCall:
+        return GrpcCall(self.front, PROTOCOL, method, context)
 
     async def Embed(self, data: bytes, context: Context) -> pb.EmbedResponse:
         async with self.scope("Embed", context):

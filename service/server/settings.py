@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     port_file: Path | None = Field(
         None, description="write the bound gRPC port here once SERVING (useful with port 0)"
     )
+    http_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        description="OpenAI-compatible HTTP embeddings (POST /v1/embeddings) on this port; "
+        "-1 = off (gRPC is the main API, and every open port is one more to secure), 0 picks one",
+    )
+    model_name: str | None = Field(
+        None,
+        description="the model's name in the OIP and OpenAI APIs; unset = the artifact's short "
+        "name (all-MiniLM-L6-v2)",
+    )
     metrics_port: int = Field(
         9464, ge=-1, le=65535, description="Prometheus /metrics port; 0 picks one, -1 disables"
     )

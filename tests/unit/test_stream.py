@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
+from attnserve.service.server.calls import Front
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.options import EmbedOptions
 from attnserve.service.server.pipeline import EmbedResult, TextEmbedding, Timings
@@ -57,8 +58,7 @@ def test_a_long_stream_keeps_at_most_the_bound_in_progress_and_answers_all() -> 
         service = EmbedderService(
             pipeline,  # type: ignore[arg-type]
             pb.InfoResponse(model_name="fake"),
-            Metrics(),
-            Tracer(None),
+            Front(Metrics(), Tracer(None)),
             max_stream_pending=3,
         )
         responses: asyncio.Queue[pb.EmbedResponse | None] = asyncio.Queue()

@@ -59,7 +59,7 @@ class AttentionOptions(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., layers: _Optional[_Iterable[int]] = ..., heads: _Optional[_Iterable[int]] = ..., aggregation: _Optional[_Union[HeadAggregation, str]] = ...) -> None: ...
 
 class EmbedOptions(_message.Message):
-    __slots__ = ("pooled", "token_embeddings", "normalize", "truncate", "attention", "output_dtype", "max_tokens")
+    __slots__ = ("pooled", "token_embeddings", "normalize", "truncate", "attention", "output_dtype", "max_tokens", "dimensions")
     POOLED_FIELD_NUMBER: _ClassVar[int]
     TOKEN_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class EmbedOptions(_message.Message):
     ATTENTION_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DTYPE_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     pooled: bool
     token_embeddings: bool
     normalize: bool
@@ -74,7 +75,8 @@ class EmbedOptions(_message.Message):
     attention: AttentionOptions
     output_dtype: DType
     max_tokens: int
-    def __init__(self, pooled: _Optional[bool] = ..., token_embeddings: _Optional[bool] = ..., normalize: _Optional[bool] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., attention: _Optional[_Union[AttentionOptions, _Mapping]] = ..., output_dtype: _Optional[_Union[DType, str]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    dimensions: int
+    def __init__(self, pooled: _Optional[bool] = ..., token_embeddings: _Optional[bool] = ..., normalize: _Optional[bool] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., attention: _Optional[_Union[AttentionOptions, _Mapping]] = ..., output_dtype: _Optional[_Union[DType, str]] = ..., max_tokens: _Optional[int] = ..., dimensions: _Optional[int] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("texts", "options", "request_id")

@@ -1,0 +1,296 @@
+"""The Open Inference Protocol (KServe v2 gRPC) over the same pipeline: a thin adapter.
+
+Triton's clients, perf_analyzer and KServe speak it. This module only translates: a
+`ModelInferRequest`'s `text` input and parameters into the pipeline's texts and `EmbedOptions`,
+the result into an `embedding` output, failures into gRPC status codes (through the same call
+envelope as `attnserve.v1`), and keeps the counts `ModelStatistics` reports. The protocol's
+shapes and names are in `proto/attnserve/oip/inference.proto`.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+from google.protobuf.message import Message
+
+from attnserve.oip import inference_pb2 as oip
+from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of, parse
+from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.options import EmbedOptions, Truncation
+from attnserve.service.server.pipeline import EmbedResult, Pipeline
+
+PROTOCOL = "oip"
+SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+VERSION = "1"
+INPUT, OUTPUT = "text", "embedding"
+TRUNCATIONS = {"end": Truncation.END, "start": Truncation.START, "none": Truncation.NONE}
+
+
+@dataclass
+class Duration:
+    count: int = 0
+    ns: int = 0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.ns += int(seconds * 1e9)
+
+    def message(self) -> oip.StatisticDuration:
+        return oip.StatisticDuration(count=self.count, ns=self.ns)
+
+
+@dataclass
+class Statistics:
+    """What ModelStatistics reports: cumulative, since the server started."""
+
+    success: Duration = field(default_factory=Duration)
+    fail: Duration = field(default_factory=Duration)
+    queue: Duration = field(default_factory=Duration)
+    tokenize: Duration = field(default_factory=Duration)
+    inference: Duration = field(default_factory=Duration)
+    output: Duration = field(default_factory=Duration)
+    texts: int = 0
+    batches: int = 0
+    last_ms: int = 0
+
+    def succeeded(self, seconds: float, result: EmbedResult, texts: int, output_s: float) -> None:
+        self.success.add(seconds)
+        self.queue.add(result.timings.queue_s)
+        self.tokenize.add(result.timings.tokenize_s)
+        self.inference.add(result.timings.inference_s)
+        self.output.add(output_s)
+        self.texts += texts
+        self.batches += result.timings.batches
+        self.last_ms = int(time.time() * 1000)
+
+
+def bytes_elements(raw: bytes) -> list[bytes]:
+    """A raw BYTES tensor: each element a 4-byte little-endian length, then its bytes."""
+    elements, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise invalid("raw_input_contents: a BYTES element's length is cut short")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise invalid("raw_input_contents: a BYTES element runs past the end of its data")
+        elements.append(raw[offset : offset + length])
+        offset += length
+    return elements
+
+
+def texts_of(request: oip.ModelInferRequest) -> list[str]:
+    """The `text` input's strings, from typed or raw contents."""
+    if len(request.inputs) != 1 or request.inputs[0].name != INPUT:
+        names = [tensor.name for tensor in request.inputs]
+        raise invalid(f"expected one input named {INPUT!r} (BYTES), got {names}")
+    tensor = request.inputs[0]
+    if tensor.datatype != "BYTES":
+        raise invalid(f"input {INPUT!r} must be BYTES, got {tensor.datatype or 'no datatype'}")
+    shape = list(tensor.shape)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
+        raise invalid(f"input {INPUT!r} must have shape [N] or [N, 1], got {shape}")
+    if request.raw_input_contents:
+        if len(request.raw_input_contents) != 1:
+            raise invalid("raw_input_contents must hold exactly one entry per input")
+        elements = bytes_elements(request.raw_input_contents[0])
+    else:
+        elements = list(tensor.contents.bytes_contents)
+    if len(elements) != shape[0]:
+        raise invalid(f"input {INPUT!r} has shape {shape} but {len(elements)} elements")
+    try:
+        return [element.decode("utf-8") for element in elements]
+    except UnicodeDecodeError:
+        raise invalid(f"input {INPUT!r}: an element is not valid UTF-8") from None
+
+
+def options_of(parameters: Mapping[str, oip.InferParameter]) -> EmbedOptions:
+    """normalize (bool), truncate (bool, or "end" / "start" / "none"), dimensions (int)."""
+    normalize = truncation = dimensions = None
+    for name, value in parameters.items():
+        kind = value.WhichOneof("parameter_choice")
+        if name == "normalize":
+            if kind != "bool_param":
+                raise invalid("parameter 'normalize' must be a bool")
+            normalize = value.bool_param
+        elif name == "truncate":
+            if kind == "bool_param":
+                truncation = Truncation.END if value.bool_param else Truncation.NONE
+            elif kind == "string_param" and value.string_param in TRUNCATIONS:
+                truncation = TRUNCATIONS[value.string_param]
+            else:
+                raise invalid("parameter 'truncate' must be a bool or one of end, start, none")
+        elif name == "dimensions":
+            if kind not in ("int64_param", "uint64_param"):
+                raise invalid("parameter 'dimensions' must be an integer")
+            dimensions = int(getattr(value, kind))
+    return EmbedOptions(
+        normalize=normalize, truncation=truncation or Truncation.END, dimensions=dimensions
+    )
+
+
+class InferenceService:
+    """`inference.GRPCInferenceService`: one model, `text` in, `embedding` out."""
+
+    def __init__(
+        self, pipeline: Pipeline, front: Front, model_name: str, hidden: int, max_texts: int
+    ) -> None:
+        self.pipeline = pipeline
+        self.front = front
+        self.model_name = model_name
+        self.hidden = hidden
+        self.max_texts = max_texts
+        self.statistics = Statistics()
+
+    def call(self, method: str, context: Context) -> GrpcCall:
+        return GrpcCall(self.front, PROTOCOL, method, context)
+
+    def check_model(self, name: str, version: str) -> None:
+        if name != self.model_name or version not in ("", VERSION):
+            raise ServiceError(
+                Code.NOT_FOUND,
+                f"unknown model {name!r} version {version!r}: this server serves "
+                f"{self.model_name!r} version {VERSION}",
+            )
+
+    async def ServerLive(self, data: bytes, context: Context) -> oip.ServerLiveResponse:
+        async with self.call("ServerLive", context):
+            parse(oip.ServerLiveRequest, data)
+            return oip.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, data: bytes, context: Context) -> oip.ServerReadyResponse:
+        async with self.call("ServerReady", context):
+            parse(oip.ServerReadyRequest, data)
+            return oip.ServerReadyResponse(ready=self.front.ready)
+
+    async def ModelReady(self, data: bytes, context: Context) -> oip.ModelReadyResponse:
+        async with self.call("ModelReady", context):
+            request = parse(oip.ModelReadyRequest, data)
+            known = request.name == self.model_name and request.version in ("", VERSION)
+            return oip.ModelReadyResponse(ready=known and self.front.ready)
+
+    async def ServerMetadata(self, data: bytes, context: Context) -> oip.ServerMetadataResponse:
+        async with self.call("ServerMetadata", context):
+            parse(oip.ServerMetadataRequest, data)
+            return oip.ServerMetadataResponse(
+                name="attnserve",
+                version=self.front.version,
+                extensions=["model_configuration", "statistics"],
+            )
+
+    async def ModelMetadata(self, data: bytes, context: Context) -> oip.ModelMetadataResponse:
+        async with self.call("ModelMetadata", context):
+            request = parse(oip.ModelMetadataRequest, data)
+            self.check_model(request.name, request.version)
+            tensor = oip.ModelMetadataResponse.TensorMetadata
+            return oip.ModelMetadataResponse(
+                name=self.model_name,
+                versions=[VERSION],
+                platform="onnxruntime_onnx",
+                inputs=[tensor(name=INPUT, datatype="BYTES", shape=[-1])],
+                outputs=[tensor(name=OUTPUT, datatype="FP32", shape=[-1, self.hidden])],
+            )
+
+    async def ModelConfig(self, data: bytes, context: Context) -> oip.ModelConfigResponse:
+        async with self.call("ModelConfig", context):
+            request = parse(oip.ModelConfigRequest, data)
+            self.check_model(request.name, request.version)
+            config = oip.ModelConfig(
+                name=self.model_name,
+                platform="onnxruntime_onnx",
+                backend="onnxruntime",
+                max_batch_size=self.max_texts,  # the batch dimension: texts per request
+                input=[oip.ModelInput(name=INPUT, data_type=oip.TYPE_STRING, dims=[1])],
+                output=[oip.ModelOutput(name=OUTPUT, data_type=oip.TYPE_FP32, dims=[self.hidden])],
+                dynamic_batching=oip.ModelDynamicBatching(),
+            )
+            return oip.ModelConfigResponse(config=config)
+
+    async def ModelStatistics(self, data: bytes, context: Context) -> oip.ModelStatisticsResponse:
+        async with self.call("ModelStatistics", context):
+            request = parse(oip.ModelStatisticsRequest, data)
+            if request.name:
+                self.check_model(request.name, request.version)
+            stats = self.statistics
+            entry = oip.ModelStatistics(
+                name=self.model_name,
+                version=VERSION,
+                last_inference=stats.last_ms,
+                inference_count=stats.texts,
+                execution_count=stats.batches,
+                inference_stats=oip.InferStatistics(
+                    success=stats.success.message(),
+                    fail=stats.fail.message(),
+                    queue=stats.queue.message(),
+                    compute_input=stats.tokenize.message(),
+                    compute_infer=stats.inference.message(),
+                    compute_output=stats.output.message(),
+                ),
+            )
+            return oip.ModelStatisticsResponse(model_stats=[entry])
+
+    async def ModelInfer(self, data: bytes, context: Context) -> oip.ModelInferResponse:
+        started = time.perf_counter()
+        succeeded = False
+        try:
+            async with self.call("ModelInfer", context):
+                request = parse(oip.ModelInferRequest, data)
+                self.check_model(request.model_name, request.model_version)
+                for requested in request.outputs:
+                    if requested.name != OUTPUT:
+                        raise invalid(f"unknown output {requested.name!r}: only {OUTPUT!r}")
+                texts = texts_of(request)
+                options = options_of(request.parameters)
+                result = await self.pipeline.embed(texts, options, deadline_of(context))
+                answer_started = time.perf_counter()
+                response = self.response(request, result)
+                succeeded = True
+                finished = time.perf_counter()
+                self.statistics.succeeded(
+                    finished - started, result, len(texts), finished - answer_started
+                )
+                return response
+        finally:
+            if not succeeded:
+                self.statistics.fail.add(time.perf_counter() - started)
+
+    def response(
+        self, request: oip.ModelInferRequest, result: EmbedResult
+    ) -> oip.ModelInferResponse:
+        assert result.pooled is not None
+        pooled = np.ascontiguousarray(result.pooled, dtype="<f4")
+        output = oip.ModelInferResponse.InferOutputTensor(
+            name=OUTPUT, datatype="FP32", shape=list(pooled.shape)
+        )
+        return oip.ModelInferResponse(
+            model_name=self.model_name,
+            model_version=VERSION,
+            id=request.id,
+            outputs=[output],
+            raw_output_contents=[pooled.tobytes()],
+        )
+
+
+def method_handlers(service: InferenceService) -> dict[str, grpc.RpcMethodHandler]:
+    """The protocol's methods, taking raw bytes (parsed inside the call's envelope)."""
+    answers: dict[str, type[Message]] = {
+        "ServerLive": oip.ServerLiveResponse,
+        "ServerReady": oip.ServerReadyResponse,
+        "ModelReady": oip.ModelReadyResponse,
+        "ServerMetadata": oip.ServerMetadataResponse,
+        "ModelMetadata": oip.ModelMetadataResponse,
+        "ModelInfer": oip.ModelInferResponse,
+        "ModelConfig": oip.ModelConfigResponse,
+        "ModelStatistics": oip.ModelStatisticsResponse,
+    }
+    return {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(service, name), response_serializer=answer.SerializeToString
+        )
+        for name, answer in answers.items()
+    }

@@ -1,0 +1,223 @@
+"""OpenAI-compatible embeddings over HTTP, in the gRPC server's event loop: a thin adapter.
+
+    POST /v1/embeddings   {"input": str | [str], "model": str, "encoding_format": "float" |
+                           "base64", "dimensions": int}   (and, beyond OpenAI's API,
+                           "truncate": true to cut over-long texts instead of refusing them)
+    GET  /v1/models       the one model served
+    GET  /health          200 while ready, 503 otherwise (no token needed)
+
+The `openai` SDKs, LangChain, LlamaIndex and most RAG tooling speak this. Requests enter the same
+pipeline, batcher, limits, metrics (protocol "openai") and logs as `attnserve.v1`; this module
+only translates JSON and maps failures onto OpenAI's error shape (`{"error": {"message", "type",
+"param", "code"}}`) and HTTP statuses. Like OpenAI's API, an over-long input is an error unless
+the request asks for truncation. aiohttp: well kept, and it runs in the event loop gRPC already
+uses, so the HTTP path adds no thread hop.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from attnserve.service.server.auth import Tokens, token_of
+from attnserve.service.server.calls import CallRecord, Front, request_id
+from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.options import EmbedOptions, Truncation
+from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.settings import Settings
+from attnserve.service.server.status import STATUS
+
+log = logging.getLogger(__name__)
+PROTOCOL = "openai"
+HTTP_STATUS = {
+    Code.INVALID_ARGUMENT: 400,
+    Code.UNAUTHENTICATED: 401,
+    Code.NOT_FOUND: 404,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.CANCELLED: 499,
+    Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
+    Code.DEADLINE_EXCEEDED: 504,
+}
+ERROR_TYPE = {
+    Code.INVALID_ARGUMENT: ("invalid_request_error", None),
+    Code.UNAUTHENTICATED: ("invalid_request_error", "invalid_api_key"),
+    Code.NOT_FOUND: ("invalid_request_error", "model_not_found"),
+    Code.RESOURCE_EXHAUSTED: ("rate_limit_error", "rate_limit_exceeded"),
+    Code.UNAVAILABLE: ("server_error", "service_unavailable"),
+}
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def error_response(error: ServiceError, request_id: str) -> web.Response:
+    kind, code = ERROR_TYPE.get(error.code, ("server_error", None))
+    body = {"error": {"message": error.message, "type": kind, "param": None, "code": code}}
+    return web.json_response(
+        body, status=HTTP_STATUS[error.code], headers={"x-request-id": request_id}
+    )
+
+
+def texts_of(body: dict[str, Any]) -> list[str]:
+    given = body.get("input")
+    if isinstance(given, str):
+        return [given]
+    if isinstance(given, list) and all(isinstance(item, str) for item in given):
+        return given
+    if isinstance(given, list) and given and all(isinstance(i, int | list) for i in given):
+        raise invalid("token-id inputs are not supported by this server; send text")
+    raise invalid("'input' must be a string or a list of strings")
+
+
+def options_of(body: dict[str, Any]) -> tuple[EmbedOptions, str]:
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise invalid(f"'encoding_format' must be 'float' or 'base64', got {encoding!r}")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)):
+        raise invalid("'dimensions' must be an integer")
+    truncate = body.get("truncate", False)
+    if not isinstance(truncate, bool):
+        raise invalid("'truncate' must be true or false")
+    truncation = Truncation.END if truncate else Truncation.NONE
+    return EmbedOptions(truncation=truncation, dimensions=dimensions), encoding
+
+
+class EmbeddingsApp:
+    def __init__(
+        self, pipeline: Pipeline, front: Front, model_name: str, aliases: tuple[str, ...],
+        tokens: Tokens | None,
+    ) -> None:  # fmt: skip
+        self.pipeline = pipeline
+        self.front = front
+        self.model_name = model_name
+        self.names = {model_name, *aliases}  # the short name and the manifest's full name
+        self.tokens = tokens
+        self.created = int(time.time())
+
+    def application(self, max_body_bytes: int) -> web.Application:
+        app = web.Application(client_max_size=max_body_bytes)
+        app.router.add_post("/v1/embeddings", self.call("embeddings", self.embeddings))
+        app.router.add_get("/v1/models", self.call("models", self.models))
+        app.router.add_get("/health", self.health)
+        return app
+
+    def call(self, method: str, handler: Handler) -> Handler:
+        """The envelope: request id, auth, drain, metrics and log, failures as OpenAI errors."""
+
+        async def enveloped(request: web.Request) -> web.Response:
+            call_id = request_id(request.headers.get("x-request-id"))
+            record = CallRecord(self.front, PROTOCOL, method, call_id)
+            status: str = "OK"
+            error: BaseException | None = None
+            try:
+                if self.tokens is not None and not self.tokens.allowed(
+                    token_of(request.headers.get("authorization"))
+                ):
+                    raise ServiceError(Code.UNAUTHENTICATED, "missing or invalid bearer token")
+                if not self.front.accepting:
+                    raise ServiceError(Code.UNAVAILABLE, "server is shutting down; retry elsewhere")
+                response = await handler(request)
+                response.headers["x-request-id"] = call_id
+                return response
+            except ServiceError as failure:
+                status, error = STATUS[failure.code].name, failure
+                log.warning("rpc protocol=openai method=%s code=%s error=%r", method, status,
+                            failure.message)  # fmt: skip
+                return error_response(failure, call_id)
+            except Exception as failure:  # a server fault: logged, never a traceback out
+                status, error = "INTERNAL", failure
+                log.error("%s failed with an internal error", method, exc_info=failure)
+                fault = ServiceError(Code.INTERNAL, f"internal error (request id {call_id})")
+                return error_response(fault, call_id)
+            finally:
+                record.end(status, error)
+
+        return enveloped
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise invalid("the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise invalid("the request body must be a JSON object")
+        model = body.get("model")
+        if model not in self.names:
+            raise ServiceError(
+                Code.NOT_FOUND, f"model {model!r} not found: this server serves {self.model_name!r}"
+            )
+        texts = texts_of(body)
+        options, encoding = options_of(body)
+        result = await self.pipeline.embed(texts, options, None)
+        assert result.pooled is not None
+        vectors = np.ascontiguousarray(result.pooled, dtype="<f4")
+        data = [
+            {"object": "embedding", "index": index, "embedding": encode(vector, encoding)}
+            for index, vector in enumerate(vectors)
+        ]
+        tokens = sum(text.token_count for text in result.texts)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": self.model_name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    async def models(self, request: web.Request) -> web.Response:
+        entry = {"id": self.model_name, "object": "model", "created": self.created,
+                 "owned_by": "attnserve"}  # fmt: skip
+        return web.json_response({"object": "list", "data": [entry]})
+
+    async def health(self, request: web.Request) -> web.Response:
+        ready = self.front.ready and self.front.accepting
+        return web.json_response(
+            {"status": "ok" if ready else "unavailable"}, status=200 if ready else 503
+        )
+
+
+def encode(vector: np.ndarray, encoding: str) -> list[float] | str:
+    if encoding == "base64":  # little-endian float32 bytes, as OpenAI's API sends them
+        return base64.b64encode(vector.tobytes()).decode("ascii")
+    values: list[float] = vector.tolist()
+    return values
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS (and mTLS) from the same files as the gRPC port."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    if settings.tls_client_ca is not None:
+        context.load_verify_locations(settings.tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+async def start_http(
+    settings: Settings, app: EmbeddingsApp, reuse_port: bool
+) -> tuple[web.AppRunner, int]:
+    """Serve `app` on `settings.http_port` (0 picks one); returns the runner and the port."""
+    runner = web.AppRunner(app.application(settings.max_receive_message_bytes), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        settings.host.strip("[]"),
+        settings.http_port,
+        ssl_context=ssl_context(settings),
+        reuse_port=reuse_port,
+    )
+    await site.start()
+    # aiohttp keeps the bound sockets on the site's server; port 0 needs the one chosen.
+    server: Any = site._server
+    port = int(server.sockets[0].getsockname()[1]) if server is not None else settings.http_port
+    return runner, port
