@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from attnserve.service.client.client import EmbedderClient
-from tests.helpers import DECODER_SHAPES, ServerThread, build_bpe_tokenizer, server_settings
+from tests.helpers import (
+    DECODER_SHAPES,
+    FULL_EXPORT_SHAPE,
+    ServerThread,
+    build_bpe_tokenizer,
+    server_settings,
+)
 
 if TYPE_CHECKING:
     from attnserve.model import Encoder
@@ -138,10 +144,6 @@ def decoder_checkpoint(
     name: str = request.param
     directory = tmp_path_factory.mktemp("decoders") / name
     return build_decoder_checkpoint(directory, DECODER_SHAPES[name], decoder_tokenizer_file)
-
-
-# The shape whose artifact also carries the int8 and fp16 graphs (the others skip them: time).
-FULL_EXPORT_SHAPE = "qwen3-gqa"
 
 
 @pytest.fixture(scope="session")

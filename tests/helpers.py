@@ -90,6 +90,8 @@ QWEN_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
+# The shape whose artifact also carries the int8 and fp16 graphs (the others skip them: time).
+FULL_EXPORT_SHAPE = "qwen3-gqa"
 
 
 def build_bpe_tokenizer(path: Path, vocab_size: int = 512) -> Path:
