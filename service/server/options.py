@@ -31,3 +31,4 @@ class EmbedOptions:
     truncation: Truncation = Truncation.END
     attention: AttentionRequest | None = None
     max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
+    prompt_name: str | None = None  # None = the model's default prompt; "" = no prompt

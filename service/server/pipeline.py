@@ -17,6 +17,7 @@ from attnserve.service.server.batcher import Batcher, BatchStats, ItemResult
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
+from attnserve.service.server.prompts import NO_PROMPT, Prompt, PromptBook
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.tokenizer import EncodedText, TextTokenizer
 from attnserve.service.server.tracing import Tracer
@@ -31,6 +32,7 @@ class TextEmbedding:
     attentions: np.ndarray | None  # (layers, heads or 1, n, n)
     token_count: int
     truncated: bool
+    prompt_tokens: int = 0  # of token_count
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class EmbedResult:
     timings: Timings
     layers: tuple[int, ...]  # attention layers returned, in order
     heads: tuple[int, ...]  # attention heads returned (before averaging)
+    prompt_name: str = ""  # the prompt prepended to every text ("" = none)
 
 
 class Pipeline:
@@ -66,6 +69,7 @@ class Pipeline:
         self.batcher = batcher
         self.metrics = metrics
         self.maps_available = maps_available
+        self.prompts = PromptBook(manifest.model.prompts, manifest.model.default_prompt_name)
 
     def check_texts(self, texts: list[str]) -> None:
         if not texts:
@@ -115,26 +119,37 @@ class Pipeline:
             )
 
     def tokenize(
-        self, texts: list[str], truncation: Truncation, max_tokens: int | None
+        self,
+        texts: list[str],
+        truncation: Truncation,
+        max_tokens: int | None,
+        prompt: Prompt = NO_PROMPT,
     ) -> list[EncodedText]:
         self.check_texts(texts)
         default = min(self.manifest.tokenizer.default_max_tokens, self.tokenizer.max_tokens)
-        return self.tokenizer.encode(texts, truncation, max_tokens or default)
+        return self.tokenizer.encode(texts, truncation, max_tokens or default, prompt.text)
 
     async def tokenize_off_loop(
-        self, texts: list[str], truncation: Truncation, max_tokens: int | None
+        self,
+        texts: list[str],
+        truncation: Truncation,
+        max_tokens: int | None,
+        prompt: Prompt = NO_PROMPT,
     ) -> list[EncodedText]:
         """Small requests tokenise inline (a thread hop costs more than they do); large ones
         in a worker thread, so one big request never stalls every other call's I/O."""
         if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:
-            return self.tokenize(texts, truncation, max_tokens)
-        return await asyncio.to_thread(self.tokenize, texts, truncation, max_tokens)
+            return self.tokenize(texts, truncation, max_tokens, prompt)
+        return await asyncio.to_thread(self.tokenize, texts, truncation, max_tokens, prompt)
 
     async def embed(
         self, texts: list[str], options: EmbedOptions, deadline: float | None
     ) -> EmbedResult:
         started = time.perf_counter()
-        encoded = await self.tokenize_off_loop(texts, options.truncation, options.max_tokens)
+        prompt = self.prompts.resolve(options.prompt_name)
+        encoded = await self.tokenize_off_loop(
+            texts, options.truncation, options.max_tokens, prompt
+        )
         tokenized = time.perf_counter()
         self.metrics.tokenize_seconds.observe(tokenized - started)
 
@@ -173,7 +188,7 @@ class Pipeline:
         if self.tracer.enabled:
             self.trace_stages(started, tokenized, encoded, list(batches.values()))
         timings = Timings(queue_s, tokenized - started, inference_s)
-        return EmbedResult(embeddings, timings, layers, heads)
+        return EmbedResult(embeddings, timings, layers, heads, prompt.name)
 
     def trace_stages(
         self,
@@ -212,5 +227,10 @@ class Pipeline:
             if options.attention.average_heads:
                 attentions = attentions.mean(axis=1, keepdims=True)
         return TextEmbedding(
-            pooled, result.token_embeddings, attentions, text.length, text.truncated
+            pooled,
+            result.token_embeddings,
+            attentions,
+            text.length,
+            text.truncated,
+            text.prompt_tokens,
         )

@@ -27,6 +27,7 @@ from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
 from attnserve.service.server.pipeline import EmbedResult, Pipeline
 from attnserve.service.server.status import STATUS, abort, status_number
+from attnserve.service.server.tokenizer import token_views
 from attnserve.service.server.tracing import Tracer
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
@@ -77,6 +78,7 @@ def options_from_proto(options: pb.EmbedOptions) -> tuple[EmbedOptions, int]:
         truncation=enum_value(TRUNCATIONS, options.truncate, "truncate"),
         attention=attention,
         max_tokens=options.max_tokens or None,
+        prompt_name=options.prompt_name if options.HasField("prompt_name") else None,
     )
     dtype = enum_value(OUTPUT_DTYPES, options.output_dtype, "output_dtype")
     return parsed, dtype
@@ -239,24 +241,27 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
     async def Tokenize(self, request: pb.TokenizeRequest, context: Context) -> pb.TokenizeResponse:
         async with self.scope("Tokenize", context):
             truncation = enum_value(TRUNCATIONS, request.truncate, "truncate")
+            prompt = self.pipeline.prompts.resolve(
+                request.prompt_name if request.HasField("prompt_name") else None
+            )
             encoded = await self.pipeline.tokenize_off_loop(
-                list(request.texts), truncation, request.max_tokens or None
+                list(request.texts), truncation, request.max_tokens or None, prompt
             )
             texts = []
             for text in encoded:
-                enc = text.encoding
                 tokens = [
                     pb.Token(
-                        id=enc.ids[i],
-                        text=enc.tokens[i],
-                        start=enc.offsets[i][0],
-                        end=enc.offsets[i][1],
-                        special=bool(enc.special_tokens_mask[i]),
+                        id=view.id,
+                        text=view.text,
+                        start=view.start,
+                        end=view.end,
+                        special=view.special,
+                        prompt=view.prompt,
                     )
-                    for i in text.kept.tolist()
+                    for view in token_views(text)
                 ]
                 texts.append(pb.TokenizedText(tokens=tokens, truncated=text.truncated))
-            return pb.TokenizeResponse(texts=texts)
+            return pb.TokenizeResponse(texts=texts, prompt_name=prompt.name)
 
     async def Info(self, request: pb.InfoRequest, context: Context) -> pb.InfoResponse:
         async with self.scope("Info", context):
@@ -285,12 +290,17 @@ class EmbedderService(embedder_pb2_grpc.EmbedderServicer):
             model=self.model_name,
             attention_layers=result.layers,
             attention_heads=result.heads,
+            prompt_name=result.prompt_name,
         )
         if options.pooled:
             pooled = np.stack([text.pooled for text in result.texts if text.pooled is not None])
             response.pooled.CopyFrom(wire.encode(pooled, dtype))
         for text in result.texts:
-            entry = response.results.add(token_count=text.token_count, truncated=text.truncated)
+            entry = response.results.add(
+                token_count=text.token_count,
+                truncated=text.truncated,
+                prompt_tokens=text.prompt_tokens,
+            )
             if text.token_embeddings is not None:
                 entry.token_embeddings.CopyFrom(wire.encode(text.token_embeddings, dtype))
             if text.attentions is not None:
