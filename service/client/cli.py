@@ -24,13 +24,27 @@ def register_embed(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     add_connection_flags(parser)
     parser.add_argument("--out", type=Path, default=None, help="save pooled vectors as .npy")
     parser.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
+    add_prompt_flag(parser)
     parser.set_defaults(handler=run_embed)
+
+
+def add_prompt_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prompt-name",
+        default=None,
+        help="instruction prompt to prepend, by name (the server's Info lists them, e.g. "
+        "'query'); default: the model's default prompt; '' for none",
+    )
 
 
 def run_embed(args: argparse.Namespace) -> int:
     try:
         with connect(args) as client:
-            served = client.embed(args.texts, normalize=False if args.no_normalize else None)
+            served = client.embed(
+                args.texts,
+                normalize=False if args.no_normalize else None,
+                prompt_name=args.prompt_name,
+            )
     except grpc.RpcError as error:
         print(f"attnserve embed: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
@@ -63,15 +77,17 @@ def register_attend(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument(
         "--per-head", action="store_true", help="one map per head (default: averaged)"
     )
+    add_prompt_flag(parser)
     parser.set_defaults(handler=run_attend)
 
 
 def run_attend(args: argparse.Namespace) -> int:
     try:
         with connect(args) as client:
-            (tokens,) = client.tokenize([args.text])
+            (tokens,) = client.tokenize([args.text], prompt_name=args.prompt_name)
             served = client.embed(
                 [args.text],
+                prompt_name=args.prompt_name,
                 pooled=False,
                 attention=True,
                 layers=args.layers,
