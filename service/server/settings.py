@@ -200,7 +200,6 @@ def settings_table() -> str:
     for name, field in Settings.model_fields.items():
         default = field.default
         shown = "(none)" if default == () else str(default).replace(str(Path.home()), "~")
-        rows.append(
-            f"| `{flag_name(name)}` | `ATTNSERVE_{name.upper()}` | `{shown}` | {field.description} |"
-        )
+        flag = f"| `{flag_name(name)}` | `ATTNSERVE_{name.upper()}` | `{shown}` |"
+        rows.append(f"{flag} {field.description} |")
     return "\n".join(rows)
