@@ -156,8 +156,9 @@ def decoder_artifact(decoder_checkpoint: Path, tmp_path_factory: pytest.TempPath
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def decoder_server(decoder_artifact: Path) -> Iterator[ServerThread]:
+    """Stopped when its test module ends: no idle servers under the rest of the suite."""
     running = ServerThread(server_settings(decoder_artifact))
     yield running
     running.stop()

@@ -24,6 +24,7 @@ from tests.helpers import (
     QUERY_PROMPT,
     VARIED_TEXTS,
     ServerThread,
+    png_size,
     run_cli,
 )
 
@@ -220,3 +221,18 @@ def test_the_embed_command_takes_a_prompt_name(
     result = run_cli("embed", "--target", decoder_server.target, "--prompt-name", "x", "text")
     assert result.returncode == 1
     assert "INVALID_ARGUMENT: prompt_name 'x' is unknown" in result.stderr
+
+
+@pytest.mark.parametrize("decoder_checkpoint", ["qwen3-gqa"], indirect=True)
+def test_the_attend_command_draws_the_prompted_causal_maps(
+    decoder_server: ServerThread, tmp_path: Path
+) -> None:
+    out = tmp_path / "map.png"
+    result = run_cli(
+        "attend", "--target", decoder_server.target, "--prompt-name", "query", "--layers", "0",
+        "--out", str(out), "why is the sky blue?",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    width, height = png_size(out)
+    assert width > 0
+    assert height > 0
