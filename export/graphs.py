@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from attnserve.export.causal_attention import make_attention_causal
 from attnserve.export.fusion import fuse_attention
+from attnserve.export.onnx_files import is_large, save_graph
 from attnserve.export.quantize import build_int8, check_quality, pooled_embeddings
 from attnserve.model.checkpoint import EmbeddingModel
 from attnserve.model.encoder import AttentionImpl
@@ -126,7 +127,8 @@ def export_graph(
         verbose=False,
     )
     assert program is not None
-    program.save(str(path))
+    weights = sum(p.numel() * p.element_size() for p in module.parameters())
+    program.save(str(path), external_data=is_large(weights))
 
 
 def fuse_in_place(path: Path, num_heads: int) -> None:
@@ -134,8 +136,7 @@ def fuse_in_place(path: Path, num_heads: int) -> None:
     fused = fuse_attention(model, num_heads)
     if fused == 0:
         raise RuntimeError(f"{path}: no attention to fuse; did the exporter change?")
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    save_graph(model, path)
 
 
 def make_causal_in_place(path: Path, num_layers: int) -> None:
@@ -143,8 +144,7 @@ def make_causal_in_place(path: Path, num_layers: int) -> None:
     rewritten = make_attention_causal(model)
     if rewritten != num_layers:
         raise RuntimeError(f"{path}: {rewritten} attention nodes for {num_layers} layers")
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    save_graph(model, path)
 
 
 def fuse_attention_in_place(model: EmbeddingModel, path: Path) -> None:
@@ -301,6 +301,7 @@ def build_fp16_graph(
     """Half-precision weights and matmuls for CUDA; inputs, outputs and norms stay fp32 (a
     decoder's residual stream can exceed fp16's range once squared for RMSNorm)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     fp32_path = out_dir / fast_fp32.file
     path = out_dir / fast_fp32.file.replace(".fp32.", ".fp16.")
@@ -311,7 +312,8 @@ def build_fp16_graph(
         op_block_list=["LayerNormalization", "RMSNormalization"],
         node_block_list=rotary_angle_nodes(model),
     )
-    onnx.save(half, str(path))
+    OnnxModel(half).topological_sort()  # the converter appends the casts it inserts
+    save_graph(half, path)
     texts = varied_corpus(64)
     report = check_quality(
         pooled_embeddings(fp32_path, tokenizer, texts), pooled_embeddings(path, tokenizer, texts)

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from attnserve.export.onnx_files import data_file, remove_graph
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.corpus import varied_corpus
 from attnserve.service.sessions import open_session
@@ -101,6 +102,7 @@ def quantizable_ops(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize(fp32_path: Path, out_path: Path, keep_fp32: list[str]) -> None:
+    remove_graph(out_path)  # the quantizer appends to an existing data file
     quantize_dynamic(
         str(fp32_path),
         str(out_path),
@@ -109,6 +111,8 @@ def quantize(fp32_path: Path, out_path: Path, keep_fp32: list[str]) -> None:
         op_types_to_quantize=quantizable_ops(onnx.load(str(fp32_path), load_external_data=False)),
         nodes_to_exclude=keep_fp32,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        # A graph too big for one file yields an int8 graph kept the same way (named alike).
+        use_external_data_format=data_file(fp32_path).exists(),
     )
 
 
@@ -142,5 +146,5 @@ def build_int8(
         )
         if report.passed:
             return report, name
-    out_path.unlink(missing_ok=True)
+    remove_graph(out_path)
     return report, None

@@ -13,12 +13,23 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
+from attnserve.export import onnx_files
+from attnserve.export.artifact import build_artifact
 from attnserve.export.causal_attention import make_attention_causal
 from attnserve.export.graphs import DECODER_INPUTS, op_counts
 from attnserve.export.quantize import GATE_TEXTS
 from attnserve.model.checkpoint import load_checkpoint
 from attnserve.model.tokenization import ReferenceTokenizer
-from attnserve.service.artifact import ArtifactError, Manifest, read_manifest, verify
+from attnserve.service.artifact import (
+    ArtifactError,
+    GraphPurpose,
+    Manifest,
+    Precision,
+    read_manifest,
+    verify,
+)
+from attnserve.service.padding import pad
+from attnserve.service.server.engine import Engine
 from attnserve.service.sessions import open_session
 from tests.helpers import (
     DECODER_SHAPES,
@@ -188,3 +199,37 @@ def test_the_causal_rewrite_refuses_an_attention_it_does_not_expect() -> None:
     graph = helper.make_graph([node], "g", [], [])
     with pytest.raises(ValueError, match="expected a masked, non-causal Attention"):
         make_attention_causal(helper.make_model(graph))
+
+
+@pytest.mark.parametrize("decoder_checkpoint", [FULL_EXPORT_SHAPE], indirect=True)
+def test_a_graph_too_big_for_one_file_keeps_its_weights_beside_it(
+    decoder_checkpoint: Path,
+    decoder_artifact: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Qwen3-Embedding-0.6B's fp32 weights alone pass protobuf's 2 GiB: such graphs keep them in
+    ONNX external data. The limit is lowered here so a tiny checkpoint takes that path."""
+    monkeypatch.setattr(onnx_files, "INLINE_LIMIT_BYTES", 0)
+    out = tmp_path / "external"
+    manifest = build_artifact(out, decoder_checkpoint)
+    assert verify(out) == manifest  # the data files are hashed and checked like the graphs
+    assert {g.precision for g in manifest.graphs} == {"fp32", "int8", "fp16"}
+    for graph in manifest.graphs:
+        assert onnx_files.data_file(out / graph.file).name in manifest.files
+        proto = onnx.load(str(out / graph.file), load_external_data=False)
+        assert any(i.data_location == TensorProto.EXTERNAL for i in proto.graph.initializer)
+    inline = verify(decoder_artifact)
+    assert not any(name.endswith(".data") for name in inline.files)  # small graphs: one file
+    batch = reference_batch(decoder_checkpoint)
+    rows = zip(batch["input_ids"], batch["attention_mask"], strict=True)
+    padded = pad([ids[mask.bool()].tolist() for ids, mask in rows], None, 0)
+    checks: list[tuple[Precision, GraphPurpose, str]] = [
+        ("fp32", "fast", "pooled"),
+        ("fp32", "maps", "attentions"),
+        ("int8", "fast", "pooled"),
+    ]
+    for precision, purpose, output in checks:
+        split = Engine(out, manifest, precision, "cpu", 0).run(purpose, padded, [output])
+        whole = Engine(decoder_artifact, inline, precision, "cpu", 0).run(purpose, padded, [output])
+        np.testing.assert_allclose(split[output], whole[output], atol=1e-6, rtol=0)
