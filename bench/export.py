@@ -135,6 +135,7 @@ def main() -> int:
         "fast int8": ort_session(graphs["fast/int8"]),
     }
     encoder, checkpoint = load_checkpoint()
+    assert isinstance(encoder, Encoder)  # the packaged all-MiniLM-L6-v2
     encoder.attention_impl = "sdpa"  # the PyTorch column times the fused path
     st_model = SentenceTransformer(str(checkpoint.directory), device="cpu")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from attnserve.export.graphs import build_graphs
 from attnserve.export.progress import stage
 from attnserve.model.checkpoint import Checkpoint, load_checkpoint
+from attnserve.model.decoder_config import DecoderConfig
 from attnserve.service.artifact import (
     FORMAT_VERSION,
     MANIFEST_FILE,
@@ -65,6 +66,11 @@ def model_spec(checkpoint: Checkpoint) -> ModelSpec:
         vocab_size=config.vocab_size,
         pooling=config.pooling.value,
         normalize=config.normalize,
+        family=config.family.value,
+        causal=config.causal,
+        num_kv_heads=config.num_kv_heads if isinstance(config, DecoderConfig) else None,
+        prompts=checkpoint.prompts,
+        default_prompt_name=checkpoint.default_prompt_name,
     )
 
 

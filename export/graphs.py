@@ -1,12 +1,16 @@
 """torch -> ONNX: the fast graph (fused attention) and the maps graph (exact probabilities).
 
-The fast graph starts from the encoder's `scaled_dot_product_attention` path, which torch's
-dynamo exporter turns into one standard opset-23 `Attention` node per layer; `export.fusion`
-then folds each of those, with its Q/K/V projections, into ONNX Runtime's `com.microsoft.
-Attention` (faster on CPU, also implemented by CUDA; measured in docs/benchmarks.md). It never
-materialises the (B, nh, T, T) probabilities. At load, ONNX Runtime adds SkipLayerNormalization
-and BiasGelu fusions around it. The maps graph exports the explicit path (MatMul, Softmax,
-MatMul) and returns every layer's softmax output: exact, and supported by every provider.
+The fast graph starts from the model's `scaled_dot_product_attention` path, which torch's
+dynamo exporter turns into one standard opset-23 `Attention` node per layer. For BERT,
+`export.fusion` then folds each of those, with its Q/K/V projections, into ONNX Runtime's
+`com.microsoft.Attention` (faster on CPU, also implemented by CUDA; measured in
+docs/benchmarks.md), and ONNX Runtime adds SkipLayerNormalization and BiasGelu fusions at load.
+For the causal decoders, `export.causal_attention` keeps the standard op and lets its own causal
+masking replace the explicit mask. Neither ever materialises the (B, nh, T, T) probabilities.
+The maps graph exports the explicit path (MatMul, Softmax, MatMul) and returns every layer's
+softmax output: exact, and supported by every provider.
+
+Decoders take no `token_type_ids`: each graph's inputs are listed in its `GraphSpec`.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import onnx
 import torch
 from torch import Tensor, nn
 
+from attnserve.export.causal_attention import make_attention_causal
 from attnserve.export.fusion import fuse_attention
+from attnserve.export.onnx_files import is_large, save_graph
 from attnserve.export.progress import stage
 from attnserve.export.quantize import build_int8, check_quality, pooled_embeddings
-from attnserve.model import Encoder
+from attnserve.model.checkpoint import EmbeddingModel
 from attnserve.model.encoder import AttentionImpl
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import ExecutionProvider, GraphPurpose, GraphSpec, Precision
@@ -32,7 +38,8 @@ from attnserve.service.sessions import open_session
 
 log = logging.getLogger(__name__)
 OPSET = 23
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # BERT's
+DECODER_INPUTS = ("input_ids", "attention_mask")  # a decoder has no segments
 FAST_OUTPUTS = ("token_embeddings", "pooled")
 MAPS_OUTPUTS = (*FAST_OUTPUTS, "attentions")
 CPU_AND_CUDA: tuple[ExecutionProvider, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -46,6 +53,10 @@ PARITY_TEXTS = [
 ]
 
 
+def graph_inputs(model: EmbeddingModel) -> tuple[str, ...]:
+    return DECODER_INPUTS if model.config.causal else INPUTS
+
+
 class FastGraph(nn.Module):
     """Token embeddings and pooled vectors (before normalisation, which the service applies).
 
@@ -53,13 +64,13 @@ class FastGraph(nn.Module):
     one opset-23 `Attention` per layer; `explicit` gives the plain MatMul/Softmax/MatMul export
     (the benchmarks' baseline)."""
 
-    def __init__(self, encoder: Encoder, attention_impl: AttentionImpl = "sdpa") -> None:
+    def __init__(self, encoder: EmbeddingModel, attention_impl: AttentionImpl = "sdpa") -> None:
         super().__init__()
         self.encoder = encoder
         self.attention_impl: AttentionImpl = attention_impl
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         out = self.encoder(
             input_ids,
@@ -74,12 +85,12 @@ class FastGraph(nn.Module):
 class MapsGraph(nn.Module):
     """Also every layer's attention probabilities, stacked: (layers, B, nh, T, T)."""
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: EmbeddingModel) -> None:
         super().__init__()
         self.encoder = encoder
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         out = self.encoder(
             input_ids,
@@ -92,28 +103,32 @@ class MapsGraph(nn.Module):
         return out.last_hidden_state, out.pooled, torch.stack(out.attentions)
 
 
-def export_graph(module: nn.Module, outputs: tuple[str, ...], path: Path) -> None:
-    # Three distinct tensors: the exporter treats one tensor passed twice as one graph input.
+def export_graph(
+    module: nn.Module, outputs: tuple[str, ...], path: Path, inputs: tuple[str, ...] = INPUTS
+) -> None:
+    """`inputs` are the leading parameters of the module's forward, in order."""
+    # Distinct tensors: the exporter treats one tensor passed twice as one graph input.
     example = (
-        torch.full((2, 8), 1000, dtype=torch.long),
+        torch.full((2, 8), 3, dtype=torch.long),
         torch.ones(2, 8, dtype=torch.long),
         torch.zeros(2, 8, dtype=torch.long),
-    )
+    )[: len(inputs)]
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
-    axes = {name: {0: batch, 1: seq} for name in INPUTS}
+    axes = tuple({0: batch, 1: seq} for _ in inputs)
     module.eval()
     program = torch.onnx.export(
         module,
         example,
         dynamo=True,
         opset_version=OPSET,
-        input_names=list(INPUTS),
+        input_names=list(inputs),
         output_names=list(outputs),
         dynamic_shapes=axes,
         verbose=False,
     )
     assert program is not None
-    program.save(str(path))
+    weights = sum(p.numel() * p.element_size() for p in module.parameters())
+    program.save(str(path), external_data=is_large(weights))
 
 
 def fuse_in_place(path: Path, num_heads: int) -> int:
@@ -122,9 +137,26 @@ def fuse_in_place(path: Path, num_heads: int) -> int:
     fused = fuse_attention(model, num_heads)
     if fused == 0:
         raise RuntimeError(f"{path}: no attention to fuse; did the exporter change?")
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    save_graph(model, path)
     return fused
+
+
+def make_causal_in_place(path: Path, num_layers: int) -> int:
+    model = onnx.load(str(path))
+    rewritten = make_attention_causal(model)
+    if rewritten != num_layers:
+        raise RuntimeError(f"{path}: {rewritten} attention nodes for {num_layers} layers")
+    save_graph(model, path)
+    return rewritten
+
+
+def fuse_attention_in_place(model: EmbeddingModel, path: Path) -> str:
+    """The fused form for the model's family (see the module docstring); says what it did."""
+    if model.config.causal:
+        count = make_causal_in_place(path, model.config.num_layers)
+        return f"{count} x causal Attention (opset 23)"
+    count = fuse_in_place(path, model.config.num_heads)
+    return f"{count} x com.microsoft.Attention"
 
 
 def op_counts(path: Path) -> dict[str, int]:
@@ -137,11 +169,11 @@ def op_counts(path: Path) -> dict[str, int]:
 
 
 def measure_parity(
-    encoder: Encoder, tokenizer: ReferenceTokenizer, path: Path, maps: bool
+    encoder: EmbeddingModel, tokenizer: ReferenceTokenizer, path: Path, maps: bool
 ) -> dict[str, float]:
     """Compare the graph with the PyTorch model on a padded batch of mixed lengths."""
     batch = tokenizer(PARITY_TEXTS)
-    feeds = {name: batch[name].numpy() for name in INPUTS}
+    feeds = {name: batch[name].numpy() for name in graph_inputs(encoder)}
     outputs = open_session(path).run(None, feeds)
     with torch.no_grad():
         reference = encoder(**batch, output_attentions=maps, normalize=False)
@@ -160,11 +192,14 @@ def measure_parity(
         query_is_real = np.broadcast_to(real[None, :, None, :, None], expected.shape)
         diff = np.abs(outputs[2] - expected)[query_is_real]  # padded query rows mean nothing
         parity["max_abs_attentions"] = float(diff.max())
+        if encoder.config.causal:  # every row, padded or not: nothing may look ahead
+            future = np.triu(np.ones(expected.shape[-2:], dtype=bool), k=1)
+            parity["max_attention_above_diagonal"] = float(outputs[2][..., future].max())
     return parity
 
 
 def build_graphs(
-    encoder: Encoder,
+    encoder: EmbeddingModel,
     tokenizer_path: Path,
     max_tokens: int,
     out_dir: Path,
@@ -178,15 +213,16 @@ def build_graphs(
         ("fast", FastGraph(encoder), FAST_OUTPUTS),
         ("maps", MapsGraph(encoder), MAPS_OUTPUTS),
     )
+    inputs = graph_inputs(encoder)
+    kind = "decoder" if encoder.config.causal else "encoder"
     for purpose, module, outputs in plan:
-        file = f"encoder.{purpose}.fp32.onnx"
+        file = f"{kind}.{purpose}.fp32.onnx"
         with stage("export", file) as step:
-            export_graph(module, outputs, out_dir / file)
+            export_graph(module, outputs, out_dir / file, inputs)
             step.outcome = f"torch -> ONNX, opset {OPSET}"
         if purpose == "fast":
             with stage("fuse", file) as step:
-                fused = fuse_in_place(out_dir / file, encoder.config.num_heads)
-                step.outcome = f"{fused} x com.microsoft.Attention"
+                step.outcome = fuse_attention_in_place(encoder, out_dir / file)
         with stage("verify", file) as step:
             parity = measure_parity(encoder, tokenizer, out_dir / file, purpose == "maps")
             step.outcome = describe_parity(parity)
@@ -198,7 +234,7 @@ def build_graphs(
                 providers=CPU_AND_CUDA,
                 opset=OPSET,
                 op_counts=op_counts(out_dir / file),
-                inputs=INPUTS,
+                inputs=inputs,
                 outputs=outputs,
                 graph_optimization_level="ORT_ENABLE_ALL",
                 parity=parity,
@@ -246,7 +282,7 @@ def build_int8_graph(
     fast_fp32: GraphSpec, out_dir: Path, tokenizer: ReferenceTokenizer
 ) -> list[GraphSpec]:
     fp32_path = out_dir / fast_fp32.file
-    path = out_dir / "encoder.fast.int8.onnx"
+    path = out_dir / fast_fp32.file.replace(".fp32.", ".int8.")
     report, strategy = build_int8(fp32_path, path, tokenizer)
     if strategy is None:
         log.warning("int8: no candidate passed the quality gate; no int8 graph written")
@@ -263,19 +299,41 @@ def build_int8_graph(
     ]
 
 
+def rotary_angle_nodes(model: onnx.ModelProto) -> list[str]:
+    """Every node that computes the rotary cos/sin tables: position x frequency needs fp32 (in
+    fp16, position 3000 is already rounded to a multiple of 2)."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    stack = [n for n in model.graph.node if n.op_type in ("Cos", "Sin")]
+    names: set[str] = set()
+    while stack:
+        node = stack.pop()
+        if node.name in names:
+            continue
+        names.add(node.name)
+        stack.extend(producer[name] for name in node.input if name in producer)
+    return sorted(names)
+
+
 def build_fp16_graph(
     fast_fp32: GraphSpec, out_dir: Path, tokenizer: ReferenceTokenizer
 ) -> GraphSpec:
-    """Half-precision weights and matmuls for CUDA; inputs, outputs and LayerNorms stay fp32."""
+    """Half-precision weights and matmuls for CUDA; inputs, outputs and norms stay fp32 (a
+    decoder's residual stream can exceed fp16's range once squared for RMSNorm)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     fp32_path = out_dir / fast_fp32.file
-    path = out_dir / "encoder.fast.fp16.onnx"
+    path = out_dir / fast_fp32.file.replace(".fp32.", ".fp16.")
     with stage("fp16", path.name) as step:
+        model = onnx.load(str(fp32_path))
         half = convert_float_to_float16(
-            onnx.load(str(fp32_path)), keep_io_types=True, op_block_list=["LayerNormalization"]
+            model,
+            keep_io_types=True,
+            op_block_list=["LayerNormalization", "RMSNormalization"],
+            node_block_list=rotary_angle_nodes(model),
         )
-        onnx.save(half, str(path))
+        OnnxModel(half).topological_sort()  # the converter appends the casts it inserts
+        save_graph(half, path)
         texts = varied_corpus(64)
         report = check_quality(
             pooled_embeddings(fp32_path, tokenizer, texts),

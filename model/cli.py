@@ -1,4 +1,5 @@
-"""`attnserve embed-local`: embed texts in-process with the PyTorch reference model.
+"""`attnserve embed-local`: embed texts in-process with the PyTorch reference model (BERT
+encoders and Qwen3/Qwen2 decoders).
 
 This is the reference path for everything downstream (export parity, served embeddings); it is a
 plugin of the `attnserve` command so the serving install never imports torch.
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attnserve.model.checkpoint import CheckpointError, load_checkpoint
+from attnserve.model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from attnserve.model.tokenization import ReferenceTokenizer
 
 
@@ -40,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
     parser.add_argument(
+        "--prompt-name",
+        default=None,
+        help="instruction prompt to prepend, by name from the checkpoint's sentence-transformers "
+        "config (e.g. 'query'); default: its default prompt; '' for none",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -54,9 +61,21 @@ def read_texts(args_texts: list[str]) -> list[str]:
     return args_texts
 
 
+def prompt_text(checkpoint: Checkpoint, name: str | None) -> str:
+    """The named prompt's text, as sentence-transformers resolves `prompt_name`."""
+    name = checkpoint.default_prompt_name if name is None else name
+    if not name:
+        return ""
+    if name not in checkpoint.prompts:
+        known = ", ".join(sorted(checkpoint.prompts)) or "none"
+        raise CheckpointError(f"prompt {name!r} is not in the checkpoint (its prompts: {known})")
+    return checkpoint.prompts[name]
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         encoder, checkpoint = load_checkpoint(args.checkpoint)
+        prompt = prompt_text(checkpoint, args.prompt_name)
     except CheckpointError as exc:
         print(f"attnserve embed-local: {exc}", file=sys.stderr)
         return 2
@@ -64,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint.tokenizer_path, args.max_tokens or checkpoint.max_seq_length
     )
     texts = read_texts(args.texts)
-    batch = tokenizer(texts)
+    batch = tokenizer([prompt + text for text in texts])
     with torch.inference_mode():
         output = encoder(**batch, normalize=False if args.no_normalize else None)
     pooled = output.pooled.numpy().astype(np.float32)

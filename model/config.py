@@ -1,4 +1,5 @@
-"""The encoder's hyper-parameters in one typed place, read from a BERT `config.json`."""
+"""The BERT encoder's hyper-parameters in one typed place, read from its `config.json`; and the
+vocabulary both model families share (which family, how tokens become one vector)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+
+class Family(StrEnum):
+    """Which architecture a checkpoint is: config.json's `model_type` names it."""
+
+    BERT = "bert"  # bidirectional encoder: learned positions, post-norm LayerNorm, GELU
+    QWEN3 = "qwen3"  # causal decoder: RoPE, GQA, RMSNorm (also on Q and K per head), SwiGLU
+    QWEN2 = "qwen2"  # as Qwen3 without the Q/K norms, with biases on the Q/K/V projections
+
+    @property
+    def causal(self) -> bool:
+        """Whether each position attends only to itself and earlier ones."""
+        return self is not Family.BERT
 
 
 class Pooling(StrEnum):
@@ -34,8 +48,11 @@ class EncoderConfig:
     hidden_act: str = "gelu"
     pooling: Pooling = Pooling.MEAN
     normalize: bool = True
+    family: Family = Family.BERT
 
     def __post_init__(self) -> None:
+        if self.family is not Family.BERT:
+            raise ValueError(f"EncoderConfig holds BERT checkpoints, not {self.family}")
         if self.hidden_size % self.num_heads != 0:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
@@ -49,6 +66,10 @@ class EncoderConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
+
+    @property
+    def causal(self) -> bool:
+        return False
 
     @classmethod
     def from_bert_json(

@@ -16,6 +16,7 @@ def pool(hidden: Tensor, attention_mask: Tensor, pooling: Pooling) -> Tensor:
         summed = (hidden * mask).sum(dim=1)  # (B, H)
         counts = mask.sum(dim=1).clamp(min=1e-9)  # (B, 1); clamp as sentence-transformers does
         return summed / counts
-    # LAST: the last real token of each row, wherever padding starts.
-    last = attention_mask.sum(dim=1).long().clamp(min=1) - 1  # (B,)
+    # LAST: the last real token of each row, whichever side the padding is on.
+    positions = torch.arange(hidden.shape[1], device=hidden.device)  # (T,)
+    last = (attention_mask.long() * positions).amax(dim=1)  # (B,) highest real position
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, H)

@@ -10,17 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
+# 2 added the model's family, causality, padding side and prompts; a version-1 manifest (BERT
+# only) reads as version 2 with the defaults, which describe exactly what it held.
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
 
 # The artifact's vocabulary, spelled once: the server, export and tests all use these.
 GraphPurpose = Literal["fast", "maps"]  # fast: embeddings only; maps: also attention probabilities
 Precision = Literal["fp32", "int8", "fp16"]
 ExecutionProvider = Literal["CUDAExecutionProvider", "CPUExecutionProvider"]  # ONNX Runtime's names
+ModelFamily = Literal["bert", "qwen3", "qwen2"]  # config.json's model_type
 
 
 class ArtifactError(ValueError):
@@ -41,6 +45,33 @@ class ModelSpec(Strict):
     vocab_size: int = Field(gt=0)
     pooling: Literal["mean", "cls", "last"]
     normalize: bool = Field(description="whether pooled embeddings are L2-normalised by default")
+    family: ModelFamily = Field("bert", description="the architecture (config.json model_type)")
+    causal: bool = Field(
+        False, description="each position attends only to itself and earlier ones (decoders)"
+    )
+    num_kv_heads: int | None = Field(
+        None, gt=0, description="key/value heads (grouped-query attention); None: num_heads"
+    )
+    padding_side: Literal["right"] = Field(
+        "right",
+        description="where batches must be padded: the causal fast graph and last-token "
+        "pooling are exact with padding after each text",
+    )
+    prompts: dict[str, str] = Field(
+        default_factory=dict, description="named instruction prefixes, prepended to a text"
+    )
+    default_prompt_name: str | None = Field(
+        None, description="the prompt applied when a request names none (None: no prompt)"
+    )
+
+    @model_validator(mode="after")
+    def check_prompts(self) -> Self:
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(
+                f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
+                f"{sorted(self.prompts)}"
+            )
+        return self
 
 
 class TokenizerSpec(Strict):
@@ -114,9 +145,10 @@ def read_manifest(directory: Path) -> Manifest:
         manifest = Manifest.model_validate(json.loads(path.read_text()))
     except (json.JSONDecodeError, ValidationError) as exc:
         raise ArtifactError(f"{path}: not a valid manifest: {exc}") from exc
-    if manifest.format_version != FORMAT_VERSION:
+    if manifest.format_version not in READABLE_FORMAT_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
         raise ArtifactError(
-            f"{path}: format_version {manifest.format_version}, this server reads {FORMAT_VERSION}"
+            f"{path}: format_version {manifest.format_version}, this server reads {readable}"
         )
     return manifest
 

@@ -1,8 +1,9 @@
-"""Token sequences -> one padded (B, T) batch: the model's three integer inputs.
+"""Token sequences -> one padded (B, T) batch: the models' integer inputs.
 
 Shared by the server's batcher, the PyTorch reference tokenizer and the benchmarks, so every
-path pads the same way: pad ids after each sequence, mask 1 on real tokens, segment ids 0 on
-padding.
+path pads the same way: pad ids after each sequence (right padding: what last-token pooling and
+causal graphs rely on), mask 1 on real tokens, segment ids 0 on padding. A graph takes the
+inputs its manifest lists (a decoder has no segment ids).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TokenIds = Sequence[int] | np.ndarray
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")  # what a batch can feed
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,14 @@ class PaddedBatch:
     def real_tokens(self) -> int:
         return int(self.attention_mask.sum())
 
-    def feeds(self) -> dict[str, np.ndarray]:
-        """ONNX Runtime's inputs by name."""
-        return {
+    def feeds(self, names: Sequence[str] = INPUT_NAMES) -> dict[str, np.ndarray]:
+        """ONNX Runtime's inputs by name: those a graph takes (its GraphSpec.inputs)."""
+        every = {
             "input_ids": self.input_ids,
             "attention_mask": self.attention_mask,
             "token_type_ids": self.token_type_ids,
         }
+        return {name: every[name] for name in names}
 
 
 def pad(ids: Sequence[TokenIds], type_ids: Sequence[TokenIds] | None, pad_id: int) -> PaddedBatch:

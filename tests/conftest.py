@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from attnserve.service.client.client import EmbedderClient
-from tests.helpers import ServerThread, server_settings
+from tests.helpers import (
+    DECODER_SHAPES,
+    FULL_EXPORT_SHAPE,
+    ServerThread,
+    build_bpe_tokenizer,
+    server_settings,
+)
 
 if TYPE_CHECKING:
     from attnserve.model import Encoder
@@ -25,6 +31,10 @@ if TYPE_CHECKING:
 # the serving install (no torch), where everything else still runs.
 TORCH_TESTS = [
     "test_cli_embed_local.py",
+    "test_decoder_checkpoint.py",
+    "test_decoder_export.py",
+    "test_decoder_model.py",
+    "test_decoder_service.py",
     "test_export_artifact.py",
     "test_model_attention.py",
     "test_model_checkpoint.py",
@@ -111,3 +121,44 @@ def make_server(artifact_dir: Path) -> Iterator[Callable[..., ServerThread]]:
 def client(server: ServerThread) -> Iterator[EmbedderClient]:
     with EmbedderClient(server.target) as connected:
         yield connected
+
+
+# --- decoders: tiny random Qwen3/Qwen2 checkpoints, each exported and served once per session ---
+
+
+@pytest.fixture(scope="session")
+def decoder_tokenizer_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_bpe_tokenizer(tmp_path_factory.mktemp("bpe") / "tokenizer.json")
+
+
+@pytest.fixture(scope="session", params=sorted(DECODER_SHAPES))
+def decoder_checkpoint(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    decoder_tokenizer_file: Path,
+) -> Path:
+    """Each test decoder shape (tests/helpers.py), built with transformers and saved."""
+    pytest.importorskip("torch")
+    from tests.reference import build_decoder_checkpoint
+
+    name: str = request.param
+    directory = tmp_path_factory.mktemp("decoders") / name
+    return build_decoder_checkpoint(directory, DECODER_SHAPES[name], decoder_tokenizer_file)
+
+
+@pytest.fixture(scope="session")
+def decoder_artifact(decoder_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from attnserve.export.artifact import build_artifact
+
+    full = decoder_checkpoint.name == FULL_EXPORT_SHAPE
+    out = tmp_path_factory.mktemp("decoder-artifacts") / decoder_checkpoint.name
+    build_artifact(out, decoder_checkpoint, int8=full, fp16=full)
+    return out
+
+
+@pytest.fixture(scope="module")
+def decoder_server(decoder_artifact: Path) -> Iterator[ServerThread]:
+    """Stopped when its test module ends: no idle servers under the rest of the suite."""
+    running = ServerThread(server_settings(decoder_artifact))
+    yield running
+    running.stop()

@@ -48,3 +48,30 @@ def test_unknown_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     result = attnserve("embed-local", "--checkpoint", str(tmp_path), "text")
     assert result.returncode != 0
     assert "config.json not found" in result.stderr
+
+
+@pytest.mark.parametrize("decoder_checkpoint", ["qwen3-tied-mqa"], indirect=True)
+@pytest.mark.parametrize("prompt_name", [None, "document"])
+def test_embed_local_applies_a_decoders_prompts(
+    decoder_checkpoint: Path, tmp_path: Path, prompt_name: str | None
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "emb.npy"
+    chosen = () if prompt_name is None else ("--prompt-name", prompt_name)
+    result = attnserve("embed-local", "--checkpoint", str(decoder_checkpoint), "--out", str(out),
+                       *chosen, *TEXTS)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    st_model = SentenceTransformer(str(decoder_checkpoint), device="cpu")
+    expected = st_model.encode(TEXTS, prompt_name=prompt_name)  # None: the default, "query"
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("decoder_checkpoint", ["qwen3-tied-mqa"], indirect=True)
+def test_embed_local_names_an_unknown_prompt(decoder_checkpoint: Path) -> None:
+    result = attnserve("embed-local", "--checkpoint", str(decoder_checkpoint), "--prompt-name",
+                       "passage", "text")  # fmt: skip
+    assert result.returncode == 2
+    assert "prompt 'passage' is not in the checkpoint (its prompts: document, query)" in (
+        result.stderr
+    )

@@ -118,6 +118,8 @@ class TestPackagedArtifact:
         assert "CUDAExecutionProvider" not in int8.providers
 
     def test_manifest_records_the_contract(self, manifest: Manifest) -> None:
+        assert (manifest.model.family, manifest.model.causal) == ("bert", False)
+        assert (manifest.model.prompts, manifest.model.default_prompt_name) == ({}, None)
         assert manifest.model.max_positions == 512
         assert manifest.tokenizer.default_max_tokens == 256
         assert {g.file for g in manifest.graphs} | {"tokenizer.json"} == set(manifest.files)

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -50,6 +50,18 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def scrape_until(server: ServerThread, done: Callable[[Samples], bool]) -> Samples:
+    """grpc.aio's `context.abort` sends a failed call's status before the server's call scope
+    records it, so the client can scrape a moment too early: scrape until the records are in
+    (at most 10 s; the assertions after it still decide)."""
+    deadline = time.monotonic() + 10
+    while True:
+        samples, _ = scrape(server)
+        if done(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.01)
+
+
 def test_counts_and_durations_match_the_requests_sent(metered: ServerThread) -> None:
     before, _ = scrape(metered)
     with EmbedderClient(metered.target) as client:
@@ -58,7 +70,11 @@ def test_counts_and_durations_match_the_requests_sent(metered: ServerThread) -> 
         for _ in range(3):
             with pytest.raises(grpc.RpcError):
                 client.embed([""])
-    after, _ = scrape(metered)
+
+    def failed(samples: Samples) -> float:  # the last metric a failed call records
+        return value(samples, "attnserve_errors_total", code="INVALID_ARGUMENT")
+
+    after = scrape_until(metered, lambda samples: failed(samples) - failed(before) >= 3)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)

@@ -17,8 +17,8 @@ from attnserve.model.checkpoint import (
     default_checkpoint_dir,
     load_checkpoint,
     load_state,
-    weight_map,
 )
+from attnserve.model.weight_names import weight_map
 from tests.reference import TINY_CONFIG, Reference
 
 

@@ -42,11 +42,19 @@ def fetch_attention(
     layers: Sequence[int] = (),
     heads: Sequence[int] = (),
     average: bool = False,
+    prompt_name: str | None = None,
 ) -> TextAttention:
-    """Tokens and maps of one text; empty `layers` / `heads` mean all of them."""
-    (tokens,) = client.tokenize([text])
+    """Tokens and maps of one text; empty `layers` / `heads` mean all of them; `prompt_name`
+    as `EmbedderClient.embed` takes it (the prompt's tokens are part of what is shown)."""
+    (tokens,) = client.tokenize([text], prompt_name=prompt_name)
     served = client.embed(
-        [text], pooled=False, attention=True, layers=layers, heads=heads, average_heads=average
+        [text],
+        pooled=False,
+        attention=True,
+        layers=layers,
+        heads=heads,
+        average_heads=average,
+        prompt_name=prompt_name,
     )
     maps = served.attentions[0]
     assert maps is not None  # asked for, so the server sent them (or failed the call)

@@ -56,7 +56,17 @@ def register_embed(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "--dims", type=int, default=4, help="leading dimensions the table shows (default 4)"
     )
     parser.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
+    add_prompt_flag(parser)
     parser.set_defaults(handler=run_embed)
+
+
+def add_prompt_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prompt-name",
+        default=None,
+        help="instruction prompt to prepend, by name (the server's Info lists them, e.g. "
+        "'query'); default: the model's default prompt; '' for none",
+    )
 
 
 def run_embed(args: argparse.Namespace) -> int:
@@ -66,7 +76,11 @@ def run_embed(args: argparse.Namespace) -> int:
         return fail("embed", "--dims must be 0 or more", 2)
     try:
         with connect(args) as client:
-            served = client.embed(args.texts, normalize=False if args.no_normalize else None)
+            served = client.embed(
+                args.texts,
+                normalize=False if args.no_normalize else None,
+                prompt_name=args.prompt_name,
+            )
     except grpc.RpcError as error:
         return rpc_failure("embed", error)
     assert served.pooled is not None
@@ -138,6 +152,7 @@ def register_attend(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         action="store_true",
         help="PNG: the first text's maps minus the second's (texts of equal token counts)",
     )
+    add_prompt_flag(parser)
     parser.set_defaults(handler=run_attend)
 
 
@@ -202,7 +217,12 @@ def fetch_all(
         if args.out is not None:
             pictures.append(
                 fetch_attention(
-                    client, text, layers=args.layers, heads=args.heads, average=not args.per_head
+                    client,
+                    text,
+                    layers=args.layers,
+                    heads=args.heads,
+                    average=not args.per_head,
+                    prompt_name=args.prompt_name,
                 )
             )
         if args.html is not None:
@@ -210,7 +230,9 @@ def fetch_all(
             views.append(
                 pictures[-1]
                 if reuse
-                else fetch_attention(client, text, layers=args.layers, heads=args.heads)
+                else fetch_attention(
+                    client, text, layers=args.layers, heads=args.heads, prompt_name=args.prompt_name
+                )
             )
     return pictures, views
 

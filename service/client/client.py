@@ -7,7 +7,7 @@ own retry policy (service config), so they are transparent and bounded.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -39,6 +39,8 @@ class Embeddings:
     attention_layers: list[int]
     attention_heads: list[int]
     request_id: str
+    prompt_name: str = ""  # the prompt the server prepended ("" = none)
+    prompt_tokens: list[int] = field(default_factory=list)  # per text, of its token count
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Token:
     start: int
     end: int
     special: bool
+    prompt: bool = False  # a token of the prepended prompt (offsets index the prompt)
 
 
 class EmbedderClient:
@@ -117,9 +120,12 @@ class EmbedderClient:
         heads: Sequence[int] = (),
         average_heads: bool = False,
         dtype: Literal["float32", "float16"] = "float32",
+        prompt_name: str | None = None,
         request_id: str = "",
         timeout_s: float | None = None,
     ) -> Embeddings:
+        """`prompt_name`: None = the model's default prompt (Info.default_prompt_name), "" = no
+        prompt, otherwise one of Info.prompts (e.g. "query")."""
         options = pb.EmbedOptions(
             pooled=pooled,
             token_embeddings=token_embeddings,
@@ -135,18 +141,28 @@ class EmbedderClient:
         )
         if normalize is not None:
             options.normalize = normalize
+        if prompt_name is not None:
+            options.prompt_name = prompt_name
         request = pb.EmbedRequest(texts=list(texts), options=options, request_id=request_id)
         return to_embeddings(self.embed_raw(request, timeout_s))
 
     def tokenize(
-        self, texts: Sequence[str], truncate: Literal["end", "start", "none"] = "end"
+        self,
+        texts: Sequence[str],
+        truncate: Literal["end", "start", "none"] = "end",
+        prompt_name: str | None = None,
+        max_tokens: int = 0,
     ) -> list[list[Token]]:
-        request = pb.TokenizeRequest(texts=list(texts), truncate=TRUNCATE[truncate])
+        request = pb.TokenizeRequest(
+            texts=list(texts), truncate=TRUNCATE[truncate], max_tokens=max_tokens
+        )
+        if prompt_name is not None:
+            request.prompt_name = prompt_name
         response: pb.TokenizeResponse = self.stub.Tokenize(
             request, timeout=self.timeout_s, metadata=self.metadata
         )
         return [
-            [Token(t.id, t.text, t.start, t.end, t.special) for t in text.tokens]
+            [Token(t.id, t.text, t.start, t.end, t.special, t.prompt) for t in text.tokens]
             for text in response.texts
         ]
 
@@ -173,4 +189,6 @@ def to_embeddings(response: pb.EmbedResponse) -> Embeddings:
         attention_layers=list(response.attention_layers),
         attention_heads=list(response.attention_heads),
         request_id=response.request_id,
+        prompt_name=response.prompt_name,
+        prompt_tokens=[r.prompt_tokens for r in response.results],
     )

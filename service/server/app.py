@@ -131,6 +131,10 @@ def build_info(
         artifact_sha256=manifest.artifact_hash,
         server_version=attnserve_version(),
         onnxruntime_version=onnxruntime.__version__,
+        prompts=model.prompts,
+        default_prompt_name=model.default_prompt_name or "",
+        family=model.family,
+        causal=model.causal,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from attnserve.service.artifact import (
     Manifest,
     Precision,
 )
-from attnserve.service.padding import PaddedBatch
+from attnserve.service.padding import INPUT_NAMES, PaddedBatch
 from attnserve.service.server.cost_model import CALIBRATION_SHAPES, CostModel
 from attnserve.service.server.errors import StartupError
 from attnserve.service.server.settings import Provider
@@ -64,6 +65,17 @@ def choose_providers(requested: Provider) -> list[ExecutionProvider]:
     return [CPU]
 
 
+def check_inputs(specs: Iterable[GraphSpec]) -> None:
+    """Every input a graph takes must be one a padded batch provides."""
+    for spec in specs:
+        unknown = [name for name in spec.inputs if name not in INPUT_NAMES]
+        if unknown:
+            raise EngineError(
+                f"{spec.file} takes input(s) {unknown} that attnserve cannot feed "
+                f"(it feeds {', '.join(INPUT_NAMES)})"
+            )
+
+
 class Engine:
     def __init__(
         self,
@@ -90,6 +102,7 @@ class Engine:
         maps = manifest.graph("maps", "fp32")
         if maps is not None:
             self.specs["maps"] = maps
+        check_inputs(self.specs.values())
         self.sessions = {
             kind: self.open_session(directory / spec.file, spec)
             for kind, spec in self.specs.items()
@@ -132,7 +145,7 @@ class Engine:
         self, kind: GraphPurpose, batch: PaddedBatch, outputs: list[str]
     ) -> dict[str, np.ndarray]:
         """One forward pass; returns only the requested outputs, as CPU numpy arrays."""
-        feeds = batch.feeds()
+        feeds = batch.feeds(self.specs[kind].inputs)  # exactly the inputs this graph takes
         session = self.sessions[kind]
         if self.on_cuda:
             return self.run_bound(session, feeds, outputs)

@@ -33,3 +33,4 @@ class EmbedOptions:
     max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
     float_bytes: int = 4  # each float of the response: 4 (float32) or 2 (float16)
     dimensions: int | None = None  # Matryoshka: keep the first N of each pooled vector
+    prompt_name: str | None = None  # None = the model's default prompt; "" = no prompt

@@ -17,6 +17,7 @@ from attnserve.service.server.batcher import Batcher, BatchStats, ItemResult
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
+from attnserve.service.server.prompts import NO_PROMPT, Prompt, PromptBook
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.tokenizer import EncodedText, TextTokenizer
 from attnserve.service.server.tracing import Tracer
@@ -30,6 +31,7 @@ class TextEmbedding:
     attentions: np.ndarray | None  # (layers, heads or 1, n, n)
     token_count: int
     truncated: bool
+    prompt_tokens: int = 0  # of token_count
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class EmbedResult:
     timings: Timings
     layers: tuple[int, ...]  # attention layers returned, in order
     heads: tuple[int, ...]  # attention heads returned (before averaging)
+    prompt_name: str = ""  # the prompt prepended to every text ("" = none)
 
 
 class Pipeline:
@@ -67,6 +70,7 @@ class Pipeline:
         self.batcher = batcher
         self.metrics = metrics
         self.maps_available = maps_available
+        self.prompts = PromptBook(manifest.model.prompts, manifest.model.default_prompt_name)
 
     def check_texts(self, texts: list[str]) -> None:
         if not texts:
@@ -143,11 +147,16 @@ class Pipeline:
             )
 
     def tokenize(
-        self, texts: list[str], truncation: Truncation, max_tokens: int | None, offsets: bool
+        self,
+        texts: list[str],
+        truncation: Truncation,
+        max_tokens: int | None,
+        offsets: bool,
+        prompt: Prompt = NO_PROMPT,
     ) -> list[EncodedText]:
         self.check_texts(texts)
         default = min(self.manifest.tokenizer.default_max_tokens, self.tokenizer.max_tokens)
-        return self.tokenizer.encode(texts, truncation, max_tokens or default, offsets)
+        return self.tokenizer.encode(texts, truncation, max_tokens or default, offsets, prompt.text)
 
     async def tokenize_off_loop(
         self,
@@ -155,12 +164,15 @@ class Pipeline:
         truncation: Truncation,
         max_tokens: int | None,
         offsets: bool = False,
+        prompt: Prompt = NO_PROMPT,
     ) -> list[EncodedText]:
         """Small requests tokenise inline (a thread hop costs more than they do); large ones
         in a worker thread, so one big request never stalls every other call's I/O."""
         if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:
-            return self.tokenize(texts, truncation, max_tokens, offsets)
-        return await asyncio.to_thread(self.tokenize, texts, truncation, max_tokens, offsets)
+            return self.tokenize(texts, truncation, max_tokens, offsets, prompt)
+        return await asyncio.to_thread(
+            self.tokenize, texts, truncation, max_tokens, offsets, prompt
+        )
 
     async def embed(
         self, texts: list[str], options: EmbedOptions, deadline: float | None
@@ -169,8 +181,11 @@ class Pipeline:
         # Admission first: under overload a refusal must cost next to nothing, so a full queue
         # says so before any tokenising (`submit` checks again, for the texts' actual slots).
         self.check_dimensions(options.dimensions)
+        prompt = self.prompts.resolve(options.prompt_name)
         self.batcher.check_room(len(texts))
-        encoded = await self.tokenize_off_loop(texts, options.truncation, options.max_tokens)
+        encoded = await self.tokenize_off_loop(
+            texts, options.truncation, options.max_tokens, prompt=prompt
+        )
         tokenized = time.perf_counter()
         self.metrics.tokenize_seconds.observe(tokenized - started)
 
@@ -218,7 +233,7 @@ class Pipeline:
         if self.tracer.enabled:
             self.trace_stages(started, tokenized, encoded, list(batches.values()))
         timings = Timings(queue_s, tokenized - started, inference_s, len(batches))
-        return EmbedResult(pooled, embeddings, timings, layers, heads)
+        return EmbedResult(pooled, embeddings, timings, layers, heads, prompt.name)
 
     def trace_stages(
         self,
@@ -250,4 +265,6 @@ class Pipeline:
             attentions = result.attentions[np.ix_(layers, heads)]  # (l, h, n, n)
             if options.attention.average_heads:
                 attentions = attentions.mean(axis=1, keepdims=True)
-        return TextEmbedding(result.token_embeddings, attentions, text.length, text.truncated)
+        return TextEmbedding(
+            result.token_embeddings, attentions, text.length, text.truncated, text.prompt_tokens
+        )

@@ -22,6 +22,7 @@ from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
 from attnserve.service.server.pipeline import EmbedResult, Pipeline
 from attnserve.service.server.status import status_number
+from attnserve.service.server.tokenizer import token_views
 from attnserve.v1 import embedder_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def options_from_proto(options: pb.EmbedOptions) -> tuple[EmbedOptions, int]:
         max_tokens=options.max_tokens or None,
         float_bytes=wire.WIRE_DTYPES[dtype].itemsize,
         dimensions=options.dimensions or None,
+        prompt_name=options.prompt_name if options.HasField("prompt_name") else None,
     )
     return parsed, dtype
 
@@ -177,24 +179,31 @@ class EmbedderService:
         async with self.scope("Tokenize", context):
             request = parse(pb.TokenizeRequest, data)
             truncation = enum_value(TRUNCATIONS, request.truncate, "truncate")
+            prompt = self.pipeline.prompts.resolve(
+                request.prompt_name if request.HasField("prompt_name") else None
+            )
             encoded = await self.pipeline.tokenize_off_loop(
-                list(request.texts), truncation, request.max_tokens or None, offsets=True
+                list(request.texts),
+                truncation,
+                request.max_tokens or None,
+                offsets=True,
+                prompt=prompt,
             )
             texts = []
             for text in encoded:
-                enc = text.encoding
                 tokens = [
                     pb.Token(
-                        id=enc.ids[i],
-                        text=enc.tokens[i],
-                        start=enc.offsets[i][0],
-                        end=enc.offsets[i][1],
-                        special=bool(enc.special_tokens_mask[i]),
+                        id=view.id,
+                        text=view.text,
+                        start=view.start,
+                        end=view.end,
+                        special=view.special,
+                        prompt=view.prompt,
                     )
-                    for i in text.kept_positions()
+                    for view in token_views(text)
                 ]
                 texts.append(pb.TokenizedText(tokens=tokens, truncated=text.truncated))
-            return pb.TokenizeResponse(texts=texts)
+            return pb.TokenizeResponse(texts=texts, prompt_name=prompt.name)
 
     async def Info(self, data: bytes, context: Context) -> pb.InfoResponse:
         async with self.scope("Info", context):
@@ -224,11 +233,16 @@ class EmbedderService:
             model=self.model_name,
             attention_layers=result.layers,
             attention_heads=result.heads,
+            prompt_name=result.prompt_name,
         )
         if result.pooled is not None:
             response.pooled.CopyFrom(wire.encode(result.pooled, dtype))
         for text in result.texts:
-            entry = response.results.add(token_count=text.token_count, truncated=text.truncated)
+            entry = response.results.add(
+                token_count=text.token_count,
+                truncated=text.truncated,
+                prompt_tokens=text.prompt_tokens,
+            )
             if text.token_embeddings is not None:
                 entry.token_embeddings.CopyFrom(wire.encode(text.token_embeddings, dtype))
             if text.attentions is not None:

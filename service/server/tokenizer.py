@@ -1,4 +1,5 @@
-"""Text -> token ids for the server: limits, truncation side, offsets and special-token flags.
+"""Text -> token ids for the server: limits, truncation side, offsets and special-token flags,
+and the instruction prompt prepended to each text.
 
 Runs on the request path, so it does only what a request needs: one `encode_batch` call (Rust,
 parallel, GIL released) per request and cheap numpy packing.
@@ -23,6 +24,8 @@ class EncodedText:
     truncated: bool
     encoding: Encoding  # the untruncated encoding: token strings, special flags (and offsets)
     kept: np.ndarray | None  # (n,) positions of `encoding` that survived truncation; None: all
+    prompt_chars: int = 0  # the prompt's length: `encoding` is of prompt + text
+    prompt_tokens: int = 0  # of `ids`, the prompt's (truncation never cuts them)
 
     def kept_positions(self) -> list[int]:
         return list(range(self.length)) if self.kept is None else self.kept.tolist()
@@ -30,6 +33,33 @@ class EncodedText:
     @property
     def length(self) -> int:
         return int(self.ids.shape[0])
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """One kept token as a client sees it: offsets into its own text (or into the prompt)."""
+
+    id: int
+    text: str
+    start: int
+    end: int
+    special: bool
+    prompt: bool
+
+
+def token_views(text: EncodedText) -> list[TokenView]:
+    encoding, shift = text.encoding, text.prompt_chars
+    views = []
+    for i in text.kept_positions():
+        start, end = encoding.offsets[i]
+        special = bool(encoding.special_tokens_mask[i])
+        in_prompt = not special and start < shift
+        if in_prompt:
+            end = min(end, shift)  # a token merged across the boundary belongs to the prompt
+        elif not special:
+            start, end = start - shift, end - shift
+        views.append(TokenView(encoding.ids[i], encoding.tokens[i], start, end, special, in_prompt))
+    return views
 
 
 class TextTokenizer:
@@ -43,22 +73,30 @@ class TextTokenizer:
         self.special_count = self.tokenizer.num_special_tokens_to_add(is_pair=False)
 
     def encode(
-        self, texts: list[str], truncation: Truncation, max_tokens: int, offsets: bool = False
+        self,
+        texts: list[str],
+        truncation: Truncation,
+        max_tokens: int,
+        offsets: bool = False,
+        prompt: str = "",
     ) -> list[EncodedText]:
-        """Tokenise texts; over-long ones are truncated on the chosen side or refused.
+        """Tokenise texts, each behind `prompt` (as sentence-transformers does: one string);
+        over-long ones are truncated on the chosen side, never inside the prompt, or refused.
 
-        Character offsets are computed only when asked for (`Tokenize`): embedding requests
-        skip them, which makes tokenisation ~20% cheaper."""
+        Character offsets are computed only when needed (`Tokenize`, or to find a prompt's
+        tokens): plain embedding requests skip them, which makes tokenisation ~20% cheaper."""
         if not self.special_count < max_tokens <= self.max_tokens:
             raise invalid(
                 f"max_tokens must be in {self.special_count + 1}..{self.max_tokens}, "
                 f"got {max_tokens}"
             )
+        inputs = [prompt + text for text in texts] if prompt else texts
         results = []
-        for index, encoding in enumerate(self.encodings(texts, offsets)):
+        for index, encoding in enumerate(self.encodings(inputs, offsets or bool(prompt))):
             ids = np.asarray(encoding.ids, dtype=np.int64)
             type_ids = np.asarray(encoding.type_ids, dtype=np.int64)
             kept = None
+            in_prompt = prompt_mask(encoding, len(prompt)) if prompt else None
             truncated = ids.shape[0] > max_tokens
             if truncated:
                 if truncation is Truncation.NONE:
@@ -66,9 +104,20 @@ class TextTokenizer:
                         f"text {index} has {ids.shape[0]} tokens, over the limit of "
                         f"{max_tokens}; shorten it or allow truncation"
                     )
-                kept = keep_positions(encoding, truncation, max_tokens)
+                kept_whole = np.asarray(encoding.special_tokens_mask, dtype=bool)
+                if in_prompt is not None:
+                    kept_whole |= in_prompt
+                if int(kept_whole.sum()) >= max_tokens:
+                    raise invalid(
+                        f"text {index}: the prompt and special tokens take {kept_whole.sum()} "
+                        f"of the {max_tokens} tokens allowed, leaving none for the text"
+                    )
+                kept = keep_positions(encoding, truncation, max_tokens, kept_whole)
                 ids, type_ids = ids[kept], type_ids[kept]
-            results.append(EncodedText(ids, type_ids, truncated, encoding, kept))
+            prompt_tokens = 0 if in_prompt is None else int(in_prompt.sum())  # all kept
+            results.append(
+                EncodedText(ids, type_ids, truncated, encoding, kept, len(prompt), prompt_tokens)
+            )
         return results
 
     def encodings(self, texts: list[str], offsets: bool) -> list[Encoding]:
@@ -79,10 +128,26 @@ class TextTokenizer:
         return self.tokenizer.encode_batch_fast(texts)
 
 
-def keep_positions(encoding: Encoding, truncation: Truncation, max_tokens: int) -> np.ndarray:
-    """Positions to keep: the special tokens framing the text, and content from one side."""
+def prompt_mask(encoding: Encoding, prompt_chars: int) -> np.ndarray:
+    """(n,) True for the prompt's tokens: those starting inside it (also one merged across its
+    end), special tokens aside."""
     special = np.asarray(encoding.special_tokens_mask, dtype=bool)
-    content = np.flatnonzero(~special)
-    budget = max_tokens - int(special.sum())
+    starts = np.fromiter((start for start, _ in encoding.offsets), np.int64, len(special))
+    in_prompt: np.ndarray = (starts < prompt_chars) & ~special
+    return in_prompt
+
+
+def keep_positions(
+    encoding: Encoding,
+    truncation: Truncation,
+    max_tokens: int,
+    kept_whole: np.ndarray | None = None,
+) -> np.ndarray:
+    """Positions to keep: the special tokens framing the text (and the prompt, when
+    `kept_whole` marks it), and content from one side."""
+    if kept_whole is None:
+        kept_whole = np.asarray(encoding.special_tokens_mask, dtype=bool)
+    content = np.flatnonzero(~kept_whole)
+    budget = max_tokens - int(kept_whole.sum())
     chosen = content[:budget] if truncation is Truncation.END else content[-budget:]
-    return np.sort(np.concatenate([np.flatnonzero(special), chosen]))
+    return np.sort(np.concatenate([np.flatnonzero(kept_whole), chosen]))
