@@ -51,10 +51,12 @@ async def closed_loop(
     callers: int,
     seconds: float,
     channels: int = 4,
+    method: str = EMBED,
 ) -> LoadResult:
-    """`callers` callers back to back for `seconds`; each takes the next pre-encoded request."""
+    """`callers` callers back to back for `seconds`; each takes the next pre-encoded request
+    (for `method`: attnserve.v1's Embed unless told otherwise)."""
     opened = [Connection(target).aio_channel() for _ in range(min(channels, callers))]
-    calls = [channel.unary_unary(EMBED) for channel in opened]
+    calls = [channel.unary_unary(method) for channel in opened]
     latencies: list[float] = []
     failed: list[float] = []
     codes: Counter[str] = Counter()
@@ -94,6 +96,11 @@ async def closed_loop(
 
 
 def run_closed_loop(
-    target: str, requests: Sequence[bytes], per_request: int, callers: int, seconds: float
+    target: str,
+    requests: Sequence[bytes],
+    per_request: int,
+    callers: int,
+    seconds: float,
+    method: str = EMBED,
 ) -> LoadResult:
-    return asyncio.run(closed_loop(target, requests, per_request, callers, seconds))
+    return asyncio.run(closed_loop(target, requests, per_request, callers, seconds, method=method))

@@ -103,6 +103,15 @@ def measure_ceiling(
     return Ceiling(sorted_rates, arrival, batch1_ms)
 
 
+def build_default_artifact(workdir: Path) -> Path:
+    """The packaged model exported into WORKDIR (needs the export extra)."""
+    from attnserve.export.artifact import build_artifact
+
+    artifact = workdir / "artifact"
+    build_artifact(artifact)
+    return artifact
+
+
 def start_server(artifact: Path, workdir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port_file = workdir / f"port-{len(list(workdir.glob('port-*')))}"
     process = subprocess.Popen(
@@ -149,12 +158,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-serve-bench-"))
-    artifact = args.artifact
-    if artifact is None:
-        from attnserve.export.artifact import build_artifact
-
-        artifact = workdir / "artifact"
-        build_artifact(artifact)
+    artifact = args.artifact or build_default_artifact(workdir)
     manifest = verify(artifact)
     texts = load_texts(args.corpus)
     tokenizer = tokenizer_for(artifact, manifest)

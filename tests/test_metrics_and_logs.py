@@ -147,28 +147,34 @@ def test_batch_size_histogram_shows_merging(metered: ServerThread) -> None:
     assert above_one >= 1
 
 
+STAGES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("attnserve_queue_wait_seconds_sum", {}),
+    ("attnserve_tokenize_duration_seconds_sum", {}),
+    ("attnserve_inference_duration_seconds_sum", {"graph": "fast"}),
+    ("attnserve_serialize_duration_seconds_sum", {}),
+)
+
+
 def test_stage_histograms_add_up_to_the_request(metered: ServerThread) -> None:
+    """The stages (queue, tokenise, inference, serialise) are parts of the request's time, and
+    they account for nearly all of it. The second is only true of an undisturbed request (on a
+    busy machine a thread switch can add a few ms between stages), so the best of a few counts."""
+    request = ("attnserve_request_duration_seconds_sum",
+               {"protocol": "attnserve.v1", "method": "Embed", "code": "OK"})  # fmt: skip
+    unaccounted: list[tuple[float, float]] = []  # (seconds outside the stages, request)
     with EmbedderClient(metered.target) as client:
         client.embed(["warm the path"])
-        time.sleep(0.2)
-        before, _ = scrape(metered)
-        client.embed(["one request at idle, measured stage by stage"])
-        after, _ = scrape(metered)
-
-    def spent(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
-
-    total = spent(
-        "attnserve_request_duration_seconds_sum", protocol="attnserve.v1", method="Embed", code="OK"
-    )
-    stages = (
-        spent("attnserve_queue_wait_seconds_sum")
-        + spent("attnserve_tokenize_duration_seconds_sum")
-        + spent("attnserve_inference_duration_seconds_sum", graph="fast")
-        + spent("attnserve_serialize_duration_seconds_sum")
-    )
-    assert 0 < stages <= total
-    assert total - stages < max(0.002, 0.25 * total), (total, stages)
+        for attempt in range(5):
+            time.sleep(0.2)
+            before, _ = scrape(metered)
+            client.embed([f"request {attempt} at idle, measured stage by stage"])
+            after, _ = scrape(metered)
+            spent = [value(after, name, **labels) - value(before, name, **labels)
+                     for name, labels in (request, *STAGES)]  # fmt: skip
+            total, stages = spent[0], sum(spent[1:])
+            assert 0 < stages <= total, (total, stages)
+            unaccounted.append((total - stages, total))
+    assert any(gap < max(0.002, 0.25 * total) for gap, total in unaccounted), unaccounted
 
 
 def test_request_id_comes_back_and_is_on_its_log_line(

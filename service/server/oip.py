@@ -192,7 +192,8 @@ class InferenceService:
                 name=self.model_name,
                 versions=[VERSION],
                 platform="onnxruntime_onnx",
-                inputs=[tensor(name=INPUT, datatype="BYTES", shape=[-1])],
+                # As Triton says it: [batch] + the config's dims (perf_analyzer relies on it).
+                inputs=[tensor(name=INPUT, datatype="BYTES", shape=[-1, 1])],
                 outputs=[tensor(name=OUTPUT, datatype="FP32", shape=[-1, self.hidden])],
             )
 
