@@ -169,6 +169,20 @@ def test_services_headless_and_clusterip(rendered: tuple[str, list[Object]]) -> 
     assert float(config["ATTNSERVE_MAX_CONNECTION_AGE_S"]) > 0  # connections rebalance
 
 
+def test_the_cpu_budget_covers_the_workers(rendered: tuple[str, list[Object]]) -> None:
+    """Workers x intra-op threads fit the CPU limit, and each worker has a core of its own."""
+    overlay, objects = rendered
+    config = one(objects, "ConfigMap")["data"]
+    workers = int(config["ATTNSERVE_WORKERS"])
+    threads = int(config["ATTNSERVE_INTRA_OP_THREADS"])
+    (server,) = containers(objects)
+    cores = int(server["resources"]["limits"]["cpu"])
+    assert workers * threads <= cores, overlay
+    assert workers <= cores, overlay
+    if overlay != "gpu":  # on CPU the threads are the work: use every core
+        assert workers * threads == cores, overlay
+
+
 def test_gpu_overlay_asks_for_a_gpu() -> None:
     objects = render("gpu")
     (server,) = containers(objects)
@@ -178,6 +192,7 @@ def test_gpu_overlay_asks_for_a_gpu() -> None:
     assert pod["tolerations"]
     assert pod["nodeSelector"]
     assert one(objects, "ConfigMap")["data"]["ATTNSERVE_PROVIDER"] == "cuda"
+    assert int(one(objects, "ConfigMap")["data"]["ATTNSERVE_WORKERS"]) > 1
 
 
 # --- Dockerfiles ---------------------------------------------------------------------------------
