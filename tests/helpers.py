@@ -261,6 +261,20 @@ def kubectl() -> str:
     return found
 
 
+def assert_locked_down(container: dict[str, Any]) -> None:
+    """The house rules for a serving container: requests within limits for CPU and memory, and
+    a security context with nothing to escalate to."""
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) <= set(resources["limits"])
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] != 0
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert context["seccompProfile"]["type"] == "RuntimeDefault"
+
+
 def render_overlay(overlay: str) -> str:
     """deploy/k8s/overlays/OVERLAY rendered by kubectl's kustomize, as YAML."""
     return render_kustomization(ROOT / "deploy/k8s/overlays" / overlay)

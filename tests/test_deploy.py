@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from attnserve.service.cli import build_parser
 from attnserve.service.server.settings import Settings
-from tests.helpers import render_overlay
+from tests.helpers import assert_locked_down, render_overlay
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "deploy/docker"
@@ -95,15 +95,7 @@ def test_requests_limits_and_security_context(rendered: tuple[str, list[Object]]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["automountServiceAccountToken"] is False
     for container in containers(objects):
-        resources = container["resources"]
-        assert {"cpu", "memory"} <= set(resources["requests"]) <= set(resources["limits"])
-        context = container["securityContext"]
-        assert context["runAsNonRoot"] is True
-        assert context["runAsUser"] != 0
-        assert context["readOnlyRootFilesystem"] is True
-        assert context["allowPrivilegeEscalation"] is False
-        assert context["capabilities"]["drop"] == ["ALL"]
-        assert context["seccompProfile"]["type"] == "RuntimeDefault"
+        assert_locked_down(container)
     account = one(objects, "ServiceAccount")
     assert account["automountServiceAccountToken"] is False
 

@@ -29,7 +29,7 @@ from referencing import Registry, Resource
 
 from attnserve.service.cli import build_parser
 from attnserve.service.server.settings import Settings
-from tests.helpers import ROOT, render_kustomization, unavailable
+from tests.helpers import ROOT, assert_locked_down, render_kustomization, unavailable
 
 KSERVE_VERSION = "0.21.0"
 KUBERNETES_VERSION = "1.33.0"
@@ -272,16 +272,9 @@ def test_the_runtime_runs_the_real_cli_on_kserves_model_directory(rendered: list
 
 def test_resources_security_and_threads(rendered: list[Object]) -> None:
     container = server(rendered)
-    resources = container["resources"]
-    assert {"cpu", "memory"} <= set(resources["requests"]) <= set(resources["limits"])
+    assert_locked_down(container)
     threads = int(environment(container)["ATTNSERVE_INTRA_OP_THREADS"])
-    assert threads == int(resources["limits"]["cpu"])
-    context = container["securityContext"]
-    assert context["runAsNonRoot"] is True
-    assert context["runAsUser"] != 0
-    assert context["readOnlyRootFilesystem"] is True
-    assert context["allowPrivilegeEscalation"] is False
-    assert context["capabilities"]["drop"] == ["ALL"]
+    assert threads == int(container["resources"]["limits"]["cpu"])
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert "/tmp" in mounts  # the only writable place a read-only root leaves
 
