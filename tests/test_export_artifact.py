@@ -47,12 +47,13 @@ def test_tiny_encoder_exports_one_fused_attention_per_layer(
     np.testing.assert_allclose(pooled, expected.pooled.numpy(), atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def manifest(artifact_dir: Path) -> Manifest:
+    return verify(artifact_dir)
+
+
 @pytest.mark.slow
 class TestPackagedArtifact:
-    @pytest.fixture(scope="class")
-    def manifest(self, artifact_dir: Path) -> Manifest:
-        return verify(artifact_dir)
-
     def test_fast_graph_has_one_attention_per_layer_and_no_loose_softmax(
         self, artifact_dir: Path, manifest: Manifest
     ) -> None:
