@@ -36,9 +36,9 @@ Context: TypeAlias = Any
 ID_PREFIX = uuid.uuid4().hex[:16]
 ID_COUNTER = itertools.count()
 SHUTTING_DOWN = ServiceError(Code.UNAVAILABLE, "server is shutting down; retry elsewhere")
-# A cancel this close to the call's deadline is the caller's deadline passing, not a caller
-# that gave up (one-way latency plus scheduling on a busy server; a real cancel this close to a
-# deadline is counted as the deadline, which is what it nearly was).
+# The caller's deadline was set before its request travelled, so its expiry reaches us as a
+# cancel a little before our own deadline (one-way latency plus scheduling on a busy server): a
+# cancel this close to the deadline is counted as the deadline passing.
 DEADLINE_SLACK_S = 0.05
 
 
@@ -146,9 +146,7 @@ class GrpcCall:
             await abort(self.context, error.code, error.message)
         if isinstance(error, asyncio.CancelledError | aio.AbortError | GeneratorExit):
             # gRPC cancels the handler both when the caller leaves and when the call's
-            # deadline passes: count what the caller saw. The caller's clock runs ahead of ours
-            # (its deadline was set before the request travelled), so its expiry reaches us as a
-            # cancel a little before our own deadline: close enough counts as expired.
+            # deadline passes: count what the caller saw (DEADLINE_SLACK_S says why "close").
             remaining = self.context.time_remaining()
             expired = remaining is not None and remaining <= DEADLINE_SLACK_S
             self.record.end("DEADLINE_EXCEEDED" if expired else "CANCELLED", error)
