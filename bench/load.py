@@ -12,7 +12,7 @@ import asyncio
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from grpc import aio
@@ -83,6 +83,17 @@ async def closed_loop(
     elapsed = time.perf_counter() - started
     for channel in opened:
         await channel.close()
+    return summarize(latencies, failed, codes, elapsed, per_request)
+
+
+def summarize(
+    latencies: Sequence[float],
+    failed: Sequence[float],
+    codes: Mapping[str, int],
+    elapsed: float,
+    per_request: int,
+) -> LoadResult:
+    """One load's figures from its successful and failed calls' seconds and failure codes."""
     ordered = sorted(latencies) or [0.0]
     return LoadResult(
         texts_per_s=len(latencies) * per_request / elapsed,

@@ -34,7 +34,7 @@ import aiohttp
 from attnserve.oip import inference_pb2 as oip
 from attnserve.service.corpus import short_sentences
 from bench.common import machine_line
-from bench.load import LoadResult, encode_requests, run_closed_loop
+from bench.load import LoadResult, encode_requests, run_closed_loop, summarize
 from bench.overhead import cpu_seconds, tiny_artifact
 from bench.serve import start_server
 
@@ -66,7 +66,7 @@ async def http_closed_loop(
     url: str, bodies: Sequence[bytes], callers: int, seconds: float
 ) -> LoadResult:
     latencies: list[float] = []
-    errors = 0
+    failed: list[float] = []
     next_body = 0
     stop_at = time.perf_counter() + seconds
     headers = {"content-type": "application/json"}
@@ -74,31 +74,21 @@ async def http_closed_loop(
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def caller() -> None:
-            nonlocal next_body, errors
+            nonlocal next_body
             while time.perf_counter() < stop_at:
                 body = bodies[next_body % len(bodies)]
                 next_body += 1
                 began = time.perf_counter()
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
-                    if response.status != 200:
-                        errors += 1
-                        continue
-                latencies.append(time.perf_counter() - began)
+                ok = response.status == 200
+                (latencies if ok else failed).append(time.perf_counter() - began)
 
         started = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(callers)))
         elapsed = time.perf_counter() - started
-    ordered = sorted(latencies) or [0.0]
-    return LoadResult(
-        texts_per_s=len(latencies) / elapsed,
-        requests_per_s=len(latencies) / elapsed,
-        p50_ms=statistics.median(ordered) * 1000,
-        p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-        errors=errors,
-        codes={"HTTP error": errors} if errors else {},
-        failed_p50_ms=0.0,
-    )
+    codes = {"HTTP error": len(failed)} if failed else {}
+    return summarize(latencies, failed, codes, elapsed, 1)
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -107,24 +108,33 @@ class SlowEmbedder(embedder_pb2_grpc.EmbedderServicer):
         return pb.EmbedResponse(pooled=pooled, results=[pb.TextResult(token_count=3)])
 
 
-@pytest.fixture
-def slow_server() -> Iterator[str]:
+@contextlib.contextmanager
+def serving(servicer: embedder_pb2_grpc.EmbedderServicer) -> Iterator[str]:
+    """A bare grpc.aio server for SERVICER on its own event loop thread; yields its target."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
     async def start() -> tuple[aio.Server, int]:
         server = aio.server()
-        embedder_pb2_grpc.add_EmbedderServicer_to_server(SlowEmbedder(), server)  # type: ignore[no-untyped-call]
+        embedder_pb2_grpc.add_EmbedderServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         return server, port
 
     server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-    yield f"127.0.0.1:{port}"
-    asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def slow_server() -> Iterator[str]:
+    with serving(SlowEmbedder()) as target:
+        yield target
 
 
 def test_open_loop_shows_the_backlog_of_a_slow_server(slow_server: str) -> None:
@@ -187,22 +197,8 @@ class KnownLatencyEmbedder(embedder_pb2_grpc.EmbedderServicer):
 
 @pytest.fixture
 def known_latency_server() -> Iterator[str]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> tuple[aio.Server, int]:
-        server = aio.server()
-        embedder_pb2_grpc.add_EmbedderServicer_to_server(KnownLatencyEmbedder(), server)  # type: ignore[no-untyped-call]
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        return server, port
-
-    server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-    yield f"127.0.0.1:{port}"
-    asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
+    with serving(KnownLatencyEmbedder()) as target:
+        yield target
 
 
 def test_two_load_processes_merge_counts_and_percentiles(

@@ -103,7 +103,7 @@ def load_artifact(settings: Settings) -> tuple[Path, Manifest]:
 
 
 def build_info(
-    settings: Settings, manifest: Manifest, engine: Engine, tokenizer: TextTokenizer
+    settings: Settings, manifest: Manifest, engine: Engine, pipeline: Pipeline
 ) -> pb.InfoResponse:
     """The `Info` answer: what is served and under which limits (fixed for the server's life)."""
     model = manifest.model
@@ -115,11 +115,11 @@ def build_info(
         num_heads=model.num_heads,
         pooling=model.pooling,
         normalize=model.normalize,
-        default_max_tokens=min(manifest.tokenizer.default_max_tokens, tokenizer.max_tokens),
+        default_max_tokens=pipeline.default_max_tokens,
         limits=pb.Limits(
             max_texts_per_request=settings.max_texts_per_request,
             max_chars_per_text=settings.max_chars_per_text,
-            max_tokens_per_text=tokenizer.max_tokens,
+            max_tokens_per_text=pipeline.tokenizer.max_tokens,
             max_attention_elements=settings.max_attention_elements,
             max_receive_message_bytes=settings.max_receive_message_bytes,
             max_send_message_bytes=settings.max_send_message_bytes,
@@ -194,7 +194,7 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
     pipeline = Pipeline(
         settings, manifest, tokenizer, batcher, metrics, tracer, engine.supports_maps()
     )
-    info = build_info(settings, manifest, engine, tokenizer)
+    info = build_info(settings, manifest, engine, pipeline)
     # Every protocol is a thin adapter over the one pipeline, sharing the call envelope.
     front = Front(metrics, tracer, version=attnserve_version())
     service = EmbedderService(pipeline, info, front, settings.max_stream_pending)

@@ -35,7 +35,14 @@ Context: TypeAlias = Any
 # request (uuid4 reads the kernel's random source each time).
 ID_PREFIX = uuid.uuid4().hex[:16]
 ID_COUNTER = itertools.count()
-SHUTTING_DOWN = ServiceError(Code.UNAVAILABLE, "server is shutting down; retry elsewhere")
+
+
+def shutting_down() -> ServiceError:
+    """What a call that arrives while the server drains is told (a new error each time: raised
+    errors carry their traceback)."""
+    return ServiceError(Code.UNAVAILABLE, "server is shutting down; retry elsewhere")
+
+
 # The caller's deadline was set before its request travelled, so its expiry reaches us as a
 # cancel a little before our own deadline (one-way latency plus scheduling on a busy server): a
 # cancel this close to the deadline is counted as the deadline passing.
@@ -87,6 +94,24 @@ class CallRecord:
             elapsed * 1000,
         )
 
+    def failed(self, error: BaseException) -> ServiceError:
+        """Record and log a failed call; returns what to answer: a domain failure as it is, a
+        server fault as INTERNAL naming the request id (never the fault's own words)."""
+        if isinstance(error, ServiceError):
+            status = STATUS[error.code].name
+            self.end(status, error)
+            log.warning(
+                "rpc protocol=%s method=%s code=%s error=%r",
+                self.protocol,
+                self.method,
+                status,
+                error.message,
+            )
+            return error
+        self.end("INTERNAL", error)
+        log.error("%s failed with an internal error", self.method, exc_info=error)
+        return ServiceError(Code.INTERNAL, f"internal error (request id {self.request_id})")
+
 
 class GrpcCall:
     """The envelope of a gRPC call: `async with GrpcCall(...)` around the handler's work.
@@ -114,7 +139,7 @@ class GrpcCall:
         self.context.set_trailing_metadata((("x-request-id", call_id),))
         self.record = CallRecord(self.front, self.protocol, self.method, call_id)
         if not self.front.accepting:
-            await self.finish(SHUTTING_DOWN)
+            await self.finish(shutting_down())
         return call_id
 
     async def __aexit__(
@@ -133,17 +158,6 @@ class GrpcCall:
         if error is None:
             self.record.end("OK")
             return
-        if isinstance(error, ServiceError):
-            status = STATUS[error.code].name
-            self.record.end(status, error)
-            log.warning(
-                "rpc protocol=%s method=%s code=%s error=%r",
-                self.protocol,
-                self.method,
-                status,
-                error.message,
-            )
-            await abort(self.context, error.code, error.message)
         if isinstance(error, asyncio.CancelledError | aio.AbortError | GeneratorExit):
             # gRPC cancels the handler both when the caller leaves and when the call's
             # deadline passes: count what the caller saw (DEADLINE_SLACK_S says why "close").
@@ -151,11 +165,8 @@ class GrpcCall:
             expired = remaining is not None and remaining <= DEADLINE_SLACK_S
             self.record.end("DEADLINE_EXCEEDED" if expired else "CANCELLED", error)
             return
-        self.record.end("INTERNAL", error)
-        log.error("%s failed with an internal error", self.method, exc_info=error)
-        await abort(
-            self.context, Code.INTERNAL, f"internal error (request id {self.record.request_id})"
-        )
+        answer = self.record.failed(error)
+        await abort(self.context, answer.code, answer.message)
 
 
 M = TypeVar("M", bound=Message)

@@ -150,8 +150,11 @@ class InferenceService:
     def call(self, method: str, context: Context) -> GrpcCall:
         return GrpcCall(self.front, PROTOCOL, method, context)
 
+    def serves(self, name: str, version: str) -> bool:
+        return name == self.model_name and version in ("", VERSION)
+
     def check_model(self, name: str, version: str) -> None:
-        if name != self.model_name or version not in ("", VERSION):
+        if not self.serves(name, version):
             raise ServiceError(
                 Code.NOT_FOUND,
                 f"unknown model {name!r} version {version!r}: this server serves "
@@ -171,8 +174,8 @@ class InferenceService:
     async def ModelReady(self, data: bytes, context: Context) -> oip.ModelReadyResponse:
         async with self.call("ModelReady", context):
             request = parse(oip.ModelReadyRequest, data)
-            known = request.name == self.model_name and request.version in ("", VERSION)
-            return oip.ModelReadyResponse(ready=known and self.front.ready)
+            ready = self.serves(request.name, request.version) and self.front.ready
+            return oip.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(self, data: bytes, context: Context) -> oip.ServerMetadataResponse:
         async with self.call("ServerMetadata", context):

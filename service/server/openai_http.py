@@ -17,7 +17,6 @@ uses, so the HTTP path adds no thread hop.
 from __future__ import annotations
 
 import base64
-import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -27,14 +26,12 @@ import numpy as np
 from aiohttp import web
 
 from attnserve.service.server.auth import Tokens, token_of
-from attnserve.service.server.calls import CallRecord, Front, request_id
+from attnserve.service.server.calls import CallRecord, Front, request_id, shutting_down
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.options import EmbedOptions, Truncation
 from attnserve.service.server.pipeline import Pipeline
 from attnserve.service.server.settings import Settings
-from attnserve.service.server.status import STATUS
 
-log = logging.getLogger(__name__)
 PROTOCOL = "openai"
 HTTP_STATUS = {
     Code.INVALID_ARGUMENT: 400,
@@ -114,30 +111,22 @@ class EmbeddingsApp:
         async def enveloped(request: web.Request) -> web.Response:
             call_id = request_id(request.headers.get("x-request-id"))
             record = CallRecord(self.front, PROTOCOL, method, call_id)
-            status: str = "OK"
-            error: BaseException | None = None
             try:
                 if self.tokens is not None and not self.tokens.allowed(
                     token_of(request.headers.get("authorization"))
                 ):
                     raise ServiceError(Code.UNAUTHENTICATED, "missing or invalid bearer token")
                 if not self.front.accepting:
-                    raise ServiceError(Code.UNAVAILABLE, "server is shutting down; retry elsewhere")
+                    raise shutting_down()
                 response = await handler(request)
-                response.headers["x-request-id"] = call_id
-                return response
-            except ServiceError as failure:
-                status, error = STATUS[failure.code].name, failure
-                log.warning("rpc protocol=openai method=%s code=%s error=%r", method, status,
-                            failure.message)  # fmt: skip
-                return error_response(failure, call_id)
-            except Exception as failure:  # a server fault: logged, never a traceback out
-                status, error = "INTERNAL", failure
-                log.error("%s failed with an internal error", method, exc_info=failure)
-                fault = ServiceError(Code.INTERNAL, f"internal error (request id {call_id})")
-                return error_response(fault, call_id)
-            finally:
-                record.end(status, error)
+            except Exception as failure:  # recorded and logged; never a traceback out
+                return error_response(record.failed(failure), call_id)
+            except BaseException as gone:  # the handler was cancelled (server stopping)
+                record.end("CANCELLED", gone)
+                raise
+            record.end("OK")
+            response.headers["x-request-id"] = call_id
+            return response
 
         return enveloped
 

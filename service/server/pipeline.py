@@ -71,6 +71,8 @@ class Pipeline:
         self.metrics = metrics
         self.maps_available = maps_available
         self.prompts = PromptBook(manifest.model.prompts, manifest.model.default_prompt_name)
+        # A request without max_tokens gets the manifest's default, within what the server allows.
+        self.default_max_tokens = min(manifest.tokenizer.default_max_tokens, tokenizer.max_tokens)
 
     def check_texts(self, texts: list[str]) -> None:
         if not texts:
@@ -155,8 +157,9 @@ class Pipeline:
         prompt: Prompt = NO_PROMPT,
     ) -> list[EncodedText]:
         self.check_texts(texts)
-        default = min(self.manifest.tokenizer.default_max_tokens, self.tokenizer.max_tokens)
-        return self.tokenizer.encode(texts, truncation, max_tokens or default, offsets, prompt.text)
+        return self.tokenizer.encode(
+            texts, truncation, max_tokens or self.default_max_tokens, offsets, prompt.text
+        )
 
     async def tokenize_off_loop(
         self,
