@@ -78,6 +78,7 @@ class GroupedQueryAttention(nn.Module):
         super().__init__()
         self.num_heads = config.num_heads
         self.num_kv_heads = config.num_kv_heads
+        self.group_size = config.group_size  # query heads per K/V head
         self.head_dim = config.head_dim
         q_size, kv_size = config.num_heads * config.head_dim, config.num_kv_heads * config.head_dim
         self.query = nn.Linear(config.hidden_size, q_size, bias=config.qkv_bias)
@@ -113,7 +114,7 @@ class GroupedQueryAttention(nn.Module):
                 q, k, v, attn_mask=additive_mask, enable_gqa=True
             )
         else:
-            group = self.num_heads // self.num_kv_heads
+            group = self.group_size
             k = k.repeat_interleave(group, dim=1)  # (B, nh, T, hs): K/V head j serves queries
             v = v.repeat_interleave(group, dim=1)  # j * group .. (j + 1) * group - 1
             scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, nh, T, T)
