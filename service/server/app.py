@@ -34,11 +34,13 @@ from attnserve.service.server.engine import Engine
 from attnserve.service.server.errors import StartupError
 from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.oip import PROTOCOL as OIP_PROTOCOL
 from attnserve.service.server.oip import SERVICE_NAME as OIP_SERVICE_NAME
 from attnserve.service.server.oip import InferenceService
 from attnserve.service.server.oip import method_handlers as oip_handlers
 from attnserve.service.server.openai_http import EmbeddingsApp, start_http
 from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.servicer import PROTOCOL as SERVICE_PROTOCOL
 from attnserve.service.server.servicer import EmbedderService, method_handlers
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.tokenizer import TextTokenizer
@@ -64,7 +66,6 @@ def grpc_options(settings: Settings, worker: int | None = None) -> list[tuple[st
         ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
         ("grpc.max_send_message_length", settings.max_send_message_bytes),
         ("grpc.so_reuseport", 0 if worker is None else 1),
-        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
         ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
         ("grpc.keepalive_timeout_ms", 20_000),
         # Keepalive enforcement: a client's pings closer than this (busy or idle) are strikes,
@@ -73,6 +74,8 @@ def grpc_options(settings: Settings, worker: int | None = None) -> list[tuple[st
         ("grpc.http2.min_ping_interval_without_data_ms", ping_interval_ms),
         ("grpc.http2.max_ping_strikes", 2),
     ]
+    if settings.max_concurrent_streams > 0:
+        options.append(("grpc.max_concurrent_streams", settings.max_concurrent_streams))
     if settings.max_connection_idle_s > 0:
         options.append(("grpc.max_connection_idle_ms", int(settings.max_connection_idle_s * 1000)))
     if settings.max_connection_age_s > 0:
@@ -264,7 +267,8 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
     interceptors = []
     tokens = auth_tokens(settings)
     if tokens is not None:
-        interceptors.append(TokenAuthInterceptor(tokens))
+        protocols = {SERVICE_NAME: SERVICE_PROTOCOL, OIP_SERVICE_NAME: OIP_PROTOCOL}
+        interceptors.append(TokenAuthInterceptor(tokens, assembly.front, protocols))
     server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
     for name, handlers in (
         (SERVICE_NAME, method_handlers(assembly.service)),

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from attnserve.service.server.auth import Tokens, token_of
+from attnserve.service.server.auth import REFUSAL, Tokens, token_of
 from attnserve.service.server.calls import CallRecord, Front, request_id, shutting_down
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.options import EmbedOptions, Truncation
@@ -115,7 +115,7 @@ class EmbeddingsApp:
                 if self.tokens is not None and not self.tokens.allowed(
                     token_of(request.headers.get("authorization"))
                 ):
-                    raise ServiceError(Code.UNAUTHENTICATED, "missing or invalid bearer token")
+                    raise ServiceError(Code.UNAUTHENTICATED, REFUSAL)
                 if not self.front.accepting:
                     raise shutting_down()
                 response = await handler(request)
