@@ -31,7 +31,7 @@ from attnserve.service.server.batcher import Batcher
 from attnserve.service.server.calls import Front
 from attnserve.service.server.default_artifact import ensure_default_artifact
 from attnserve.service.server.engine import Engine
-from attnserve.service.server.errors import StartupError
+from attnserve.service.server.listeners import check_ports, grpc_address
 from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.oip import PROTOCOL as OIP_PROTOCOL
@@ -43,6 +43,7 @@ from attnserve.service.server.pipeline import Pipeline
 from attnserve.service.server.servicer import PROTOCOL as SERVICE_PROTOCOL
 from attnserve.service.server.servicer import EmbedderService, method_handlers
 from attnserve.service.server.settings import Settings
+from attnserve.service.server.startup_errors import ArtifactUnreadableError, check_tls_files
 from attnserve.service.server.tokenizer import TextTokenizer
 from attnserve.service.server.tracing import Tracer
 from attnserve.v1 import embedder_pb2
@@ -101,8 +102,9 @@ def load_artifact(settings: Settings) -> tuple[Path, Manifest]:
     try:
         directory = settings.artifact or ensure_default_artifact(settings.cache_dir)
         return directory, verify(directory)
-    except ArtifactError as error:
-        raise StartupError(f"artifact: {error}") from error
+    except (ArtifactError, OSError) as error:
+        flag = f"--artifact {settings.artifact}" if settings.artifact else "the default artifact"
+        raise ArtifactUnreadableError(f"{flag}: {error}") from error
 
 
 def build_info(
@@ -281,7 +283,7 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
     reflection.enable_server_reflection(
         (SERVICE_NAME, OIP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    address = f"{settings.host}:{settings.port}"
+    address = grpc_address(settings.host, settings.port)
     credentials = server_credentials(settings)
     if credentials is None:
         port = server.add_insecure_port(address)
@@ -294,19 +296,19 @@ def log_startup(assembly: Assembly, running: RunningServer) -> None:
     settings, manifest, engine = assembly.settings, assembly.manifest, assembly.engine
     log.info(
         "serving %s (artifact %s, sha256 %s) on port %d (attnserve.v1 and OIP as %r), "
-        "OpenAI HTTP on %s; provider %s, %d threads, precision %s; "
-        "metrics on %s; limits: %d texts/request, %d chars/text, %d tokens/text, "
+        "OpenAI HTTP %s; provider %s, %d threads, precision %s; "
+        "metrics %s; limits: %d texts/request, %d chars/text, %d tokens/text, "
         "%d attention elements/response; tls %s, auth %s",
         manifest.model.name,
         assembly.directory,
         manifest.artifact_hash[:12],
         running.port,
         assembly.oip.model_name,
-        running.http_port if running.http_port is not None else "off",
+        "off" if running.http_port is None else f"on port {running.http_port}",
         engine.provider,
         engine.threads,
         settings.precision,
-        running.metrics_port,
+        "off" if running.metrics_port is None else f"on port {running.metrics_port}",
         settings.max_texts_per_request,
         settings.max_chars_per_text,
         assembly.tokenizer.max_tokens,
@@ -322,6 +324,10 @@ async def build_server(
     """Start a server; `span_exporter` (tests) receives spans without an OTLP collector;
     `worker` is this process's index under `--workers N` (it then shares the port)."""
     install_request_id_factory()
+    # Checked first, in plain words: gRPC itself would log a C-core line and raise a traceback
+    # for a busy port, and take a bad certificate only to fail every handshake.
+    check_ports(settings, reuse_port=worker is not None)
+    check_tls_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
     assembly = assemble(settings, span_exporter)
     if worker is not None:
         assembly.metrics.set_worker(worker)
@@ -337,7 +343,7 @@ async def build_server(
             settings, assembly.http, reuse_port=worker is not None
         )
     if settings.metrics_port >= 0:
-        running.metrics_port = metrics.serve(settings.metrics_port)
+        running.metrics_port = metrics.serve(settings.host, settings.metrics_port)
     metrics.describe_model(
         model=assembly.manifest.model.name,
         artifact_sha256=assembly.manifest.artifact_hash,
