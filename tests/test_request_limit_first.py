@@ -41,12 +41,12 @@ def test_ten_thousand_texts_get_the_per_request_limit(make_server: MakeServer) -
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     body = json.dumps({"input": ["t"] * TOO_MANY, "model": "all-MiniLM-L6-v2"}).encode()
-    request = urllib.request.Request(
+    posted = urllib.request.Request(
         f"http://127.0.0.1:{running.running.http_port}/v1/embeddings",
         data=body,
         headers={"content-type": "application/json"},
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=60)
+        urllib.request.urlopen(posted, timeout=60)
     assert refused.value.code == 400
     assert f"at most {limit} texts" in json.loads(refused.value.read())["error"]["message"]
