@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from attnserve.service.artifact import ArtifactError, Manifest, verify
 from attnserve.service.server.auth import TokenAuthInterceptor, Tokens
 from attnserve.service.server.batcher import Batcher
+from attnserve.service.server.calibration import fit_once
 from attnserve.service.server.calls import Front
 from attnserve.service.server.default_artifact import ensure_default_artifact
 from attnserve.service.server.engine import Engine
@@ -319,10 +320,14 @@ def log_startup(assembly: Assembly, running: RunningServer) -> None:
 
 
 async def build_server(
-    settings: Settings, span_exporter: Any = None, worker: int | None = None
+    settings: Settings,
+    span_exporter: Any = None,
+    worker: int | None = None,
+    shared_fit: Path | None = None,
 ) -> RunningServer:
     """Start a server; `span_exporter` (tests) receives spans without an OTLP collector;
-    `worker` is this process's index under `--workers N` (it then shares the port)."""
+    `worker` is this process's index under `--workers N` (it then shares the port), and
+    `shared_fit` where the workers share one cost-model fit (calibration.py)."""
     install_request_id_factory()
     # Checked first, in plain words: gRPC itself would log a C-core line and raise a traceback
     # for a busy port, and take a bad certificate only to fail every handshake.
@@ -354,7 +359,7 @@ async def build_server(
     if settings.warmup:
         started = time.perf_counter()
         await asyncio.to_thread(engine.warm_up)
-        batcher.costs = await asyncio.to_thread(engine.calibrate)
+        batcher.costs = await asyncio.to_thread(fit_once, engine, shared_fit)
         for graph, cost in batcher.costs.items():
             log.info("cost model, %s graph: %s", graph, cost.describe())
         log.info("warm-up and calibration took %.2f s", time.perf_counter() - started)
@@ -371,11 +376,12 @@ async def serve_forever(
     worker: int | None = None,
     on_ready: Callable[[int], None] | None = None,
     parent: int | None = None,
+    shared_fit: Path | None = None,
 ) -> int:
     """Serve until SIGTERM or SIGINT, then drain; `on_ready(port)` once SERVING. A worker
     (`parent` = its supervisor's pid) also drains when its supervisor is gone, so a killed
     supervisor never leaves orphans serving on its port."""
-    running = await build_server(settings, worker=worker)
+    running = await build_server(settings, worker=worker, shared_fit=shared_fit)
     if on_ready is not None:
         on_ready(running.port)
     stop = asyncio.Event()

@@ -8,6 +8,8 @@ supervisor (this module, the process `attnserve serve` started):
 - reserves the port (a socket bound with SO_REUSEPORT, never listening) so port 0 works and no
   other program takes the port between workers;
 - shares the cores out (`intra_op_threads`), starts the workers and waits until each is SERVING;
+- gives them one place to share the cost model's fit, so it is timed once, alone
+  (`calibration.py`);
 - serves one /metrics for all of them (prometheus_client's multiprocess mode);
 - restarts a worker that dies, and logs it;
 - on SIGTERM or SIGINT passes SIGTERM to every worker, each drains as a lone server does
@@ -81,7 +83,9 @@ def reserve_port(settings: Settings) -> tuple[list[socket.socket], int]:
     return holders, port
 
 
-def worker_main(settings: Settings, index: int, events: Queue[tuple[str, int, int]]) -> None:
+def worker_main(
+    settings: Settings, index: int, events: Queue[tuple[str, int, int]], shared_fit: Path
+) -> None:
     """A worker process: a whole server on the shared port; tells the supervisor when ready."""
     import asyncio
 
@@ -95,7 +99,13 @@ def worker_main(settings: Settings, index: int, events: Queue[tuple[str, int, in
 
     try:
         code = asyncio.run(
-            serve_forever(settings, worker=index, on_ready=ready, parent=os.getppid())
+            serve_forever(
+                settings,
+                worker=index,
+                on_ready=ready,
+                parent=os.getppid(),
+                shared_fit=shared_fit,
+            )
         )
     except StartupError as exc:
         log.error("worker %d cannot start: %s", index, exc)
@@ -105,8 +115,9 @@ def worker_main(settings: Settings, index: int, events: Queue[tuple[str, int, in
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, plan: Plan, port: int) -> None:
+    def __init__(self, settings: Settings, plan: Plan, port: int, shared_fit: Path) -> None:
         self.settings = settings
+        self.shared_fit = shared_fit  # the workers' one cost-model fit (calibration.py)
         self.plan = plan
         self.port = port
         self.context = multiprocessing.get_context("spawn")
@@ -126,7 +137,7 @@ class Supervisor:
     def start(self, index: int) -> None:
         process = self.context.Process(
             target=worker_main,
-            args=(self.worker_settings, index, self.events),
+            args=(self.worker_settings, index, self.events, self.shared_fit),
             name=f"attnserve-w{index}",
         )
         process.start()
@@ -215,7 +226,8 @@ def supervise(settings: Settings, plan: Plan) -> int:
     # combines. Set before any worker starts (they inherit the environment).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     holders, port = reserve_port(settings)
-    supervisor = Supervisor(settings, plan, port)
+    fit_dir = Path(tempfile.mkdtemp(prefix="attnserve-fit-"))
+    supervisor = Supervisor(settings, plan, port, fit_dir / "cost-model.json")
     metrics_server: Any = None
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -267,3 +279,4 @@ def supervise(settings: Settings, plan: Plan) -> int:
         for holder in holders:
             holder.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(fit_dir, ignore_errors=True)
