@@ -47,12 +47,32 @@ def register_unavailable(
     parser.set_defaults(handler=handler, takes_any_arguments=True)
 
 
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (unless it says it already, or there is none
+    to say), so no default hides from `--help`; descriptions keep their own line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attnserve", description="Serve Transformer encoder embeddings over gRPC."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_all(subparsers)
+    for command in subparsers.choices.values():
+        command.formatter_class = DefaultsHelpFormatter
     return parser
 
 

@@ -35,6 +35,13 @@ class TextAttention:
             raise ValueError(f"maps {self.maps.shape} for layers {self.layers}, heads {self.heads}")
 
 
+def colour_top(maps: np.ndarray) -> float:
+    """The colour scale's top for a text's maps: the largest weight over every layer and head
+    the file holds. The PNG grid and the HTML view both use it, so a weight has one colour in
+    every panel and view of a text (a per-view scale made the same cell look different)."""
+    return max(float(np.asarray(maps).max()), 1e-6)
+
+
 def fetch_attention(
     client: EmbedderClient,
     text: str,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from attnserve.service.client.attention import TextAttention
+from attnserve.service.client.attention import TextAttention, colour_top
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -189,7 +189,7 @@ def attention_figure(attention: TextAttention, scale: Scale = "linear") -> Figur
         norm, cmap = colors.Normalize(-bound, bound), "RdBu_r"
         bar_label = "weight difference (first text minus second)"
     else:
-        top = max(float(maps.max()), 1e-6)
+        top = colour_top(maps)
         norm = colors.PowerNorm(0.5, 0.0, top) if scale == "sqrt" else colors.Normalize(0.0, top)
         cmap = "viridis"
         bar_label = "attention weight" + (" (square-root colour scale)" if scale == "sqrt" else "")

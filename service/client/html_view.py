@@ -20,7 +20,7 @@ from importlib import resources
 
 import numpy as np
 
-from attnserve.service.client.attention import TextAttention
+from attnserve.service.client.attention import TextAttention, colour_top
 
 TEMPLATE = "attention_view.html"
 QUANTISATION = "8 bits"
@@ -51,8 +51,9 @@ def page_data(attention: TextAttention) -> dict[str, object]:
         ),
         "footer": (
             "Exact post-softmax attention probabilities from attnserve's maps graph, stored here "
-            f"at {QUANTISATION} (within 0.002 of the exact value). Links and token shading are "
-            "relative to the strongest weight in view; the legend gives the map's largest weight. "
+            f"at {QUANTISATION} (within 0.002 of the exact value). The map's colours share one "
+            "scale over every layer and head (0 to the text's largest weight, as in the PNG "
+            "grid); links and token shading are relative to the strongest weight in view. "
             "Left and right arrow keys change the layer. This page makes no network requests."
         ),
         "tokens": attention.tokens,
@@ -61,6 +62,7 @@ def page_data(attention: TextAttention) -> dict[str, object]:
         "heads": attention.heads,
         "shape": list(attention.maps.shape),
         "maps": encode_maps(attention.maps),
+        "colour_top": colour_top(attention.maps),
     }
 
 

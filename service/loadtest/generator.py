@@ -35,7 +35,7 @@ class LoadConfig:
     mode: Literal["closed", "open"] = "closed"
     concurrency: int = 8
     rate: float = 50.0
-    requests: int = 1000
+    requests: int = 0  # a bound on the requests sent; 0 = none (the duration decides)
     duration_s: float = 30.0
     warmup_s: float = 2.0
     texts_per_request: int = 1
@@ -102,7 +102,8 @@ class LoadGenerator:
             await channel.channel_ready()
             if self.config.warmup_s > 0:  # same load shape, results thrown away
                 await self.phase(stub, self.config.warmup_s, 10**9, counted=False)
-            return await self.phase(stub, self.config.duration_s, self.config.requests, True)
+            limit = self.config.requests or sys.maxsize
+            return await self.phase(stub, self.config.duration_s, limit, True)
 
     async def phase(
         self, stub: embedder_pb2_grpc.EmbedderStub, duration: float, limit: int, counted: bool
@@ -220,7 +221,8 @@ def shares(config: LoadConfig) -> list[LoadConfig]:
             seed=config.seed + 7919 * (index + 1),
         )
         for index in range(count)
-        if requests[index] > 0 and (config.mode == "open" or callers[index] > 0)
+        if (requests[index] > 0 or config.requests == 0)
+        and (config.mode == "open" or callers[index] > 0)
     ]
 
 

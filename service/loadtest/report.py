@@ -46,6 +46,11 @@ class Summary:
     latency_ms: dict[str, float]  # p50, p90, p99, p99.9, max, mean
     server_ms: dict[str, float]  # p50 of the server's queue / tokenize / inference times
 
+    @property
+    def error_rate(self) -> float:
+        """Failed requests over those sent (0 when none were)."""
+        return sum(self.errors.values()) / self.sent if self.sent else 0.0
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "sent": self.sent,

@@ -28,19 +28,23 @@ from grpc_reflection.v1alpha import reflection
 from attnserve.service.artifact import ArtifactError, Manifest, verify
 from attnserve.service.server.auth import TokenAuthInterceptor, Tokens
 from attnserve.service.server.batcher import Batcher
+from attnserve.service.server.calibration import fit_once
 from attnserve.service.server.calls import Front
 from attnserve.service.server.default_artifact import ensure_default_artifact
 from attnserve.service.server.engine import Engine
-from attnserve.service.server.errors import StartupError
+from attnserve.service.server.listeners import check_ports, grpc_address
 from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.oip import PROTOCOL as OIP_PROTOCOL
 from attnserve.service.server.oip import SERVICE_NAME as OIP_SERVICE_NAME
 from attnserve.service.server.oip import InferenceService
 from attnserve.service.server.oip import method_handlers as oip_handlers
 from attnserve.service.server.openai_http import EmbeddingsApp, start_http
 from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.servicer import PROTOCOL as SERVICE_PROTOCOL
 from attnserve.service.server.servicer import EmbedderService, method_handlers
 from attnserve.service.server.settings import Settings
+from attnserve.service.server.startup_errors import ArtifactUnreadableError, check_tls_files
 from attnserve.service.server.tokenizer import TextTokenizer
 from attnserve.service.server.tracing import Tracer
 from attnserve.v1 import embedder_pb2
@@ -64,7 +68,6 @@ def grpc_options(settings: Settings, worker: int | None = None) -> list[tuple[st
         ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
         ("grpc.max_send_message_length", settings.max_send_message_bytes),
         ("grpc.so_reuseport", 0 if worker is None else 1),
-        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
         ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
         ("grpc.keepalive_timeout_ms", 20_000),
         # Keepalive enforcement: a client's pings closer than this (busy or idle) are strikes,
@@ -73,6 +76,8 @@ def grpc_options(settings: Settings, worker: int | None = None) -> list[tuple[st
         ("grpc.http2.min_ping_interval_without_data_ms", ping_interval_ms),
         ("grpc.http2.max_ping_strikes", 2),
     ]
+    if settings.max_concurrent_streams > 0:
+        options.append(("grpc.max_concurrent_streams", settings.max_concurrent_streams))
     if settings.max_connection_idle_s > 0:
         options.append(("grpc.max_connection_idle_ms", int(settings.max_connection_idle_s * 1000)))
     if settings.max_connection_age_s > 0:
@@ -98,8 +103,9 @@ def load_artifact(settings: Settings) -> tuple[Path, Manifest]:
     try:
         directory = settings.artifact or ensure_default_artifact(settings.cache_dir)
         return directory, verify(directory)
-    except ArtifactError as error:
-        raise StartupError(f"artifact: {error}") from error
+    except (ArtifactError, OSError) as error:
+        flag = f"--artifact {settings.artifact}" if settings.artifact else "the default artifact"
+        raise ArtifactUnreadableError(f"{flag}: {error}") from error
 
 
 def build_info(
@@ -264,7 +270,8 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
     interceptors = []
     tokens = auth_tokens(settings)
     if tokens is not None:
-        interceptors.append(TokenAuthInterceptor(tokens))
+        protocols = {SERVICE_NAME: SERVICE_PROTOCOL, OIP_SERVICE_NAME: OIP_PROTOCOL}
+        interceptors.append(TokenAuthInterceptor(tokens, assembly.front, protocols))
     server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
     for name, handlers in (
         (SERVICE_NAME, method_handlers(assembly.service)),
@@ -277,7 +284,7 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
     reflection.enable_server_reflection(
         (SERVICE_NAME, OIP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    address = f"{settings.host}:{settings.port}"
+    address = grpc_address(settings.host, settings.port)
     credentials = server_credentials(settings)
     if credentials is None:
         port = server.add_insecure_port(address)
@@ -290,19 +297,19 @@ def log_startup(assembly: Assembly, running: RunningServer) -> None:
     settings, manifest, engine = assembly.settings, assembly.manifest, assembly.engine
     log.info(
         "serving %s (artifact %s, sha256 %s) on port %d (attnserve.v1 and OIP as %r), "
-        "OpenAI HTTP on %s; provider %s, %d threads, precision %s; "
-        "metrics on %s; limits: %d texts/request, %d chars/text, %d tokens/text, "
+        "OpenAI HTTP %s; provider %s, %d threads, precision %s; "
+        "metrics %s; limits: %d texts/request, %d chars/text, %d tokens/text, "
         "%d attention elements/response; tls %s, auth %s",
         manifest.model.name,
         assembly.directory,
         manifest.artifact_hash[:12],
         running.port,
         assembly.oip.model_name,
-        running.http_port if running.http_port is not None else "off",
+        "off" if running.http_port is None else f"on port {running.http_port}",
         engine.provider,
         engine.threads,
         settings.precision,
-        running.metrics_port,
+        "off" if running.metrics_port is None else f"on port {running.metrics_port}",
         settings.max_texts_per_request,
         settings.max_chars_per_text,
         assembly.tokenizer.max_tokens,
@@ -313,11 +320,19 @@ def log_startup(assembly: Assembly, running: RunningServer) -> None:
 
 
 async def build_server(
-    settings: Settings, span_exporter: Any = None, worker: int | None = None
+    settings: Settings,
+    span_exporter: Any = None,
+    worker: int | None = None,
+    shared_fit: Path | None = None,
 ) -> RunningServer:
     """Start a server; `span_exporter` (tests) receives spans without an OTLP collector;
-    `worker` is this process's index under `--workers N` (it then shares the port)."""
+    `worker` is this process's index under `--workers N` (it then shares the port), and
+    `shared_fit` where the workers share one cost-model fit (calibration.py)."""
     install_request_id_factory()
+    # Checked first, in plain words: gRPC itself would log a C-core line and raise a traceback
+    # for a busy port, and take a bad certificate only to fail every handshake.
+    check_ports(settings, reuse_port=worker is not None)
+    check_tls_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
     assembly = assemble(settings, span_exporter)
     if worker is not None:
         assembly.metrics.set_worker(worker)
@@ -333,7 +348,7 @@ async def build_server(
             settings, assembly.http, reuse_port=worker is not None
         )
     if settings.metrics_port >= 0:
-        running.metrics_port = metrics.serve(settings.metrics_port)
+        running.metrics_port = metrics.serve(settings.host, settings.metrics_port)
     metrics.describe_model(
         model=assembly.manifest.model.name,
         artifact_sha256=assembly.manifest.artifact_hash,
@@ -344,7 +359,7 @@ async def build_server(
     if settings.warmup:
         started = time.perf_counter()
         await asyncio.to_thread(engine.warm_up)
-        batcher.costs = await asyncio.to_thread(engine.calibrate)
+        batcher.costs = await asyncio.to_thread(fit_once, engine, shared_fit)
         for graph, cost in batcher.costs.items():
             log.info("cost model, %s graph: %s", graph, cost.describe())
         log.info("warm-up and calibration took %.2f s", time.perf_counter() - started)
@@ -361,11 +376,12 @@ async def serve_forever(
     worker: int | None = None,
     on_ready: Callable[[int], None] | None = None,
     parent: int | None = None,
+    shared_fit: Path | None = None,
 ) -> int:
     """Serve until SIGTERM or SIGINT, then drain; `on_ready(port)` once SERVING. A worker
     (`parent` = its supervisor's pid) also drains when its supervisor is gone, so a killed
     supervisor never leaves orphans serving on its port."""
-    running = await build_server(settings, worker=worker)
+    running = await build_server(settings, worker=worker, shared_fit=shared_fit)
     if on_ready is not None:
         on_ready(running.port)
     stop = asyncio.Event()

@@ -1,23 +1,25 @@
 """Optional bearer-token auth: one check shared by the gRPC interceptor and the HTTP endpoint;
-tokens are compared in constant time and never logged."""
+tokens are compared in constant time and never logged. A refusal goes through the call envelope
+(`calls.py`) like any other failure: counted, logged with its request id, and traced."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from attnserve.service.server.errors import Code
-from attnserve.service.server.status import abort
+from attnserve.service.server.calls import Front, GrpcCall
+from attnserve.service.server.errors import Code, ServiceError
 
 # Health checks and reflection stay open: probes and tooling carry no tokens.
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
-REFUSAL = "missing or invalid bearer token (metadata 'authorization: Bearer <token>')"
+# One wording for gRPC (metadata) and HTTP (a header): both carry the same 'authorization'.
+REFUSAL = "missing or invalid bearer token ('authorization: Bearer <token>')"
 
 
 def token_of(header: str | bytes | None) -> str | None:
@@ -51,8 +53,14 @@ class Tokens:
 
 
 class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, tokens: Tokens) -> None:
+    """Refuses calls without an accepted token. `protocols` maps each served gRPC service to
+    its protocol label; a method of no known service is counted as protocol and method
+    "unknown" (callers choose method names: the metrics' labels must stay bounded)."""
+
+    def __init__(self, tokens: Tokens, front: Front, protocols: Mapping[str, str]) -> None:
         self.tokens = tokens
+        self.front = front
+        self.protocols = protocols
 
     async def intercept_service(
         self,
@@ -63,15 +71,23 @@ class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         metadata = handler_call_details.invocation_metadata
         if method.startswith(OPEN_PREFIXES) or self.tokens.allowed(bearer_token(metadata)):
             return await continuation(handler_call_details)  # None: UNIMPLEMENTED, as usual
-        return self.deny(await continuation(handler_call_details))
+        return self.deny(method, await continuation(handler_call_details))
 
-    @staticmethod
-    def deny(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
+    def named(self, method: str, known: bool) -> tuple[str, str]:
+        """The (protocol, method) labels of a refused call."""
+        service, _, name = method.strip("/").partition("/")
+        protocol = self.protocols.get(service)
+        return (protocol, name) if known and protocol is not None else ("unknown", "unknown")
+
+    def deny(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
         """A handler that refuses the call: UNAUTHENTICATED, for unknown methods too (a caller
         without a token learns nothing, not even which methods exist)."""
+        protocol, name = self.named(method, handler is not None)
+        front = self.front
 
         async def refuse(_request: Any, context: aio.ServicerContext[Any, Any]) -> None:
-            await abort(context, Code.UNAUTHENTICATED, REFUSAL)
+            async with GrpcCall(front, protocol, name, context):
+                raise ServiceError(Code.UNAUTHENTICATED, REFUSAL)
 
         if handler is None:
             return grpc.unary_unary_rpc_method_handler(refuse)

@@ -95,22 +95,29 @@ class CallRecord:
         )
 
     def failed(self, error: BaseException) -> ServiceError:
-        """Record and log a failed call; returns what to answer: a domain failure as it is, a
-        server fault as INTERNAL naming the request id (never the fault's own words)."""
+        """Record and log a failed call; returns what to answer (see `answer_for`)."""
+        answer = answer_for(error, self.request_id)
+        self.end(STATUS[answer.code].name, error)
         if isinstance(error, ServiceError):
-            status = STATUS[error.code].name
-            self.end(status, error)
             log.warning(
                 "rpc protocol=%s method=%s code=%s error=%r",
                 self.protocol,
                 self.method,
-                status,
+                STATUS[answer.code].name,
                 error.message,
             )
-            return error
-        self.end("INTERNAL", error)
-        log.error("%s failed with an internal error", self.method, exc_info=error)
-        return ServiceError(Code.INTERNAL, f"internal error (request id {self.request_id})")
+        else:
+            log.error("%s failed with an internal error", self.method, exc_info=error)
+        return answer
+
+
+def answer_for(error: BaseException, request_id: str) -> ServiceError:
+    """What a client is told about a failure: a domain failure as it is, a server fault as
+    INTERNAL naming the request id (never the fault's own words). The one wording for every
+    protocol, and for a stream's inline failures too."""
+    if isinstance(error, ServiceError):
+        return error
+    return ServiceError(Code.INTERNAL, f"internal error (request id {request_id})")
 
 
 class GrpcCall:

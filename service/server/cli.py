@@ -44,21 +44,21 @@ def run_serve(args: argparse.Namespace) -> int:
     from attnserve.service.server.workers import machine_plan, supervise
 
     plan = machine_plan(settings)
-    if plan.workers > 1:
-        configure_logging(settings.log_level, settings.log_format, "supervisor")
-        return supervise(settings, plan)
-    configure_logging(settings.log_level, settings.log_format)
-    # Heavy imports (ONNX Runtime, gRPC) only once the settings are sound.
-    from attnserve.service.server.app import serve_forever
-
-    if settings.workers == "auto":
-        logging.getLogger(__name__).info("%s", plan.why)
-    settings = settings.model_copy(update={"intra_op_threads": plan.threads})
     try:
+        if plan.workers > 1:
+            configure_logging(settings.log_level, settings.log_format, "supervisor")
+            return supervise(settings, plan)
+        configure_logging(settings.log_level, settings.log_format)
+        # Heavy imports (ONNX Runtime, gRPC) only once the settings are sound.
+        from attnserve.service.server.app import serve_forever
+
+        if settings.workers == "auto":
+            logging.getLogger(__name__).info("%s", plan.why)
+        settings = settings.model_copy(update={"intra_op_threads": plan.threads})
         return asyncio.run(serve_forever(settings))
-    except StartupError as exc:
+    except StartupError as exc:  # one plain line and the cause's exit code (README)
         print(f"attnserve serve: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
 
 
 def register_verify(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

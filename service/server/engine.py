@@ -26,6 +26,7 @@ from attnserve.service.padding import INPUT_NAMES, PaddedBatch
 from attnserve.service.server.cost_model import CALIBRATION_SHAPES, CostModel
 from attnserve.service.server.errors import StartupError
 from attnserve.service.server.settings import Provider
+from attnserve.service.server.startup_errors import ExitCode
 from attnserve.service.sessions import open_session
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ CPU: ExecutionProvider = "CPUExecutionProvider"
 
 
 class EngineError(StartupError):
-    """The engine cannot start with these settings; the message says why."""
+    """The engine cannot start with these settings (the provider or precision asked for)."""
+
+    exit_code = ExitCode.PROVIDER
 
 
 def provider_options(
@@ -61,7 +64,7 @@ def choose_providers(requested: Provider) -> list[ExecutionProvider]:
     if CUDA in available:
         return [CUDA, CPU]
     if requested == "cuda":
-        raise EngineError(f"provider=cuda but onnxruntime offers only {available}")
+        raise EngineError(f"--provider cuda: onnxruntime offers only {available}")
     return [CPU]
 
 
@@ -92,7 +95,7 @@ class Engine:
         self.providers = choose_providers(provider)
         self.on_cuda = self.providers[0] == CUDA
         if precision == "fp16" and not self.on_cuda:
-            raise EngineError("precision=fp16 needs the CUDA execution provider")
+            raise EngineError("--precision fp16 needs the CUDA execution provider")
         self.threads = intra_op_threads or os.cpu_count() or 1
         fast = manifest.graph("fast", precision)
         if fast is None:
@@ -112,7 +115,7 @@ class Engine:
             # listed but cannot load (no device, a missing library): refuse rather than serve a
             # GPU deployment on its CPU.
             raise EngineError(
-                f"provider=cuda but the session runs on {self.provider}: the CUDA provider "
+                f"--provider cuda: the session runs on {self.provider}: the CUDA provider "
                 "could not load (no GPU visible, or its CUDA/cuDNN libraries are missing)"
             )
         self.hidden_size = manifest.model.hidden_size

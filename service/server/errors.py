@@ -39,4 +39,7 @@ def invalid(message: str) -> ServiceError:
 
 
 class StartupError(RuntimeError):
-    """The server cannot start with these settings or this artifact; the message says why."""
+    """The server cannot start with these settings or this artifact; the message says why (one
+    line, naming the flag) and `exit_code` is the command's (`startup_errors.ExitCode`)."""
+
+    exit_code: int = 2

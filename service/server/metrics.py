@@ -12,14 +12,13 @@ worker starts); each gauge says how the workers' values combine, and the supervi
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    start_http_server,
 )
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -27,9 +26,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from attnserve.service.server.batcher import BatchStats
-
-if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
+from attnserve.service.server.listeners import MetricsListener
 
 # Seconds, from 0.25 ms to 10 s: sub-millisecond stages and multi-second overloads both resolve.
 LATENCY_BUCKETS = (
@@ -54,7 +51,7 @@ class Disabled:
 
 class Metrics:
     def __init__(self, enabled: bool = True) -> None:
-        self.http_server: WSGIServer | None = None
+        self.http_server: MetricsListener | None = None
         self.call_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -197,21 +194,20 @@ class Metrics:
         self.batch_tokens.observe(stats.padded_tokens)
         self.padding_ratio.observe(stats.padded_tokens / max(stats.real_tokens, 1))
 
-    def serve(self, port: int) -> int:
-        """Expose /metrics over HTTP; returns the bound port (useful with port 0)."""
-        self.http_server, _thread = start_http_server(port, registry=self.registry)
-        return int(self.http_server.server_port)
+    def serve(self, host: str, port: int) -> int:
+        """Expose /metrics over HTTP on `host` (see `listeners.py`); returns the bound port
+        (useful with port 0)."""
+        self.http_server = MetricsListener(host, port, self.registry)
+        return self.http_server.port
 
     @staticmethod
-    def serve_multiprocess(port: int) -> tuple[WSGIServer, int]:
+    def serve_multiprocess(host: str, port: int) -> MetricsListener:
         """The supervisor's /metrics: every worker's values, combined (see the module doc)."""
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        server, _thread = start_http_server(port, registry=registry)
-        return server, int(server.server_port)
+        return MetricsListener(host, port, registry)
 
     def close(self) -> None:
         if self.http_server is not None:
-            self.http_server.shutdown()
-            self.http_server.server_close()
+            self.http_server.close()
             self.http_server = None

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from attnserve.service.server.auth import Tokens, token_of
+from attnserve.service.server.auth import REFUSAL, Tokens, token_of
 from attnserve.service.server.calls import CallRecord, Front, request_id, shutting_down
 from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.listeners import bind_sockets
 from attnserve.service.server.options import EmbedOptions, Truncation
 from attnserve.service.server.pipeline import Pipeline
 from attnserve.service.server.settings import Settings
@@ -115,7 +116,7 @@ class EmbeddingsApp:
                 if self.tokens is not None and not self.tokens.allowed(
                     token_of(request.headers.get("authorization"))
                 ):
-                    raise ServiceError(Code.UNAUTHENTICATED, "missing or invalid bearer token")
+                    raise ServiceError(Code.UNAUTHENTICATED, REFUSAL)
                 if not self.front.accepting:
                     raise shutting_down()
                 response = await handler(request)
@@ -198,15 +199,8 @@ async def start_http(
     """Serve `app` on `settings.http_port` (0 picks one); returns the runner and the port."""
     runner = web.AppRunner(app.application(settings.max_receive_message_bytes), access_log=None)
     await runner.setup()
-    site = web.TCPSite(
-        runner,
-        settings.host.strip("[]"),
-        settings.http_port,
-        ssl_context=ssl_context(settings),
-        reuse_port=reuse_port,
-    )
-    await site.start()
-    # aiohttp keeps the bound sockets on the site's server; port 0 needs the one chosen.
-    server: Any = site._server
-    port = int(server.sockets[0].getsockname()[1]) if server is not None else settings.http_port
+    sockets = bind_sockets(settings.host, settings.http_port, "--http-port", reuse_port=reuse_port)
+    for sock in sockets:  # every address of the host (see listeners.py)
+        await web.SockSite(runner, sock, ssl_context=ssl_context(settings)).start()
+    port = int(sockets[0].getsockname()[1])
     return runner, port

@@ -74,12 +74,16 @@ class Pipeline:
         # A request without max_tokens gets the manifest's default, within what the server allows.
         self.default_max_tokens = min(manifest.tokenizer.default_max_tokens, tokenizer.max_tokens)
 
-    def check_texts(self, texts: list[str]) -> None:
+    def check_count(self, texts: list[str]) -> None:
+        """The request's own size, before the queue's room: retrying cannot fix this one."""
         if not texts:
             raise invalid("the request has no texts")
         limit = self.settings.max_texts_per_request
         if len(texts) > limit:
-            raise invalid(f"{len(texts)} texts, over the limit of {limit} per request")
+            raise invalid(f"{len(texts)} texts: at most {limit} texts per request")
+
+    def check_texts(self, texts: list[str]) -> None:
+        self.check_count(texts)
         for index, text in enumerate(texts):
             if not text:
                 raise invalid(f"text {index} is empty")
@@ -185,6 +189,7 @@ class Pipeline:
         # says so before any tokenising (`submit` checks again, for the texts' actual slots).
         self.check_dimensions(options.dimensions)
         prompt = self.prompts.resolve(options.prompt_name)
+        self.check_count(texts)
         self.batcher.check_room(len(texts))
         encoded = await self.tokenize_off_loop(
             texts, options.truncation, options.max_tokens, prompt=prompt

@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import grpc
 
 from attnserve.service import wire
-from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of, parse
+from attnserve.service.server.calls import (
+    Context,
+    Front,
+    GrpcCall,
+    answer_for,
+    deadline_of,
+    parse,
+)
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
 from attnserve.service.server.pipeline import EmbedResult, Pipeline
@@ -120,13 +127,15 @@ class EmbedderService:
         self, request_iterator: AsyncIterator[bytes], context: Context
     ) -> AsyncIterator[pb.EmbedResponse]:
         """Requests run concurrently; each response (or its error) is sent as it completes."""
-        async with self.scope("EmbedStream", context):
+        async with self.scope("EmbedStream", context) as call_id:
             # Bounded like the requests in progress: a client that never reads its responses
             # stops the stream's reading (and its work) instead of piling answers up here.
             responses: asyncio.Queue[pb.EmbedResponse | None] = asyncio.Queue(
                 self.max_stream_pending
             )
-            reader = asyncio.create_task(self.read_stream(request_iterator, context, responses))
+            reader = asyncio.create_task(
+                self.read_stream(request_iterator, context, responses, call_id)
+            )
             try:
                 while (response := await responses.get()) is not None:
                     yield response
@@ -139,6 +148,7 @@ class EmbedderService:
         request_iterator: AsyncIterator[bytes],
         context: Context,
         responses: asyncio.Queue[pb.EmbedResponse | None],
+        call_id: str = "",
     ) -> None:
         async def one(data: bytes) -> None:
             request_id = ""
@@ -146,11 +156,11 @@ class EmbedderService:
                 request = parse(pb.EmbedRequest, data)
                 request_id = request.request_id
                 response = await self.embed(request, deadline_of(context))
-            except ServiceError as error:
-                response = error_response(request_id, error.code, error.message)
-            except Exception:
-                log.exception("EmbedStream request %r failed", request_id)
-                response = error_response(request_id, Code.INTERNAL, "internal error")
+            except Exception as error:
+                if not isinstance(error, ServiceError):
+                    log.exception("EmbedStream request %r failed", request_id)
+                answer = answer_for(error, request_id or call_id)
+                response = error_response(request_id, answer.code, answer.message)
             await responses.put(response)
 
         # At most `max_stream_pending` requests of this stream in progress: past that the

@@ -101,10 +101,11 @@ class Settings(BaseSettings):
         30.0, ge=0, description="time calls on an aged-out connection get to finish"
     )
     max_concurrent_streams: int = Field(
-        100,
-        gt=0,
-        description="calls in progress on one connection; more wait in the client (HTTP/2 "
-        "flow control), so one connection cannot hog the server",
+        0,
+        ge=0,
+        description="calls in progress on one connection (HTTP/2 streams); 0 = unbounded, as "
+        "gRPC's own default: a bound refuses (REFUSED_STREAM) the calls of ordinary clients "
+        "that multiplex one channel, while max_queue_texts already bounds the work",
     )
     max_connection_idle_s: float = Field(
         600.0,

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from attnserve.service.server.errors import StartupError
+from attnserve.service.server.startup_errors import ExitCode
 
 try:
     from opentelemetry import trace
@@ -23,6 +24,8 @@ except ImportError:  # the extra is not installed
 class TracingUnavailableError(StartupError):
     """`otlp_endpoint` is set but the tracing extra is not installed."""
 
+    exit_code = ExitCode.TRACING
+
 
 class Tracer:
     def __init__(self, endpoint: str | None, exporter: Any = None) -> None:
@@ -32,7 +35,7 @@ class Tracer:
             return
         if trace is None:
             raise TracingUnavailableError(
-                "otlp_endpoint is set but OpenTelemetry is not installed: "
+                f"--otlp-endpoint {endpoint}: OpenTelemetry is not installed: "
                 "pip install 'attnserve[tracing]'"
             )
         from opentelemetry.sdk.resources import Resource

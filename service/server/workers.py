@@ -8,6 +8,8 @@ supervisor (this module, the process `attnserve serve` started):
 - reserves the port (a socket bound with SO_REUSEPORT, never listening) so port 0 works and no
   other program takes the port between workers;
 - shares the cores out (`intra_op_threads`), starts the workers and waits until each is SERVING;
+- gives them one place to share the cost model's fit, so it is timed once, alone
+  (`calibration.py`);
 - serves one /metrics for all of them (prometheus_client's multiprocess mode);
 - restarts a worker that dies, and logs it;
 - on SIGTERM or SIGINT passes SIGTERM to every worker, each drains as a lone server does
@@ -33,6 +35,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from attnserve.service.server.errors import StartupError
+from attnserve.service.server.listeners import bind_sockets, check_ports
 from attnserve.service.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,22 +69,27 @@ def plan_workers(settings: Settings, cores: int, has_cuda: bool) -> Plan:
     return Plan(count, threads, why)
 
 
-def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
-    """Bind (not listen) with SO_REUSEPORT: the workers bind the same port beside it."""
-    address = host.strip("[]")
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    holder = socket.socket(family, socket.SOCK_STREAM)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    holder.bind((address, port))
-    return holder, int(holder.getsockname()[1])
+def reserve_port(settings: Settings) -> tuple[list[socket.socket], int]:
+    """Bind (not listen) with SO_REUSEPORT: the workers bind the same port beside it. The other
+    listeners' ports are checked here too, so a busy one stops the start in plain words."""
+    holders = bind_sockets(settings.host, settings.port, "--port", reuse_port=True)
+    port = int(holders[0].getsockname()[1])
+    try:
+        check_ports(settings.model_copy(update={"port": 0}), reuse_port=True)
+    except StartupError:
+        for holder in holders:
+            holder.close()
+        raise
+    return holders, port
 
 
-def worker_main(settings: Settings, index: int, events: Queue[tuple[str, int, int]]) -> None:
+def worker_main(
+    settings: Settings, index: int, events: Queue[tuple[str, int, int]], shared_fit: Path
+) -> None:
     """A worker process: a whole server on the shared port; tells the supervisor when ready."""
     import asyncio
 
     from attnserve.service.server.app import serve_forever
-    from attnserve.service.server.errors import StartupError
     from attnserve.service.server.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format, f"w{index}")
@@ -90,18 +99,25 @@ def worker_main(settings: Settings, index: int, events: Queue[tuple[str, int, in
 
     try:
         code = asyncio.run(
-            serve_forever(settings, worker=index, on_ready=ready, parent=os.getppid())
+            serve_forever(
+                settings,
+                worker=index,
+                on_ready=ready,
+                parent=os.getppid(),
+                shared_fit=shared_fit,
+            )
         )
     except StartupError as exc:
         log.error("worker %d cannot start: %s", index, exc)
         events.put(("failed", index, os.getpid()))
-        code = 2
+        code = exc.exit_code
     sys.exit(code)
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, plan: Plan, port: int) -> None:
+    def __init__(self, settings: Settings, plan: Plan, port: int, shared_fit: Path) -> None:
         self.settings = settings
+        self.shared_fit = shared_fit  # the workers' one cost-model fit (calibration.py)
         self.plan = plan
         self.port = port
         self.context = multiprocessing.get_context("spawn")
@@ -121,7 +137,7 @@ class Supervisor:
     def start(self, index: int) -> None:
         process = self.context.Process(
             target=worker_main,
-            args=(self.worker_settings, index, self.events),
+            args=(self.worker_settings, index, self.events, self.shared_fit),
             name=f"attnserve-w{index}",
         )
         process.start()
@@ -209,8 +225,9 @@ def supervise(settings: Settings, plan: Plan) -> int:
     # Read by prometheus_client when a worker imports it: values go to files the supervisor
     # combines. Set before any worker starts (they inherit the environment).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    holder, port = reserve_port(settings.host, settings.port)
-    supervisor = Supervisor(settings, plan, port)
+    holders, port = reserve_port(settings)
+    fit_dir = Path(tempfile.mkdtemp(prefix="attnserve-fit-"))
+    supervisor = Supervisor(settings, plan, port, fit_dir / "cost-model.json")
     metrics_server: Any = None
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -225,11 +242,14 @@ def supervise(settings: Settings, plan: Plan) -> int:
             if not supervisor.stopping:
                 log.error("a worker could not start; stopping the others")
             supervisor.stop()
-            return 2
+            # A worker's start-up failure is the command's: its exit code says which.
+            codes = [p.exitcode for p in supervisor.processes.values() if p.exitcode]
+            return codes[0] if codes else 2
         if settings.metrics_port >= 0:
             from attnserve.service.server.metrics import Metrics
 
-            metrics_server, metrics_port = Metrics.serve_multiprocess(settings.metrics_port)
+            metrics_server = Metrics.serve_multiprocess(settings.host, settings.metrics_port)
+            metrics_port = metrics_server.port
         else:
             metrics_port = None
         if settings.port_file is not None:
@@ -237,7 +257,7 @@ def supervise(settings: Settings, plan: Plan) -> int:
         pids = ", ".join(str(p.pid) for p in supervisor.processes.values())
         log.info(
             "serving on port %d with %d workers (%s), %d intra-op threads each; pids %s; "
-            "metrics on %s",
+            "metrics on port %s",
             port,
             plan.workers,
             plan.why,
@@ -255,6 +275,8 @@ def supervise(settings: Settings, plan: Plan) -> int:
         return 0 if clean else 1
     finally:
         if metrics_server is not None:
-            metrics_server.shutdown()
-        holder.close()
+            metrics_server.close()
+        for holder in holders:
+            holder.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(fit_dir, ignore_errors=True)

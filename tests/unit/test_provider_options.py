@@ -28,5 +28,5 @@ def test_the_cpu_provider_gets_no_cuda_options() -> None:
 def test_asking_for_cuda_where_there_is_none_stops_the_start() -> None:
     if CUDA in choose_providers("auto"):
         pytest.skip("this machine has CUDA")
-    with pytest.raises(StartupError, match="provider=cuda"):
+    with pytest.raises(StartupError, match="--provider cuda"):
         choose_providers("cuda")

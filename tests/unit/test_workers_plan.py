@@ -42,7 +42,7 @@ def test_auto_on_cuda_with_the_cpu_provider_plans_for_the_cpu() -> None:
 
 
 def test_the_reserved_port_takes_workers_beside_it_and_no_one_else() -> None:
-    holder, port = reserve_port("127.0.0.1", 0)
+    (holder,), port = reserve_port(Settings(host="127.0.0.1", port=0, metrics_port=-1))
     try:
         assert port > 0
         worker = socket.socket()
