@@ -341,14 +341,15 @@ async def build_server(
         precision=settings.precision,
         onnxruntime=onnxruntime.__version__,  # the one serving (the manifest has export's)
     )
+    costs = None
     if settings.warmup:
         started = time.perf_counter()
         await asyncio.to_thread(engine.warm_up)
-        batcher.costs = await asyncio.to_thread(engine.calibrate)
-        for graph, cost in batcher.costs.items():
-            log.info("cost model, %s graph: %s", graph, cost.describe())
+        costs = await asyncio.to_thread(engine.calibrate)
+        for purpose, cost in costs.items():
+            log.info("cost model, %s graph: %s", purpose, cost.describe())
         log.info("warm-up and calibration took %.2f s", time.perf_counter() - started)
-    batcher.start()  # texts queued during warm-up are served from here on
+    batcher.start(costs)  # texts queued during warm-up are served from here on
     await running.set_serving(True)
     if settings.port_file is not None:
         settings.port_file.write_text(f"{port}\n")

@@ -192,7 +192,7 @@ class Metrics:
             self.errors.labels(protocol, code).inc()
 
     def observe_batch(self, stats: BatchStats) -> None:
-        self.inference_seconds.labels(stats.graph).observe(stats.inference_s)
+        self.inference_seconds.labels(stats.purpose).observe(stats.inference_s)
         self.batch_texts.observe(stats.texts)
         self.batch_tokens.observe(stats.padded_tokens)
         self.padding_ratio.observe(stats.padded_tokens / max(stats.real_tokens, 1))

@@ -252,7 +252,7 @@ class Pipeline:
         for batch in batches:
             end = batch.started_at + batch.inference_s
             self.tracer.stage(
-                "inference", batch.started_at, end, graph=batch.graph, batch_texts=batch.texts
+                "inference", batch.started_at, end, graph=batch.purpose, batch_texts=batch.texts
             )
 
     @staticmethod

@@ -34,7 +34,7 @@ class FakeEngine:
         self.batches: list[PaddedBatch] = []
 
     def run(
-        self, kind: GraphPurpose, batch: PaddedBatch, outputs: list[str]
+        self, purpose: GraphPurpose, batch: PaddedBatch, outputs: list[str]
     ) -> dict[str, np.ndarray]:
         self.batches.append(batch)
         lengths = batch.attention_mask.sum(axis=1)
@@ -105,7 +105,7 @@ def test_maps_and_fast_texts_never_share_a_batch(text_tokenizer: TextTokenizer) 
         batcher = make_batcher()
         batcher.submit(texts_of(text_tokenizer, [5, 6]), "fast", False, None)
         batcher.submit(texts_of(text_tokenizer, [5, 6]), "maps", False, None)
-        return [{item.graph for item in batcher.form_batch()} for _ in range(2)]
+        return [{item.purpose for item in batcher.form_batch()} for _ in range(2)]
 
     assert run(scenario()) == [{"fast"}, {"maps"}]
 
@@ -194,12 +194,12 @@ def test_a_request_split_over_batches_completes_once_all_its_texts_are_done(
         texts = texts_of(text_tokenizer, [5, 40, 6, 41])
         future = batcher.submit(texts, "fast", False, None)
         first = batcher.form_batch()
-        rows, stats = batcher.infer(first)
-        batcher.deliver(first, rows, stats, time.monotonic())
+        results, stats = batcher.infer(first)
+        batcher.deliver(first, results, stats)
         partly = future.done()
         second = batcher.form_batch()
-        rows, stats = batcher.infer(second)
-        batcher.deliver(second, rows, stats, time.monotonic())
+        results, stats = batcher.infer(second)
+        batcher.deliver(second, results, stats)
         return partly, [int(result.pooled[1]) for result in await future]
 
     partly, lengths = run(scenario())
@@ -217,8 +217,8 @@ def test_a_failed_request_leaves_its_neighbours_in_the_batch_alone(
         batch = batcher.form_batch()
         assert len(batch) == 4
         doomed.cancel()  # its caller left while the batch ran
-        rows, stats = batcher.infer(batch)
-        batcher.deliver(batch, rows, stats, time.monotonic())
+        results, stats = batcher.infer(batch)
+        batcher.deliver(batch, results, stats)
         return doomed.cancelled(), [int(result.pooled[1]) for result in await kept]
 
     cancelled, lengths = run(scenario())
