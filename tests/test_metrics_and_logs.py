@@ -16,6 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from attnserve.service.client.channel import Connection
 from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
 from tests.helpers import MakeServer, ServerThread, server_settings
@@ -200,10 +201,10 @@ def test_secrets_never_reach_the_logs(
     caplog.set_level(logging.DEBUG)
     secret = "tok-9d2b61c4e8"
     running = make_server(auth_tokens=secret)
-    with EmbedderClient(running.target, token=secret) as good:
+    with EmbedderClient(Connection(running.target, token=secret)) as good:
         good.embed(["authorised"])
     with (
-        EmbedderClient(running.target, token=secret + "x", attempts=1) as bad,
+        EmbedderClient(Connection(running.target, token=secret + "x"), attempts=1) as bad,
         pytest.raises(grpc.RpcError),
     ):
         bad.embed(["refused"])

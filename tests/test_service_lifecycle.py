@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -111,37 +112,22 @@ def test_tls_mtls_and_token_auth(make_server: MakeServer, tmp_path: Path) -> Non
         auth_tokens="s3cret-token,other-token",
     )
     target = f"localhost:{secured.running.port}"
-    with EmbedderClient(
-        target,
-        token="s3cret-token",
-        root_certificates=certs["ca"],
-        client_cert=certs["client_cert"],
-        client_key=certs["client_key"],
-    ) as good:
+    mtls = Connection(
+        target, "s3cret-token", ca=certs["ca"], cert=certs["client_cert"], key=certs["client_key"]
+    )
+    with EmbedderClient(mtls) as good:
         assert good.embed(["over mTLS"]).pooled is not None
     # The load tester connects the same way (same flags, same channel helper): mTLS too.
-    mtls = Connection(
-        target, "s3cret-token", certs["ca"], certs["client_cert"], certs["client_key"]
-    )
     _, summary = run_load(LoadConfig(mtls, requests=5, duration_s=30, warmup_s=0))
     assert (summary.sent, summary.succeeded, summary.errors) == (5, 5, {})
     with (
-        EmbedderClient(
-            target,
-            token="wrong",
-            root_certificates=certs["ca"],
-            client_cert=certs["client_cert"],
-            client_key=certs["client_key"],
-            attempts=1,
-        ) as bad_token,
+        EmbedderClient(replace(mtls, token="wrong"), attempts=1) as bad_token,
         pytest.raises(grpc.RpcError) as caught,
     ):
         bad_token.embed(["x"])
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with (
-        EmbedderClient(
-            target, token="s3cret-token", root_certificates=certs["ca"], attempts=1
-        ) as no_client_cert,
+        EmbedderClient(replace(mtls, cert=None, key=None), attempts=1) as no_client_cert,
         pytest.raises(grpc.RpcError) as caught,
     ):
         no_client_cert.embed(["x"], timeout_s=10)
