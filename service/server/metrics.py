@@ -67,6 +67,9 @@ class Metrics:
             ["protocol", "method", "code"],
             registry=r,
         )
+        # Kept beside attnserve_requests{code!="OK"} on purpose: it is the failure count an
+        # alert or a dashboard can read without knowing the set of codes or methods (the shipped
+        # Grafana board plots it), and it is cheap (one increment per failed call only).
         self.errors = Counter(
             "attnserve_errors",
             "calls that failed, by protocol and status code",
