@@ -37,7 +37,7 @@ def raw_call(
 
 
 def counted(server: ServerThread, method: str, code: str) -> float:
-    registry = server.running.metrics.registry
+    registry = server.running.assembly.metrics.registry
     labels = {"protocol": "attnserve.v1", "method": method, "code": code}
     value = registry.get_sample_value("attnserve_requests_total", labels)
     return value or 0.0
@@ -119,7 +119,7 @@ def test_a_deadline_that_passes_in_the_queue_is_counted_as_deadline_exceeded(
         busy.result()
     assert wait_until(lambda: counted(running, "Embed", "DEADLINE_EXCEEDED") == 2)
     assert counted(running, "Embed", "CANCELLED") == 0
-    errors = running.running.metrics.registry.get_sample_value(
+    errors = running.running.assembly.metrics.registry.get_sample_value(
         "attnserve_errors_total", {"protocol": "attnserve.v1", "code": "DEADLINE_EXCEEDED"}
     )
     assert errors == 2
@@ -131,7 +131,7 @@ def test_an_oversized_response_is_refused_before_inference(
     make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     running = make_server(max_send_message_bytes=1 << 20)
-    registry = running.running.metrics.registry
+    registry = running.running.assembly.metrics.registry
     caplog.set_level(logging.DEBUG)
     inferred = registry.get_sample_value("attnserve_batch_size_texts_sum") or 0.0
     with EmbedderClient(running.target, attempts=1) as client:
@@ -152,7 +152,7 @@ def test_an_oversized_response_is_refused_before_inference(
 
 def test_a_full_queue_refuses_before_any_tokenising(make_server: MakeServer) -> None:
     running = make_server(max_queue_texts=64, max_texts_per_request=64, max_batch_texts=1)
-    registry = running.running.metrics.registry
+    registry = running.running.assembly.metrics.registry
 
     def tokenised() -> float:
         return registry.get_sample_value("attnserve_tokenize_duration_seconds_count") or 0.0
@@ -162,7 +162,10 @@ def test_a_full_queue_refuses_before_any_tokenising(make_server: MakeServer) -> 
             pb.EmbedRequest(texts=["fills the queue for a while " * 40] * 64), timeout=120
         )
         deadline = time.monotonic() + 30
-        while running.running.batcher.depth < 60 and time.monotonic() < deadline:
+        while (
+            running.running.assembly.models.default.batcher.depth < 60
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.01)
         before = tokenised()
         for _ in range(5):

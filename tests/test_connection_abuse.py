@@ -64,7 +64,7 @@ def test_a_client_that_never_reads_holds_only_a_bounded_amount_of_work(
     make_server: MakeServer,
 ) -> None:
     running = make_server(max_stream_pending=4)
-    registry = running.running.metrics.registry
+    registry = running.running.assembly.metrics.registry
 
     def tokenised() -> float:
         return registry.get_sample_value("attnserve_tokenize_duration_seconds_count") or 0.0

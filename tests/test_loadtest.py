@@ -72,7 +72,7 @@ def tiny_queue(make_server: MakeServer) -> ServerThread:
 
 
 def test_rejections_are_counted_exactly(tiny_queue: ServerThread) -> None:
-    registry = tiny_queue.running.metrics.registry
+    registry = tiny_queue.running.assembly.metrics.registry
     before = registry.get_sample_value(
         "attnserve_errors_total", {"protocol": "attnserve.v1", "code": "RESOURCE_EXHAUSTED"}
     )

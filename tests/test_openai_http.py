@@ -126,7 +126,7 @@ def test_health_and_the_metrics_count_the_protocol(http_server: ServerThread) ->
     url = f"http://127.0.0.1:{http_server.running.http_port}/health"
     with urllib.request.urlopen(url, timeout=10) as response:
         assert json.loads(response.read()) == {"status": "ok"}
-    registry = http_server.running.metrics.registry
+    registry = http_server.running.assembly.metrics.registry
     sdk(http_server).embeddings.create(model=MODEL, input="counted")
     labels = {"protocol": "openai", "method": "embeddings", "code": "OK"}
     assert wait_until(lambda: registry.get_sample_value("attnserve_requests_total", labels) == 1)

@@ -79,7 +79,7 @@ def test_sixty_four_concurrent_clients_get_their_own_results(
         f"client {i} asks about topic {i * 7 % 13} with {'many ' * (i % 9)}words" for i in range(64)
     ]
     expected = reference_embeddings(reference, texts).numpy()
-    registry = server.running.metrics.registry
+    registry = server.running.assembly.metrics.registry
 
     def batch_totals() -> tuple[float, float]:
         count = registry.get_sample_value("attnserve_batch_size_texts_count")

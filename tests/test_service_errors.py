@@ -105,7 +105,7 @@ def test_deadline_already_passed(client: EmbedderClient) -> None:
 def test_texts_whose_deadline_passed_in_the_queue_never_reach_the_model(
     server: ServerThread,
 ) -> None:
-    registry = server.running.metrics.registry
+    registry = server.running.assembly.metrics.registry
 
     def inferred() -> float:
         return registry.get_sample_value("attnserve_batch_size_texts_sum") or 0.0
@@ -135,9 +135,11 @@ def test_client_cancelling_mid_batch_harms_nobody(server: ServerThread) -> None:
         assert future.cancelled()
         still_serving(client)
     deadline = time.monotonic() + 30
-    while server.running.batcher.depth and time.monotonic() < deadline:
+    while server.running.assembly.models.default.batcher.depth and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert server.running.batcher.depth == 0  # the cancelled texts left the queue
+    assert (
+        server.running.assembly.models.default.batcher.depth == 0
+    )  # the cancelled texts left the queue
 
 
 unicode_text = st.text(

@@ -49,7 +49,7 @@ def test_burst_over_a_tiny_queue_is_refused_for_the_excess(tiny_queue_server: Se
     assert codes.count(grpc.StatusCode.OK) >= 2
     assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) >= 1
     assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
-    assert tiny_queue_server.running.batcher.depth == 0
+    assert tiny_queue_server.running.assembly.models.default.batcher.depth == 0
 
 
 def test_stream_answers_every_request_and_reports_errors_inline(client: EmbedderClient) -> None:

@@ -13,34 +13,15 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import numpy as np
 import pytest
 
-from attnserve.service.artifact import GraphPurpose
-from attnserve.service.padding import PaddedBatch
 from attnserve.service.server.batcher import Batcher, ItemResult, WorkItem
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.service.server.options import Truncation
 from attnserve.service.server.tokenizer import EncodedText, TextTokenizer
+from tests.unit.fakes import FakeEngine
 
 T = TypeVar("T")
-HIDDEN = 2
-
-
-class FakeEngine:
-    """Pooled = (first content token id, real length): each row says whose text it was."""
-
-    def __init__(self) -> None:
-        self.batches: list[PaddedBatch] = []
-
-    def run(
-        self, purpose: GraphPurpose, batch: PaddedBatch, outputs: list[str]
-    ) -> dict[str, np.ndarray]:
-        self.batches.append(batch)
-        lengths = batch.attention_mask.sum(axis=1)
-        pooled = np.stack([batch.input_ids[:, 1], lengths], axis=1).astype(np.float32)
-        tokens = np.repeat(batch.input_ids[:, :, None], HIDDEN, axis=2).astype(np.float32)
-        return {"pooled": pooled, "token_embeddings": tokens}
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
