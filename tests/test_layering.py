@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 EXPORT_TIME = ("torch", "safetensors", "onnx", "onnxscript", "transformers")
 TORCH_SIDE = ("attnserve.model", "attnserve.export")
 SERVER = "attnserve.service.server"
