@@ -34,11 +34,12 @@ from attnserve.model.encoder import AttentionImpl
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import ExecutionProvider, GraphPurpose, GraphSpec, Precision
 from attnserve.service.corpus import varied_corpus
+from attnserve.service.padding import INPUT_NAMES
 from attnserve.service.sessions import open_session
 
 log = logging.getLogger(__name__)
 OPSET = 23
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # BERT's
+INPUTS = INPUT_NAMES  # BERT's: every input a padded batch feeds (the floor's one list)
 DECODER_INPUTS = ("input_ids", "attention_mask")  # a decoder has no segments
 FAST_OUTPUTS = ("token_embeddings", "pooled")
 MAPS_OUTPUTS = (*FAST_OUTPUTS, "attentions")

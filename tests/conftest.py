@@ -1,12 +1,12 @@
 """Shared fixtures: the artifact built once per session, real servers on loopback, references.
 
 Nothing at module level needs torch: fixtures that do import it when used, so `pytest
-tests/unit` (and every serving test given a prebuilt artifact) runs on the serving install.
+tests/unit` (and every serving test given a prebuilt artifact) runs on the serving install;
+the tests that need torch live under `tests/torch/`, whose conftest skips them without it.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,34 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from attnserve.service.client.client import EmbedderClient
-from tests.helpers import (
-    DECODER_SHAPES,
-    FULL_EXPORT_SHAPE,
-    ServerThread,
-    build_bpe_tokenizer,
-    server_settings,
-)
+from tests.support.decoders import DECODER_SHAPES, FULL_EXPORT_SHAPE, build_bpe_tokenizer
+from tests.support.servers import ServerThread, server_settings
 
 if TYPE_CHECKING:
     from attnserve.model import Encoder
-    from tests.reference import Reference
-
-# Test modules that compare against the PyTorch model or export with it: skipped as a whole on
-# the serving install (no torch), where everything else still runs.
-TORCH_TESTS = [
-    "test_cli_embed_local.py",
-    "test_decoder_checkpoint.py",
-    "test_decoder_export.py",
-    "test_decoder_model.py",
-    "test_decoder_service.py",
-    "test_export_artifact.py",
-    "test_model_attention.py",
-    "test_model_checkpoint.py",
-    "test_model_reference_parity.py",
-    "test_service_attention.py",
-    "test_service_embed.py",
-]
-collect_ignore = TORCH_TESTS if importlib.util.find_spec("torch") is None else []
+    from tests.support.reference import Reference
 
 # Reference libraries must never reach for a hub: everything loads from the packaged folder.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -53,7 +31,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def tiny_encoder() -> Encoder:
     torch = pytest.importorskip("torch")
     from attnserve.model import Encoder
-    from tests.reference import TINY_CONFIG
+    from tests.support.reference import TINY_CONFIG
 
     torch.manual_seed(0)
     encoder = Encoder(TINY_CONFIG)
@@ -65,7 +43,7 @@ def tiny_encoder() -> Encoder:
 def reference() -> Reference:
     """The packaged all-MiniLM-L6-v2 in our PyTorch encoder, loaded once per test session."""
     pytest.importorskip("torch")
-    from tests.reference import load_reference
+    from tests.support.reference import load_reference
 
     return load_reference()
 
@@ -137,9 +115,9 @@ def decoder_checkpoint(
     tmp_path_factory: pytest.TempPathFactory,
     decoder_tokenizer_file: Path,
 ) -> Path:
-    """Each test decoder shape (tests/helpers.py), built with transformers and saved."""
+    """Each test decoder shape (tests/support/decoders.py), built with transformers and saved."""
     pytest.importorskip("torch")
-    from tests.reference import build_decoder_checkpoint
+    from tests.support.reference import build_decoder_checkpoint
 
     name: str = request.param
     directory = tmp_path_factory.mktemp("decoders") / name

@@ -4,6 +4,9 @@
 - The client and the load tester never import the server (nor the torch side).
 - The shared floor imports nothing of ours but the generated stubs.
 - The torch side (model, export) never imports the three programs.
+- Inside the server, the protocol adapters reach a model only through the registry and its
+  tasks, and the rooms below them never import upwards.
+- No module of ours imports itself round a circle.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 EXPORT_TIME = ("torch", "safetensors", "onnx", "onnxscript", "transformers")
 TORCH_SIDE = ("attnserve.model", "attnserve.export")
 SERVER = "attnserve.service.server"
@@ -115,3 +119,90 @@ def test_export_commands_say_what_to_install_when_torch_is_missing() -> None:
     )
     assert result.returncode == 2
     assert "pip install 'attnserve[export]'" in result.stderr
+
+
+# --- inside the server: adapters over the registry, and no circles anywhere ----------------------
+
+ADAPTERS = ("servicer", "oip", "openai_http")
+# What a protocol adapter must not reach past the registry and its tasks for: the model's parts.
+MODEL_PARTS = tuple(
+    f"{SERVER}.{name}"
+    for name in ("engine", "batcher", "pipeline", "batch_policy", "cost_model", "prompts", "app")
+)
+# The rooms below the adapters never import an adapter, the envelope or the composition root.
+BELOW_ADAPTERS = ("models", "embed", "pipeline", "limits", "batcher", "engine", "tokenizer")
+ABOVE = tuple(f"{SERVER}.{name}" for name in (*ADAPTERS, "calls", "app", "workers", "cli"))
+PACKAGES = {"proto/attnserve": "attnserve", "model": "attnserve.model",
+            "export": "attnserve.export", "service": "attnserve.service"}  # fmt: skip
+
+
+def test_adapters_reach_models_only_through_the_registry_and_its_tasks() -> None:
+    offenders = {
+        name: sorted(
+            m
+            for m in imported_modules(ROOT / "service" / "server" / f"{name}.py")
+            if breaks(m, MODEL_PARTS)
+        )
+        for name in ADAPTERS
+    }
+    assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+def test_models_tasks_and_their_parts_never_import_what_sits_above_them() -> None:
+    offenders = {
+        name: sorted(
+            m
+            for m in imported_modules(ROOT / "service" / "server" / f"{name}.py")
+            if breaks(m, ABOVE)
+        )
+        for name in BELOW_ADAPTERS
+    }
+    assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Every module of ours (by import name) -> the modules of ours it imports."""
+    files = {}
+    for folder, package in PACKAGES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            if "_pb2" in path.name:
+                continue
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            files[".".join((package, *parts))] = path
+    return {
+        module: {m for m in imported_modules(path) if m in files and m != module}
+        for module, path in files.items()
+    }
+
+
+def circle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle, as the modules around it; [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        state[module] = 1
+        path.append(module)
+        for imported in sorted(graph[module]):
+            if state.get(imported) == 1:
+                return [*path[path.index(imported) :], imported]
+            if imported not in state and (found := visit(imported)):
+                return found
+        path.pop()
+        state[module] = 2
+        return []
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module)):
+            return found
+    return []
+
+
+def test_no_module_of_ours_imports_itself_round_a_circle() -> None:
+    graph = module_graph()
+    assert "attnserve.service.server.models" in graph
+    assert circle(graph) == []
+    # The checker itself: a circle is found.
+    assert circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

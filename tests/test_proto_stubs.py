@@ -9,7 +9,8 @@ from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 PROTO = ROOT / "proto" / "attnserve" / "v1" / "embedder.proto"
 
 

@@ -14,11 +14,11 @@ from attnserve.service.client.attention import TextAttention, difference, fetch_
 from attnserve.service.client.channel import add_connection_flags, connection_from_args
 from attnserve.service.client.client import EmbedderClient
 from attnserve.service.client.embed_output import (
-    EmbedResult,
     cosine_matrix,
     json_document,
     people_table,
     similarity_table,
+    vectors_of,
 )
 
 SLUG_CHARS = 40
@@ -85,34 +85,22 @@ def run_embed(args: argparse.Namespace) -> int:
         return rpc_failure("embed", error)
     assert served.pooled is not None
     timings = served.timings
-    result = EmbedResult(
-        model=served.model,
-        texts=args.texts,
-        vectors=np.asarray(served.pooled, dtype=np.float32),
-        token_counts=served.token_counts,
-        truncated=served.truncated,
-        timings_ms={
-            "queue": timings.queue_ms,
-            "tokenize": timings.tokenize_ms,
-            "inference": timings.inference_ms,
-            "total": timings.total_ms,
-        },
-    )
-    similarity = cosine_matrix(result.vectors) if args.similarity else None
+    vectors = vectors_of(served)
+    similarity = cosine_matrix(vectors) if args.similarity else None
     if args.json:
-        print(json_document(result, similarity))
+        print(json_document(args.texts, served, similarity))
         return 0
     if args.npy is not None:
         try:
-            np.save(args.npy, result.vectors)
+            np.save(args.npy, vectors)
         except OSError as exc:
             return fail("embed", f"cannot write {args.npy}: {exc}", 1)
-        rows, size = result.vectors.shape
+        rows, size = vectors.shape
         print(f"saved {rows} x {size} float32 to {args.npy}")
     else:
-        print(people_table(result, args.dims))
+        print(people_table(args.texts, served, args.dims))
     if similarity is not None:
-        print("\n" + similarity_table(result.texts, similarity))
+        print("\n" + similarity_table(args.texts, similarity))
     print(
         f"server: queue {timings.queue_ms:.2f} ms, tokenize {timings.tokenize_ms:.2f} ms, "
         f"inference {timings.inference_ms:.2f} ms, total {timings.total_ms:.2f} ms",

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
 import numpy as np
 
-from attnserve.service.client.channel import DEFAULT_MAX_MESSAGE_BYTES, Connection
+from attnserve.service.client.channel import Connection
 from attnserve.service.wire import decode
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
@@ -55,25 +54,11 @@ class Token:
 
 class EmbedderClient:
     def __init__(
-        self,
-        target: str | Connection,
-        *,
-        token: str | None = None,
-        root_certificates: Path | None = None,
-        client_cert: Path | None = None,
-        client_key: Path | None = None,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        attempts: int = 4,
-        timeout_s: float = 60.0,
+        self, target: str | Connection, *, attempts: int = 4, timeout_s: float = 60.0
     ) -> None:
-        """`target` is HOST:PORT (with the keyword options) or a whole `Connection`."""
-        self.connection = (
-            target
-            if isinstance(target, Connection)
-            else Connection(
-                target, token, root_certificates, client_cert, client_key, max_message_bytes
-            )
-        )
+        """`target` is HOST:PORT (plaintext, no token) or a `Connection`, which holds the TLS,
+        mTLS, token and message-size options under the names every client command uses."""
+        self.connection = target if isinstance(target, Connection) else Connection(target)
         self.channel = self.connection.channel(attempts)
         self.stub = embedder_pb2_grpc.EmbedderStub(self.channel)  # type: ignore[no-untyped-call]
         self.metadata = self.connection.metadata

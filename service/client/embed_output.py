@@ -1,29 +1,21 @@
 """What `attnserve embed` prints: a short table for people, one JSON document for programs, and
 the cosine similarities people embed two sentences to see.
 
-Pure functions over the vectors the server returned, so the formats are tested without a server.
+Pure functions over the texts sent and the `Embeddings` the client returned, so the formats are
+tested without a server.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from attnserve.service.client.client import Embeddings
+
 TEXT_WIDTH = 40
 JSON_DECIMALS = 7  # float32 carries ~7 significant digits; more would be noise
-
-
-@dataclass(frozen=True)
-class EmbedResult:
-    model: str
-    texts: list[str]
-    vectors: np.ndarray  # (n, H) pooled vectors as served
-    token_counts: list[int]
-    truncated: list[bool]
-    timings_ms: dict[str, float]
 
 
 def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
@@ -53,8 +45,15 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: s
     return "\n".join([line(headers), *(line(row) for row in rows)])
 
 
-def people_table(result: EmbedResult, dims: int = 4) -> str:
-    n, size = result.vectors.shape
+def vectors_of(served: Embeddings) -> np.ndarray:
+    """The pooled vectors as served, (n, H) float32."""
+    assert served.pooled is not None, "embed asks for pooled vectors"
+    return np.asarray(served.pooled, dtype=np.float32)
+
+
+def people_table(texts: Sequence[str], served: Embeddings, dims: int = 4) -> str:
+    vectors = vectors_of(served)
+    n, size = vectors.shape
     shown = min(dims, size)
     headers = ["#", "text", "tokens", "truncated", "norm", f"first {shown} of {size} dimensions"]
     rows = [
@@ -67,10 +66,10 @@ def people_table(result: EmbedResult, dims: int = 4) -> str:
             " ".join(f"{value:+.4f}" for value in vector[:shown]) + (" …" if size > shown else ""),
         ]
         for i, (text, vector, count, truncated) in enumerate(
-            zip(result.texts, result.vectors, result.token_counts, result.truncated, strict=True)
+            zip(texts, vectors, served.token_counts, served.truncated, strict=True)
         )
     ]
-    title = f"{result.model}: {n} text{'s' if n > 1 else ''}, {size} dimensions"
+    title = f"{served.model}: {n} text{'s' if n > 1 else ''}, {size} dimensions"
     return title + "\n" + render_table(headers, rows, right={0, 2, 4})
 
 
@@ -89,10 +88,12 @@ def similarity_table(texts: list[str], similarity: np.ndarray) -> str:
     return "cosine similarity\n" + table
 
 
-def json_document(result: EmbedResult, similarity: np.ndarray | None) -> str:
+def json_document(texts: Sequence[str], served: Embeddings, similarity: np.ndarray | None) -> str:
+    vectors = vectors_of(served)
+    timings = served.timings
     document: dict[str, object] = {
-        "model": result.model,
-        "dimensions": int(result.vectors.shape[1]),
+        "model": served.model,
+        "dimensions": int(vectors.shape[1]),
         "texts": [
             {
                 "text": text,
@@ -102,10 +103,15 @@ def json_document(result: EmbedResult, similarity: np.ndarray | None) -> str:
                 "embedding": [round(float(value), JSON_DECIMALS) for value in vector],
             }
             for text, vector, count, truncated in zip(
-                result.texts, result.vectors, result.token_counts, result.truncated, strict=True
+                texts, vectors, served.token_counts, served.truncated, strict=True
             )
         ],
-        "timings_ms": result.timings_ms,
+        "timings_ms": {
+            "queue": timings.queue_ms,
+            "tokenize": timings.tokenize_ms,
+            "inference": timings.inference_ms,
+            "total": timings.total_ms,
+        },
     }
     if similarity is not None:
         document["similarity"] = [

@@ -25,16 +25,20 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from attnserve.service.artifact import ArtifactError, Manifest, verify
+from attnserve.service.artifact import ArtifactError, GraphPurpose, Manifest, verify
 from attnserve.service.server.auth import TokenAuthInterceptor, Tokens
 from attnserve.service.server.batcher import Batcher
 from attnserve.service.server.calibration import fit_once
 from attnserve.service.server.calls import Front
+from attnserve.service.server.cost_model import CostModel
 from attnserve.service.server.default_artifact import ensure_default_artifact
+from attnserve.service.server.embed import EmbedTask
 from attnserve.service.server.engine import Engine
+from attnserve.service.server.limits import Limits
 from attnserve.service.server.listeners import check_ports, grpc_address
 from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.models import Registry, ServedModel
 from attnserve.service.server.oip import PROTOCOL as OIP_PROTOCOL
 from attnserve.service.server.oip import SERVICE_NAME as OIP_SERVICE_NAME
 from attnserve.service.server.oip import InferenceService
@@ -42,13 +46,12 @@ from attnserve.service.server.oip import method_handlers as oip_handlers
 from attnserve.service.server.openai_http import EmbeddingsApp, start_http
 from attnserve.service.server.pipeline import Pipeline
 from attnserve.service.server.servicer import PROTOCOL as SERVICE_PROTOCOL
-from attnserve.service.server.servicer import EmbedderService, method_handlers
+from attnserve.service.server.servicer import EmbedderService, build_info, method_handlers
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.startup_errors import ArtifactUnreadableError, check_tls_files
 from attnserve.service.server.tokenizer import TextTokenizer
 from attnserve.service.server.tracing import Tracer
 from attnserve.v1 import embedder_pb2
-from attnserve.v1 import embedder_pb2 as pb
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
@@ -108,70 +111,16 @@ def load_artifact(settings: Settings) -> tuple[Path, Manifest]:
         raise ArtifactUnreadableError(f"{flag}: {error}") from error
 
 
-def build_info(
-    settings: Settings, manifest: Manifest, engine: Engine, pipeline: Pipeline
-) -> pb.InfoResponse:
-    """The `Info` answer: what is served and under which limits (fixed for the server's life)."""
-    model = manifest.model
-    return pb.InfoResponse(
-        model_name=model.name,
-        model_source=model.source,
-        hidden_size=model.hidden_size,
-        num_layers=model.num_layers,
-        num_heads=model.num_heads,
-        pooling=model.pooling,
-        normalize=model.normalize,
-        default_max_tokens=pipeline.default_max_tokens,
-        limits=pb.Limits(
-            max_texts_per_request=settings.max_texts_per_request,
-            max_chars_per_text=settings.max_chars_per_text,
-            max_tokens_per_text=pipeline.tokenizer.max_tokens,
-            max_attention_elements=settings.max_attention_elements,
-            max_receive_message_bytes=settings.max_receive_message_bytes,
-            max_send_message_bytes=settings.max_send_message_bytes,
-            max_queue_texts=settings.max_queue_texts,
-        ),
-        precision=settings.precision,
-        execution_provider=engine.provider,
-        attention_maps=engine.supports_maps(),
-        artifact_sha256=manifest.artifact_hash,
-        server_version=attnserve_version(),
-        onnxruntime_version=onnxruntime.__version__,
-        prompts=model.prompts,
-        default_prompt_name=model.default_prompt_name or "",
-        family=model.family,
-        causal=model.causal,
-    )
-
-
-@dataclass
-class Assembly:
-    """Every part of one server, built and wired, not yet started."""
-
-    settings: Settings
-    directory: Path
-    manifest: Manifest
-    engine: Engine
-    tokenizer: TextTokenizer
-    metrics: Metrics
-    batcher: Batcher
-    front: Front
-    service: EmbedderService
-    oip: InferenceService
-    http: EmbeddingsApp | None
-
-
 def served_name(settings: Settings, manifest: Manifest) -> str:
     """The model's name in the OIP and OpenAI APIs: the setting, or the artifact's short name."""
     return settings.model_name or manifest.model.name.rsplit("/", 1)[-1]
 
 
-def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
-    # Tokenise in the calling thread: the tokenizers library's own thread pool spins while it
-    # waits for work and, on a busy server, burns the cores inference needs (large requests
-    # still leave the event loop, in a worker thread). A user's own setting wins.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def load_model(settings: Settings, metrics: Metrics, tracer: Tracer) -> ServedModel:
+    """The artifact the settings name, made servable: engine, tokenizer, batcher, pipeline and
+    the tasks it offers, under its served name."""
     directory, manifest = load_artifact(settings)
+    limits = Limits.of(settings, manifest.model.max_positions)
     engine = Engine(
         directory,
         manifest,
@@ -181,41 +130,56 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
         settings.spin_wait,
         settings.allow_tf32,
     )
-    max_tokens = min(
-        settings.max_tokens_per_text or manifest.model.max_positions, manifest.model.max_positions
-    )
-    tokenizer = TextTokenizer(directory / manifest.tokenizer.file, max_tokens)
-    metrics = Metrics(enabled=settings.metrics)
+    tokenizer = TextTokenizer(directory / manifest.tokenizer.file, limits.max_tokens_per_text)
     batcher = Batcher(
         engine,
         pad_token_id=manifest.tokenizer.pad_token_id,
         max_batch_tokens=settings.max_batch_tokens,
         max_batch_texts=settings.max_batch_texts,
         max_wait_ms=settings.max_wait_ms,
-        max_queue_texts=settings.max_queue_texts,
+        max_queue_texts=limits.max_queue_texts,
         on_batch=metrics.observe_batch,
         on_depth=metrics.queue_depth.set,
     )
-    tracer = Tracer(settings.otlp_endpoint, span_exporter)
-    pipeline = Pipeline(
-        settings, manifest, tokenizer, batcher, metrics, tracer, engine.supports_maps()
-    )
-    info = build_info(settings, manifest, engine, pipeline)
-    # Every protocol is a thin adapter over the one pipeline, sharing the call envelope.
-    front = Front(metrics, tracer, version=attnserve_version())
-    service = EmbedderService(pipeline, info, front, settings.max_stream_pending)
+    pipeline = Pipeline(manifest, limits, tokenizer, batcher, metrics, tracer)
+    tasks = (EmbedTask(pipeline, engine.supports_maps()),)
     name = served_name(settings, manifest)
-    oip = InferenceService(
-        pipeline, front, name, manifest.model.hidden_size, settings.max_texts_per_request
-    )
-    http = None
-    if settings.http_port >= 0:
-        tokens = auth_tokens(settings)
-        http = EmbeddingsApp(pipeline, front, name, (manifest.model.name,), tokens)
-    return Assembly(
-        settings, directory, manifest, engine, tokenizer, metrics, batcher, front, service, oip,
-        http,
+    return ServedModel(
+        name, (manifest.model.name,), directory, manifest, limits, engine, tokenizer, batcher,
+        pipeline, tasks,
     )  # fmt: skip
+
+
+@dataclass
+class Assembly:
+    """Every part of one server, built and wired, not yet started."""
+
+    settings: Settings
+    models: Registry
+    metrics: Metrics
+    front: Front
+    tokens: Tokens | None  # accepted bearer tokens (None: no auth)
+    service: EmbedderService
+    oip: InferenceService
+    http: EmbeddingsApp | None
+
+
+def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
+    # Tokenise in the calling thread: the tokenizers library's own thread pool spins while it
+    # waits for work and, on a busy server, burns the cores inference needs (large requests
+    # still leave the event loop, in a worker thread). A user's own setting wins.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    metrics = Metrics(enabled=settings.metrics)
+    tracer = Tracer(settings.otlp_endpoint, span_exporter)
+    models = Registry([load_model(settings, metrics, tracer)])
+    # Every protocol is a thin adapter over the served models' tasks, sharing the call envelope.
+    front = Front(metrics, tracer, version=attnserve_version())
+    tokens = auth_tokens(settings)
+    info = build_info(models.default, front.version)
+    service = EmbedderService(models, info, front, settings.max_stream_pending)
+    oip = InferenceService(models, front)
+    http = EmbeddingsApp(models, front, tokens) if settings.http_port >= 0 else None
+    return Assembly(settings, models, metrics, front, tokens, service, oip, http)
 
 
 def auth_tokens(settings: Settings) -> Tokens | None:
@@ -226,16 +190,17 @@ def auth_tokens(settings: Settings) -> Tokens | None:
 
 @dataclass
 class RunningServer:
-    settings: Settings
+    assembly: Assembly
     server: aio.Server
     port: int
     health: health.aio.HealthServicer
-    front: Front
-    batcher: Batcher
-    metrics: Metrics
     metrics_port: int | None = None
     http: web.AppRunner | None = None
     http_port: int | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.assembly.settings
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -245,21 +210,23 @@ class RunningServer:
         )
         for name in ("", SERVICE_NAME, OIP_SERVICE_NAME):
             await self.health.set(name, status)
-        self.front.ready = serving
-        self.metrics.ready.set(1 if serving else 0)
+        self.assembly.front.ready = serving
+        self.assembly.metrics.ready.set(1 if serving else 0)
 
     async def drain_and_stop(self) -> None:
         """NOT_SERVING, wait for balancers to notice, refuse new calls, finish in-flight ones."""
-        log.info("draining: NOT_SERVING for %.1f s", self.settings.drain_delay_s)
+        settings = self.settings
+        log.info("draining: NOT_SERVING for %.1f s", settings.drain_delay_s)
         await self.set_serving(False)
-        await asyncio.sleep(self.settings.drain_delay_s)
-        self.front.accepting = False
-        log.info("stopping: in-flight calls get %.1f s", self.settings.shutdown_grace_s)
-        await self.server.stop(self.settings.shutdown_grace_s)
+        await asyncio.sleep(settings.drain_delay_s)
+        self.assembly.front.accepting = False
+        log.info("stopping: in-flight calls get %.1f s", settings.shutdown_grace_s)
+        await self.server.stop(settings.shutdown_grace_s)
         if self.http is not None:
             await self.http.cleanup()
-        await self.batcher.stop()
-        self.metrics.close()
+        for model in self.assembly.models:
+            await model.batcher.stop()
+        self.assembly.metrics.close()
         log.info("stopped")
 
 
@@ -268,10 +235,9 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
     yet started)."""
     settings = assembly.settings
     interceptors = []
-    tokens = auth_tokens(settings)
-    if tokens is not None:
+    if assembly.tokens is not None:
         protocols = {SERVICE_NAME: SERVICE_PROTOCOL, OIP_SERVICE_NAME: OIP_PROTOCOL}
-        interceptors.append(TokenAuthInterceptor(tokens, assembly.front, protocols))
+        interceptors.append(TokenAuthInterceptor(assembly.tokens, assembly.front, protocols))
     server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
     for name, handlers in (
         (SERVICE_NAME, method_handlers(assembly.service)),
@@ -293,30 +259,30 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
     return server, port, health_servicer
 
 
-def log_startup(assembly: Assembly, running: RunningServer) -> None:
-    settings, manifest, engine = assembly.settings, assembly.manifest, assembly.engine
+def log_startup(running: RunningServer) -> None:
+    settings = running.settings
     log.info(
-        "serving %s (artifact %s, sha256 %s) on port %d (attnserve.v1 and OIP as %r), "
-        "OpenAI HTTP %s; provider %s, %d threads, precision %s; "
-        "metrics %s; limits: %d texts/request, %d chars/text, %d tokens/text, "
-        "%d attention elements/response; tls %s, auth %s",
-        manifest.model.name,
-        assembly.directory,
-        manifest.artifact_hash[:12],
+        "serving on port %d (attnserve.v1, OIP), OpenAI HTTP %s; metrics %s; tls %s, auth %s",
         running.port,
-        assembly.oip.model_name,
         "off" if running.http_port is None else f"on port {running.http_port}",
-        engine.provider,
-        engine.threads,
-        settings.precision,
         "off" if running.metrics_port is None else f"on port {running.metrics_port}",
-        settings.max_texts_per_request,
-        settings.max_chars_per_text,
-        assembly.tokenizer.max_tokens,
-        settings.max_attention_elements,
         "on" if settings.tls_cert else "off",
         "on" if settings.auth_tokens else "off",
     )
+    for model in running.assembly.models:
+        manifest, engine = model.manifest, model.engine
+        log.info(
+            "model %r: %s (artifact %s, sha256 %s); provider %s, %d threads, precision %s; "
+            "limits: %s",
+            model.name,
+            manifest.model.name,
+            model.directory,
+            manifest.artifact_hash[:12],
+            engine.provider,
+            engine.threads,
+            engine.precision,
+            model.limits.describe(),
+        )
 
 
 async def build_server(
@@ -337,10 +303,8 @@ async def build_server(
     if worker is not None:
         assembly.metrics.set_worker(worker)
     server, port, health_servicer = start_grpc(assembly, worker)
-    metrics, batcher, engine = assembly.metrics, assembly.batcher, assembly.engine
-    running = RunningServer(
-        settings, server, port, health_servicer, assembly.front, batcher, metrics
-    )
+    metrics = assembly.metrics
+    running = RunningServer(assembly, server, port, health_servicer)
     await running.set_serving(False)  # NOT_SERVING until warm
     await server.start()
     if assembly.http is not None:
@@ -349,26 +313,33 @@ async def build_server(
         )
     if settings.metrics_port >= 0:
         running.metrics_port = metrics.serve(settings.host, settings.metrics_port)
-    metrics.describe_model(
-        model=assembly.manifest.model.name,
-        artifact_sha256=assembly.manifest.artifact_hash,
-        provider=engine.provider,
-        precision=settings.precision,
-        onnxruntime=onnxruntime.__version__,  # the one serving (the manifest has export's)
-    )
-    if settings.warmup:
-        started = time.perf_counter()
-        await asyncio.to_thread(engine.warm_up)
-        batcher.costs = await asyncio.to_thread(fit_once, engine, shared_fit)
-        for graph, cost in batcher.costs.items():
-            log.info("cost model, %s graph: %s", graph, cost.describe())
-        log.info("warm-up and calibration took %.2f s", time.perf_counter() - started)
-    batcher.start()  # texts queued during warm-up are served from here on
+    for model in assembly.models:
+        metrics.describe_model(
+            model=model.manifest.model.name,
+            artifact_sha256=model.manifest.artifact_hash,
+            provider=model.engine.provider,
+            precision=model.engine.precision,
+            onnxruntime=onnxruntime.__version__,  # the one serving (the manifest has export's)
+        )
+        costs = await warm_up(model, shared_fit) if settings.warmup else None
+        model.batcher.start(costs)  # texts queued during warm-up are served from here on
     await running.set_serving(True)
     if settings.port_file is not None:
         settings.port_file.write_text(f"{port}\n")
-    log_startup(assembly, running)
+    log_startup(running)
     return running
+
+
+async def warm_up(model: ServedModel, shared_fit: Path | None) -> dict[GraphPurpose, CostModel]:
+    """Run typical shapes once, then time them: the model's batch cost per graph (under a
+    supervisor, one worker fits and the others read its fit: calibration.py)."""
+    started = time.perf_counter()
+    await asyncio.to_thread(model.engine.warm_up)
+    costs = await asyncio.to_thread(fit_once, model.engine, shared_fit)
+    for purpose, cost in costs.items():
+        log.info("cost model, %s graph: %s", purpose, cost.describe())
+    log.info("warm-up and calibration took %.2f s", time.perf_counter() - started)
+    return costs
 
 
 async def serve_forever(

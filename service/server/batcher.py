@@ -44,21 +44,18 @@ class ModelRunner(Protocol):
     """What the batcher needs of an engine (the ONNX Runtime `Engine`, or a test's fake)."""
 
     def run(
-        self, kind: GraphPurpose, batch: PaddedBatch, outputs: list[str]
+        self, purpose: GraphPurpose, batch: PaddedBatch, outputs: list[str]
     ) -> dict[str, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
 class BatchStats:
-    graph: GraphPurpose
+    purpose: GraphPurpose
     texts: int
     real_tokens: int
     padded_tokens: int
     inference_s: float
     started_at: float  # time.perf_counter() when the model run began
-
-
-Row = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]  # pooled, tokens, attentions
 
 
 @dataclass(frozen=True)
@@ -90,8 +87,8 @@ class Request:
 @dataclass(eq=False)
 class WorkItem:
     text: EncodedText
-    graph: GraphPurpose
-    want_tokens: bool
+    purpose: GraphPurpose
+    token_embeddings: bool  # its request asked for per-token vectors
     deadline: float | None  # time.monotonic() seconds
     request: Request
     index: int  # the text's place in its request
@@ -127,7 +124,8 @@ class Batcher:
         self.max_queue_texts = max_queue_texts
         self.on_batch = on_batch
         self.on_depth = on_depth  # told the queue's depth as it changes (a gauge's setter)
-        # Measured per graph at warm-up (`Engine.calibrate`); a CPU-like stand-in until then.
+        # Measured per graph at warm-up (`Engine.calibrate`, handed to `start`); a CPU-like
+        # stand-in for a graph without one.
         self.costs: dict[GraphPurpose, CostModel] = {}
         # `pending` (arrival order), `last_batch_texts` and `stopping` are shared between the
         # event loop and the inference thread: only touched with `changed` held.
@@ -149,7 +147,9 @@ class Batcher:
 
     # --- the event loop's side ----------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, costs: dict[GraphPurpose, CostModel] | None = None) -> None:
+        """Start the inference thread, batching by these measured `costs` (none: stand-ins)."""
+        self.costs = dict(costs or {})
         self.loop = asyncio.get_running_loop()
         self.thread = threading.Thread(target=self.run_forever, name="inference", daemon=True)
         self.thread.start()
@@ -168,8 +168,8 @@ class Batcher:
     def submit(
         self,
         texts: list[EncodedText],
-        graph: GraphPurpose,
-        want_tokens: bool,
+        purpose: GraphPurpose,
+        token_embeddings: bool,
         deadline: float | None,
     ) -> asyncio.Future[list[ItemResult]]:
         """Queue a request's texts together, or refuse them all when the queue is full.
@@ -181,7 +181,7 @@ class Batcher:
             self.check_room(len(texts))
             request = Request(loop.create_future(), [None] * len(texts), len(texts))
             self.pending.extend(
-                WorkItem(text, graph, want_tokens, deadline, request, index)
+                WorkItem(text, purpose, token_embeddings, deadline, request, index)
                 for index, text in enumerate(texts)
             )
             if self.on_depth is not None:
@@ -215,13 +215,10 @@ class Batcher:
         for hand_over in ready:
             hand_over()
 
-    def deliver(
-        self, items: list[WorkItem], rows: list[Row], stats: BatchStats, started: float
-    ) -> None:
+    def deliver(self, items: list[WorkItem], results: list[ItemResult], stats: BatchStats) -> None:
         """On the loop: each text's result to its request (unless that already ended)."""
-        for item, (pooled, tokens, maps) in zip(items, rows, strict=True):
-            queue_s = started - item.enqueued_at
-            item.request.done(item.index, ItemResult(pooled, tokens, maps, queue_s, stats))
+        for item, result in zip(items, results, strict=True):
+            item.request.done(item.index, result)
         if self.on_batch is not None:
             self.on_batch(stats)
 
@@ -242,15 +239,14 @@ class Batcher:
                 batch = self.next_batch()
             if batch is None:
                 return
-            started = time.monotonic()
             try:
-                rows, stats = self.infer(batch)
+                results, stats = self.infer(batch)
             except Exception:
                 log.exception("inference failed for a batch of %d texts", len(batch))
                 failed = ServiceError(Code.INTERNAL, "inference failed")
                 self.post(functools.partial(self.fail, batch, failed))
                 continue
-            self.post(functools.partial(self.deliver, batch, rows, stats, started))
+            self.post(functools.partial(self.deliver, batch, results, stats))
 
     def post(self, hand_over: Callable[[], None]) -> None:
         """From the inference thread: queue a hand-over; wake the loop only if none is queued."""
@@ -287,7 +283,7 @@ class Batcher:
         if not self.pending:
             return 0.0
         oldest = self.pending[0]
-        same = [item for item in self.pending if item.graph == oldest.graph]
+        same = [item for item in self.pending if item.purpose == oldest.purpose]
         expected = min(self.last_batch_texts, self.max_batch_texts)
         if len(same) >= expected or sum(i.length for i in same) >= self.max_batch_tokens:
             return 0.0
@@ -318,13 +314,14 @@ class Batcher:
             return []
         oldest = self.pending[0]
         candidates = sorted(
-            (item for item in self.pending if item.graph == oldest.graph), key=lambda i: i.length
+            (item for item in self.pending if item.purpose == oldest.purpose),
+            key=lambda i: i.length,
         )
         anchor = next(i for i, item in enumerate(candidates) if item is oldest)
         low, high = grow_batch(
             [item.length for item in candidates],
             anchor,
-            self.costs.get(oldest.graph, DEFAULT),
+            self.costs.get(oldest.purpose, DEFAULT),
             self.max_batch_texts,
             self.max_batch_tokens,
         )
@@ -335,32 +332,34 @@ class Batcher:
             self.on_depth(len(self.pending))
         return chosen
 
-    def infer(self, items: list[WorkItem]) -> tuple[list[Row], BatchStats]:
+    def infer(self, items: list[WorkItem]) -> tuple[list[ItemResult], BatchStats]:
         """Pad, run, slice each text's rows back out (no lock held: submit goes on meanwhile)."""
-        graph = items[0].graph
+        dequeued = time.monotonic()
+        purpose = items[0].purpose
         batch = pad(
             [item.text.ids for item in items],
             [item.text.type_ids for item in items],
             self.pad_token_id,
         )
         outputs = ["pooled"]
-        if any(item.want_tokens for item in items):
+        if any(item.token_embeddings for item in items):
             outputs.append("token_embeddings")
-        if graph == "maps":
+        if purpose == "maps":
             outputs.append("attentions")
         started = time.perf_counter()
-        values = self.engine.run(graph, batch, outputs)
+        values = self.engine.run(purpose, batch, outputs)
         elapsed = time.perf_counter() - started
-        rows: list[Row] = []
+        stats = BatchStats(
+            purpose, len(items), batch.real_tokens, batch.input_ids.size, elapsed, started
+        )
+        results = []
         for row, item in enumerate(items):
             n = item.length
-            tokens = values["token_embeddings"][row, :n] if item.want_tokens else None
-            maps = values["attentions"][:, row, :, :n, :n] if graph == "maps" else None
-            rows.append((values["pooled"][row], tokens, maps))
-        stats = BatchStats(
-            graph, len(items), batch.real_tokens, batch.input_ids.size, elapsed, started
-        )
-        return rows, stats
+            tokens = values["token_embeddings"][row, :n] if item.token_embeddings else None
+            maps = values["attentions"][:, row, :, :n, :n] if purpose == "maps" else None
+            queue_s = dequeued - item.enqueued_at
+            results.append(ItemResult(values["pooled"][row], tokens, maps, queue_s, stats))
+        return results, stats
 
 
 def name_native_thread(name: bytes) -> None:

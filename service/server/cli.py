@@ -1,4 +1,4 @@
-"""Serving-side subcommands: `serve` and `verify` (client commands live in `client_cli.py`)."""
+"""Serving-side subcommands: `serve` and `verify` (client commands live in `client/cli.py`)."""
 
 from __future__ import annotations
 

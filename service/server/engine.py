@@ -90,6 +90,7 @@ class Engine:
         spin_wait: bool = True,
         allow_tf32: bool = False,
     ) -> None:
+        self.precision = precision
         self.spin_wait = spin_wait
         self.allow_tf32 = allow_tf32
         self.providers = choose_providers(provider)
@@ -107,8 +108,8 @@ class Engine:
             self.specs["maps"] = maps
         check_inputs(self.specs.values())
         self.sessions = {
-            kind: self.open_session(directory / spec.file, spec)
-            for kind, spec in self.specs.items()
+            purpose: self.open_session(directory / spec.file, spec)
+            for purpose, spec in self.specs.items()
         }
         if provider == "cuda" and self.provider != CUDA:
             # onnxruntime falls back to the CPU (with a warning) when the CUDA provider is
@@ -118,13 +119,12 @@ class Engine:
                 f"--provider cuda: the session runs on {self.provider}: the CUDA provider "
                 "could not load (no GPU visible, or its CUDA/cuDNN libraries are missing)"
             )
-        self.hidden_size = manifest.model.hidden_size
         log.info(
             "engine: provider %s, precision %s, %d intra-op threads, graphs %s",
             self.sessions["fast"].get_providers()[0],
             precision,
             self.threads,
-            {kind: spec.file for kind, spec in self.specs.items()},
+            {purpose: spec.file for purpose, spec in self.specs.items()},
         )
 
     @property
@@ -145,11 +145,11 @@ class Engine:
         return "maps" in self.sessions
 
     def run(
-        self, kind: GraphPurpose, batch: PaddedBatch, outputs: list[str]
+        self, purpose: GraphPurpose, batch: PaddedBatch, outputs: list[str]
     ) -> dict[str, np.ndarray]:
         """One forward pass; returns only the requested outputs, as CPU numpy arrays."""
-        feeds = batch.feeds(self.specs[kind].inputs)  # exactly the inputs this graph takes
-        session = self.sessions[kind]
+        feeds = batch.feeds(self.specs[purpose].inputs)  # exactly the inputs this graph takes
+        session = self.sessions[purpose]
         if self.on_cuda:
             return self.run_bound(session, feeds, outputs)
         values = session.run(outputs, feeds)
@@ -176,28 +176,28 @@ class Engine:
     def calibrate(self, repeats: int = 3) -> dict[GraphPurpose, CostModel]:
         """Time typical shapes on each graph (best of `repeats`) and fit its cost model."""
         models = {}
-        for kind in self.sessions:
-            outputs = ["pooled", "attentions"] if kind == "maps" else ["pooled"]
+        for purpose in self.sessions:
+            outputs = ["pooled", "attentions"] if purpose == "maps" else ["pooled"]
             timings = []
             for size, seq_len in CALIBRATION_SHAPES:
                 batch = synthetic_batch(size, seq_len)
                 best = float("inf")
                 for _ in range(repeats):
                     started = time.perf_counter()
-                    self.run(kind, batch, outputs)
+                    self.run(purpose, batch, outputs)
                     best = min(best, time.perf_counter() - started)
                 timings.append(best)
-            models[kind] = CostModel.fit(CALIBRATION_SHAPES, timings)
+            models[purpose] = CostModel.fit(CALIBRATION_SHAPES, timings)
         return models
 
     def warm_up(
         self, lengths: tuple[int, ...] = (8, 32, 128), batch_sizes: tuple[int, ...] = (1, 8)
     ) -> None:
         """Run typical shapes once so the first real request does not pay for allocation."""
-        for kind in self.sessions:
+        for purpose, spec in self.specs.items():
             for seq_len in lengths:
                 for size in batch_sizes:
-                    self.run(kind, synthetic_batch(size, seq_len), list(self.specs[kind].outputs))
+                    self.run(purpose, synthetic_batch(size, seq_len), list(spec.outputs))
 
 
 def synthetic_batch(size: int, seq_len: int) -> PaddedBatch:

@@ -64,6 +64,9 @@ class Metrics:
             ["protocol", "method", "code"],
             registry=r,
         )
+        # Kept beside attnserve_requests{code!="OK"} on purpose: it is the failure count an
+        # alert or a dashboard can read without knowing the set of codes or methods (the shipped
+        # Grafana board plots it), and it is cheap (one increment per failed call only).
         self.errors = Counter(
             "attnserve_errors",
             "calls that failed, by protocol and status code",
@@ -189,7 +192,7 @@ class Metrics:
             self.errors.labels(protocol, code).inc()
 
     def observe_batch(self, stats: BatchStats) -> None:
-        self.inference_seconds.labels(stats.graph).observe(stats.inference_s)
+        self.inference_seconds.labels(stats.purpose).observe(stats.inference_s)
         self.batch_texts.observe(stats.texts)
         self.batch_tokens.observe(stats.padded_tokens)
         self.padding_ratio.observe(stats.padded_tokens / max(stats.real_tokens, 1))

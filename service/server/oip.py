@@ -1,9 +1,10 @@
 """The Open Inference Protocol (KServe v2 gRPC) over the same pipeline: a thin adapter.
 
 Triton's clients, perf_analyzer and KServe speak it. This module only translates: a
-`ModelInferRequest`'s `text` input and parameters into the pipeline's texts and `EmbedOptions`,
-the result into an `embedding` output, failures into gRPC status codes (through the same call
-envelope as `attnserve.v1`), and keeps the counts `ModelStatistics` reports. The protocol's
+`ModelInferRequest`'s `text` input and parameters into the embed task's texts and
+`EmbedOptions` (of the model the request names, found in the registry), the result into an
+`embedding` output, failures into gRPC status codes (through the same call envelope as
+`attnserve.v1`), and keeps the counts `ModelStatistics` reports, per model. The protocol's
 shapes and names are in `proto/attnserve/oip/inference.proto`.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,9 +22,10 @@ from google.protobuf.message import Message
 
 from attnserve.oip import inference_pb2 as oip
 from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of, parse
+from attnserve.service.server.embed import EmbedResult, EmbedTask
 from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.models import Registry, ServedModel
 from attnserve.service.server.options import EmbedOptions, Truncation
-from attnserve.service.server.pipeline import EmbedResult, Pipeline
 
 PROTOCOL = "oip"
 SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -135,31 +138,27 @@ def options_of(parameters: Mapping[str, oip.InferParameter]) -> EmbedOptions:
 
 
 class InferenceService:
-    """`inference.GRPCInferenceService`: one model, `text` in, `embedding` out."""
+    """`inference.GRPCInferenceService`: the served models by name, `text` in, `embedding` out."""
 
-    def __init__(
-        self, pipeline: Pipeline, front: Front, model_name: str, hidden: int, max_texts: int
-    ) -> None:
-        self.pipeline = pipeline
+    def __init__(self, models: Registry, front: Front) -> None:
+        self.models = models
         self.front = front
-        self.model_name = model_name
-        self.hidden = hidden
-        self.max_texts = max_texts
-        self.statistics = Statistics()
+        self.statistics: defaultdict[str, Statistics] = defaultdict(Statistics)
 
     def call(self, method: str, context: Context) -> GrpcCall:
         return GrpcCall(self.front, PROTOCOL, method, context)
 
     def serves(self, name: str, version: str) -> bool:
-        return name == self.model_name and version in ("", VERSION)
+        return self.models.serves(name) and version in ("", VERSION)
 
-    def check_model(self, name: str, version: str) -> None:
-        if not self.serves(name, version):
+    def find(self, name: str, version: str) -> ServedModel:
+        """The model a request names (NOT_FOUND, from the registry, for one not served)."""
+        model = self.models.find(name)
+        if version not in ("", VERSION):
             raise ServiceError(
-                Code.NOT_FOUND,
-                f"unknown model {name!r} version {version!r}: this server serves "
-                f"{self.model_name!r} version {VERSION}",
+                Code.NOT_FOUND, f"model {name!r} has no version {version!r}: it has {VERSION}"
             )
+        return model
 
     async def ServerLive(self, data: bytes, context: Context) -> oip.ServerLiveResponse:
         async with self.call("ServerLive", context):
@@ -189,28 +188,31 @@ class InferenceService:
     async def ModelMetadata(self, data: bytes, context: Context) -> oip.ModelMetadataResponse:
         async with self.call("ModelMetadata", context):
             request = parse(oip.ModelMetadataRequest, data)
-            self.check_model(request.name, request.version)
+            model = self.find(request.name, request.version)
+            hidden = model.manifest.model.hidden_size
             tensor = oip.ModelMetadataResponse.TensorMetadata
             return oip.ModelMetadataResponse(
-                name=self.model_name,
+                name=model.name,
                 versions=[VERSION],
                 platform="onnxruntime_onnx",
                 # As Triton says it: [batch] + the config's dims (perf_analyzer relies on it).
                 inputs=[tensor(name=INPUT, datatype="BYTES", shape=[-1, 1])],
-                outputs=[tensor(name=OUTPUT, datatype="FP32", shape=[-1, self.hidden])],
+                outputs=[tensor(name=OUTPUT, datatype="FP32", shape=[-1, hidden])],
             )
 
     async def ModelConfig(self, data: bytes, context: Context) -> oip.ModelConfigResponse:
         async with self.call("ModelConfig", context):
             request = parse(oip.ModelConfigRequest, data)
-            self.check_model(request.name, request.version)
+            model = self.find(request.name, request.version)
+            hidden = model.manifest.model.hidden_size
             config = oip.ModelConfig(
-                name=self.model_name,
+                name=model.name,
                 platform="onnxruntime_onnx",
                 backend="onnxruntime",
-                max_batch_size=self.max_texts,  # the batch dimension: texts per request
+                # The batch dimension: texts per request.
+                max_batch_size=model.limits.max_texts_per_request,
                 input=[oip.ModelInput(name=INPUT, data_type=oip.TYPE_STRING, dims=[1])],
-                output=[oip.ModelOutput(name=OUTPUT, data_type=oip.TYPE_FP32, dims=[self.hidden])],
+                output=[oip.ModelOutput(name=OUTPUT, data_type=oip.TYPE_FP32, dims=[hidden])],
                 dynamic_batching=oip.ModelDynamicBatching(),
             )
             return oip.ModelConfigResponse(config=config)
@@ -219,52 +221,63 @@ class InferenceService:
         async with self.call("ModelStatistics", context):
             request = parse(oip.ModelStatisticsRequest, data)
             if request.name:
-                self.check_model(request.name, request.version)
-            stats = self.statistics
-            entry = oip.ModelStatistics(
-                name=self.model_name,
-                version=VERSION,
-                last_inference=stats.last_ms,
-                inference_count=stats.texts,
-                execution_count=stats.batches,
-                inference_stats=oip.InferStatistics(
-                    success=stats.success.message(),
-                    fail=stats.fail.message(),
-                    queue=stats.queue.message(),
-                    compute_input=stats.tokenize.message(),
-                    compute_infer=stats.inference.message(),
-                    compute_output=stats.output.message(),
-                ),
-            )
-            return oip.ModelStatisticsResponse(model_stats=[entry])
+                models = [self.find(request.name, request.version)]
+            else:
+                models = list(self.models)
+            entries = [self.statistics_of(model.name) for model in models]
+            return oip.ModelStatisticsResponse(model_stats=entries)
+
+    def statistics_of(self, name: str) -> oip.ModelStatistics:
+        stats = self.statistics[name]
+        return oip.ModelStatistics(
+            name=name,
+            version=VERSION,
+            last_inference=stats.last_ms,
+            inference_count=stats.texts,
+            execution_count=stats.batches,
+            inference_stats=oip.InferStatistics(
+                success=stats.success.message(),
+                fail=stats.fail.message(),
+                queue=stats.queue.message(),
+                compute_input=stats.tokenize.message(),
+                compute_infer=stats.inference.message(),
+                compute_output=stats.output.message(),
+            ),
+        )
 
     async def ModelInfer(self, data: bytes, context: Context) -> oip.ModelInferResponse:
         started = time.perf_counter()
         succeeded = False
+        # A request for a model not served counts against the served one, as it always has
+        # (Triton counts failures per model; ours have no other model to name).
+        stats_name = self.models.default.name
         try:
             async with self.call("ModelInfer", context):
                 request = parse(oip.ModelInferRequest, data)
-                self.check_model(request.model_name, request.model_version)
+                model = self.find(request.model_name, request.model_version)
+                stats_name = model.name
                 for requested in request.outputs:
                     if requested.name != OUTPUT:
                         raise invalid(f"unknown output {requested.name!r}: only {OUTPUT!r}")
                 texts = texts_of(request)
                 options = options_of(request.parameters)
-                result = await self.pipeline.embed(texts, options, deadline_of(context))
+                task = model.task(EmbedTask)
+                result = await task.embed(texts, options, deadline_of(context))
                 answer_started = time.perf_counter()
-                response = self.response(request, result)
+                response = self.response(request, model.name, result)
                 succeeded = True
                 finished = time.perf_counter()
-                self.statistics.succeeded(
+                self.statistics[stats_name].succeeded(
                     finished - started, result, len(texts), finished - answer_started
                 )
                 return response
         finally:
             if not succeeded:
-                self.statistics.fail.add(time.perf_counter() - started)
+                self.statistics[stats_name].fail.add(time.perf_counter() - started)
 
+    @staticmethod
     def response(
-        self, request: oip.ModelInferRequest, result: EmbedResult
+        request: oip.ModelInferRequest, model: str, result: EmbedResult
     ) -> oip.ModelInferResponse:
         assert result.pooled is not None
         pooled = np.ascontiguousarray(result.pooled, dtype="<f4")
@@ -272,7 +285,7 @@ class InferenceService:
             name=OUTPUT, datatype="FP32", shape=list(pooled.shape)
         )
         return oip.ModelInferResponse(
-            model_name=self.model_name,
+            model_name=model,
             model_version=VERSION,
             id=request.id,
             outputs=[output],

@@ -3,15 +3,16 @@
     POST /v1/embeddings   {"input": str | [str], "model": str, "encoding_format": "float" |
                            "base64", "dimensions": int}   (and, beyond OpenAI's API,
                            "truncate": true to cut over-long texts instead of refusing them)
-    GET  /v1/models       the one model served
+    GET  /v1/models       the models served
     GET  /health          200 while ready, 503 otherwise (no token needed)
 
 The `openai` SDKs, LangChain, LlamaIndex and most RAG tooling speak this. Requests enter the same
-pipeline, batcher, limits, metrics (protocol "openai") and logs as `attnserve.v1`; this module
-only translates JSON and maps failures onto OpenAI's error shape (`{"error": {"message", "type",
-"param", "code"}}`) and HTTP statuses. Like OpenAI's API, an over-long input is an error unless
-the request asks for truncation. aiohttp: well kept, and it runs in the event loop gRPC already
-uses, so the HTTP path adds no thread hop.
+embed task (of the model named, found in the registry), batcher, limits, metrics (protocol
+"openai") and logs as `attnserve.v1`; this module only translates JSON and maps failures onto
+OpenAI's error shape (`{"error": {"message", "type", "param", "code"}}`) and HTTP statuses.
+Like OpenAI's API, an over-long input is an error unless the request asks for truncation.
+aiohttp: well kept, and it runs in the event loop gRPC already uses, so the HTTP path adds no
+thread hop.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from aiohttp import web
 
 from attnserve.service.server.auth import REFUSAL, Tokens, token_of
 from attnserve.service.server.calls import CallRecord, Front, request_id, shutting_down
+from attnserve.service.server.embed import EmbedTask
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.listeners import bind_sockets
+from attnserve.service.server.models import Registry
 from attnserve.service.server.options import EmbedOptions, Truncation
-from attnserve.service.server.pipeline import Pipeline
 from attnserve.service.server.settings import Settings
 
 PROTOCOL = "openai"
@@ -88,21 +90,16 @@ def options_of(body: dict[str, Any]) -> tuple[EmbedOptions, str]:
 
 
 class EmbeddingsApp:
-    def __init__(
-        self, pipeline: Pipeline, front: Front, model_name: str, aliases: tuple[str, ...],
-        tokens: Tokens | None,
-    ) -> None:  # fmt: skip
-        self.pipeline = pipeline
+    def __init__(self, models: Registry, front: Front, tokens: Tokens | None) -> None:
+        self.models = models
         self.front = front
-        self.model_name = model_name
-        self.names = {model_name, *aliases}  # the short name and the manifest's full name
         self.tokens = tokens
         self.created = int(time.time())
 
     def application(self, max_body_bytes: int) -> web.Application:
         app = web.Application(client_max_size=max_body_bytes)
         app.router.add_post("/v1/embeddings", self.call("embeddings", self.embeddings))
-        app.router.add_get("/v1/models", self.call("models", self.models))
+        app.router.add_get("/v1/models", self.call("models", self.list_models))
         app.router.add_get("/health", self.health)
         return app
 
@@ -138,14 +135,10 @@ class EmbeddingsApp:
             raise invalid("the request body is not JSON") from None
         if not isinstance(body, dict):
             raise invalid("the request body must be a JSON object")
-        model = body.get("model")
-        if model not in self.names:
-            raise ServiceError(
-                Code.NOT_FOUND, f"model {model!r} not found: this server serves {self.model_name!r}"
-            )
+        model = self.models.find(body.get("model"))  # its name or an alias
         texts = texts_of(body)
         options, encoding = options_of(body)
-        result = await self.pipeline.embed(texts, options, None)
+        result = await model.task(EmbedTask).embed(texts, options, None)
         assert result.pooled is not None
         vectors = np.ascontiguousarray(result.pooled, dtype="<f4")
         data = [
@@ -157,15 +150,17 @@ class EmbeddingsApp:
             {
                 "object": "list",
                 "data": data,
-                "model": self.model_name,
+                "model": model.name,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
 
-    async def models(self, request: web.Request) -> web.Response:
-        entry = {"id": self.model_name, "object": "model", "created": self.created,
-                 "owned_by": "attnserve"}  # fmt: skip
-        return web.json_response({"object": "list", "data": [entry]})
+    async def list_models(self, request: web.Request) -> web.Response:
+        data = [
+            {"id": model.name, "object": "model", "created": self.created, "owned_by": "attnserve"}
+            for model in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
 
     async def health(self, request: web.Request) -> web.Response:
         ready = self.front.ready and self.front.accepting

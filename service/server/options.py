@@ -1,7 +1,7 @@
-"""What a request may ask for, in the domain's terms (no protobuf): the pipeline's input.
+"""What a request may ask for, in the domain's terms (no protobuf): the tasks' input.
 
-Each protocol adapter parses its own messages into these; the pipeline, tokenizer and batcher
-see only them.
+Each protocol adapter parses its own messages into these; the tasks, pipeline, tokenizer and
+batcher see only them.
 """
 
 from __future__ import annotations
@@ -33,4 +33,13 @@ class EmbedOptions:
     max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
     float_bytes: int = 4  # each float of the response: 4 (float32) or 2 (float16)
     dimensions: int | None = None  # Matryoshka: keep the first N of each pooled vector
+    prompt_name: str | None = None  # None = the model's default prompt; "" = no prompt
+
+
+@dataclass(frozen=True)
+class TokenizeOptions:
+    """How a request's texts become tokens: the part of a request every task shares."""
+
+    truncation: Truncation = Truncation.END
+    max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
     prompt_name: str | None = None  # None = the model's default prompt; "" = no prompt

@@ -1,9 +1,10 @@
-"""The gRPC transport of `attnserve.v1`: protobuf <-> the pipeline's types, request ids,
-status codes, per-call metrics.
+"""The gRPC transport of `attnserve.v1`: protobuf <-> the tasks' types, request ids, status
+codes, per-call metrics.
 
-Only this module knows about `attnserve.v1` messages and `ServicerContext`. It gets a built
-`Pipeline` and the `Info` answer from the composition root (`app.py`); failures become status
-codes through the one map in `status.py`.
+Only this module knows about `attnserve.v1` messages and `ServicerContext` (the `Info` answer is
+rendered here too, by `build_info`). It gets the registry of served models from the composition
+root (`app.py`) and asks the default model for the task a call speaks (attnserve.v1 requests
+name no model); failures become status codes through the one map in `status.py`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
 import grpc
+import onnxruntime
 
 from attnserve.service import wire
 from attnserve.service.server.calls import (
@@ -25,9 +27,16 @@ from attnserve.service.server.calls import (
     deadline_of,
     parse,
 )
+from attnserve.service.server.embed import EmbedResult, EmbedTask
 from attnserve.service.server.errors import Code, ServiceError, invalid
-from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
-from attnserve.service.server.pipeline import EmbedResult, Pipeline
+from attnserve.service.server.limits import Limits
+from attnserve.service.server.models import Registry, ServedModel
+from attnserve.service.server.options import (
+    AttentionRequest,
+    EmbedOptions,
+    TokenizeOptions,
+    Truncation,
+)
 from attnserve.service.server.status import status_number
 from attnserve.service.server.tokenizer import token_views
 from attnserve.v1 import embedder_pb2 as pb
@@ -85,6 +94,44 @@ def options_from_proto(options: pb.EmbedOptions) -> tuple[EmbedOptions, int]:
     return parsed, dtype
 
 
+def limits_message(limits: Limits) -> pb.Limits:
+    return pb.Limits(
+        max_texts_per_request=limits.max_texts_per_request,
+        max_chars_per_text=limits.max_chars_per_text,
+        max_tokens_per_text=limits.max_tokens_per_text,
+        max_attention_elements=limits.max_attention_elements,
+        max_receive_message_bytes=limits.max_receive_message_bytes,
+        max_send_message_bytes=limits.max_send_message_bytes,
+        max_queue_texts=limits.max_queue_texts,
+    )
+
+
+def build_info(served: ServedModel, version: str) -> pb.InfoResponse:
+    """The `Info` answer: what is served and under which limits (fixed for the server's life)."""
+    model, engine = served.manifest.model, served.engine
+    return pb.InfoResponse(
+        model_name=model.name,
+        model_source=model.source,
+        hidden_size=model.hidden_size,
+        num_layers=model.num_layers,
+        num_heads=model.num_heads,
+        pooling=model.pooling,
+        normalize=model.normalize,
+        default_max_tokens=served.pipeline.default_max_tokens,
+        limits=limits_message(served.limits),
+        precision=engine.precision,
+        execution_provider=engine.provider,
+        attention_maps=engine.supports_maps(),
+        artifact_sha256=served.manifest.artifact_hash,
+        server_version=version,
+        onnxruntime_version=onnxruntime.__version__,
+        prompts=model.prompts,
+        default_prompt_name=model.default_prompt_name or "",
+        family=model.family,
+        causal=model.causal,
+    )
+
+
 def method_handlers(service: EmbedderService) -> dict[str, grpc.RpcMethodHandler]:
     """`attnserve.v1.Embedder`'s methods, taking raw bytes (see `parse`)."""
     return {
@@ -107,12 +154,11 @@ class EmbedderService:
     """`attnserve.v1.Embedder`: the richest way in (per-token vectors, attention maps, timings)."""
 
     def __init__(
-        self, pipeline: Pipeline, info: pb.InfoResponse, front: Front, max_stream_pending: int
+        self, models: Registry, info: pb.InfoResponse, front: Front, max_stream_pending: int
     ) -> None:
-        self.pipeline = pipeline
+        self.models = models
         self.max_stream_pending = max_stream_pending
         self.info = info
-        self.model_name = info.model_name
         self.front = front
         self.metrics = front.metrics
 
@@ -188,19 +234,14 @@ class EmbedderService:
     async def Tokenize(self, data: bytes, context: Context) -> pb.TokenizeResponse:
         async with self.scope("Tokenize", context):
             request = parse(pb.TokenizeRequest, data)
-            truncation = enum_value(TRUNCATIONS, request.truncate, "truncate")
-            prompt = self.pipeline.prompts.resolve(
-                request.prompt_name if request.HasField("prompt_name") else None
+            options = TokenizeOptions(
+                truncation=enum_value(TRUNCATIONS, request.truncate, "truncate"),
+                max_tokens=request.max_tokens or None,
+                prompt_name=request.prompt_name if request.HasField("prompt_name") else None,
             )
-            encoded = await self.pipeline.tokenize_off_loop(
-                list(request.texts),
-                truncation,
-                request.max_tokens or None,
-                offsets=True,
-                prompt=prompt,
-            )
+            tokenized = await self.models.default.pipeline.tokenize(list(request.texts), options)
             texts = []
-            for text in encoded:
+            for text in tokenized.texts:
                 tokens = [
                     pb.Token(
                         id=view.id,
@@ -213,7 +254,7 @@ class EmbedderService:
                     for view in token_views(text)
                 ]
                 texts.append(pb.TokenizedText(tokens=tokens, truncated=text.truncated))
-            return pb.TokenizeResponse(texts=texts, prompt_name=prompt.name)
+            return pb.TokenizeResponse(texts=texts, prompt_name=tokenized.prompt.name)
 
     async def Info(self, data: bytes, context: Context) -> pb.InfoResponse:
         async with self.scope("Info", context):
@@ -223,9 +264,10 @@ class EmbedderService:
     async def embed(self, request: pb.EmbedRequest, deadline: float | None) -> pb.EmbedResponse:
         started = time.perf_counter()
         options, dtype = options_from_proto(request.options)
-        result = await self.pipeline.embed(list(request.texts), options, deadline)
+        model = self.models.default
+        result = await model.task(EmbedTask).embed(list(request.texts), options, deadline)
         serialize_started = time.perf_counter()
-        response = self.to_proto(request, result, options, dtype)
+        response = to_proto(request, model.manifest.model.name, result, dtype)
         finished = time.perf_counter()
         self.metrics.serialize_seconds.observe(finished - serialize_started)
         timings = response.timings
@@ -235,29 +277,30 @@ class EmbedderService:
         timings.total_ms = (finished - started) * 1000
         return response
 
-    def to_proto(
-        self, request: pb.EmbedRequest, result: EmbedResult, options: EmbedOptions, dtype: int
-    ) -> pb.EmbedResponse:
-        response = pb.EmbedResponse(
-            request_id=request.request_id,
-            model=self.model_name,
-            attention_layers=result.layers,
-            attention_heads=result.heads,
-            prompt_name=result.prompt_name,
+
+def to_proto(
+    request: pb.EmbedRequest, model: str, result: EmbedResult, dtype: int
+) -> pb.EmbedResponse:
+    response = pb.EmbedResponse(
+        request_id=request.request_id,
+        model=model,
+        attention_layers=result.layers,
+        attention_heads=result.heads,
+        prompt_name=result.prompt_name,
+    )
+    if result.pooled is not None:
+        response.pooled.CopyFrom(wire.encode(result.pooled, dtype))
+    for text in result.texts:
+        entry = response.results.add(
+            token_count=text.token_count,
+            truncated=text.truncated,
+            prompt_tokens=text.prompt_tokens,
         )
-        if result.pooled is not None:
-            response.pooled.CopyFrom(wire.encode(result.pooled, dtype))
-        for text in result.texts:
-            entry = response.results.add(
-                token_count=text.token_count,
-                truncated=text.truncated,
-                prompt_tokens=text.prompt_tokens,
-            )
-            if text.token_embeddings is not None:
-                entry.token_embeddings.CopyFrom(wire.encode(text.token_embeddings, dtype))
-            if text.attentions is not None:
-                entry.attentions.CopyFrom(wire.encode(text.attentions, dtype))
-        return response
+        if text.token_embeddings is not None:
+            entry.token_embeddings.CopyFrom(wire.encode(text.token_embeddings, dtype))
+        if text.attentions is not None:
+            entry.attentions.CopyFrom(wire.encode(text.attentions, dtype))
+    return response
 
 
 def error_response(request_id: str, code: Code, message: str) -> pb.EmbedResponse:

@@ -55,11 +55,6 @@ class Settings(BaseSettings):
         description="CUDA may run the fast graph's fp32 matrix products in TF32 (10-bit "
         "mantissas): faster on Ampere and later GPUs, less exact; the maps graph never does",
     )
-    spin_wait: bool = Field(
-        True,
-        description="ONNX Runtime's idle threads spin before sleeping: ~1 ms less per "
-        "small batch, for CPU time the gRPC thread might have used",
-    )
 
     # --- network -------------------------------------------------------------------------------
     host: str = Field("[::]", description="address the gRPC server binds")
@@ -81,9 +76,6 @@ class Settings(BaseSettings):
     )
     metrics_port: int = Field(
         9464, ge=-1, le=65535, description="Prometheus /metrics port; 0 picks one, -1 disables"
-    )
-    metrics: bool = Field(
-        True, description="collect Prometheus metrics; off only to measure their cost"
     )
     max_receive_message_bytes: int = Field(
         16 << 20, gt=0, description="largest request the server accepts (bytes)"
@@ -160,7 +152,6 @@ class Settings(BaseSettings):
     )
 
     # --- lifecycle -----------------------------------------------------------------------------
-    warmup: bool = Field(True, description="run typical shapes before reporting SERVING")
     drain_delay_s: float = Field(
         5.0,
         ge=0,
@@ -191,6 +182,23 @@ class Settings(BaseSettings):
     # --- logs ----------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     log_format: Literal["text", "json"] = Field("text", description="log line format")
+
+    # --- measurement only -------------------------------------------------------------------------
+    # Knobs that exist to measure what a default costs (bench/ turns them off side by side);
+    # a deployment leaves them as they are.
+    spin_wait: bool = Field(
+        True,
+        description="ONNX Runtime's idle threads spin before sleeping: ~1 ms less per "
+        "small batch, for CPU time the gRPC thread might have used",
+    )
+    metrics: bool = Field(
+        True, description="collect Prometheus metrics; off only to measure their cost"
+    )
+    warmup: bool = Field(
+        True,
+        description="run typical shapes and fit the batch cost model before reporting SERVING; "
+        "off only for tests and to measure its effect",
+    )
 
     @field_validator("auth_tokens", mode="before")
     @classmethod
@@ -244,12 +252,20 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+# The fields under "measurement only" above: the README lists them in a table of their own.
+MEASUREMENT_ONLY = ("spin_wait", "metrics", "warmup")
+
+
 def settings_table() -> str:
-    """The README's settings table, generated from the fields (a test keeps the two equal)."""
-    rows = ["| flag | env | default | what it does |", "|---|---|---|---|"]
+    """The README's settings tables, generated from the fields (a test keeps them equal): the
+    settings, then the measurement-only ones."""
+    header = ["| flag | env | default | what it does |", "|---|---|---|---|"]
+    main, measuring = list(header), list(header)
     for name, field in Settings.model_fields.items():
         default = field.default
         shown = "(none)" if default == () else str(default).replace(str(Path.home()), "~")
         env = f"ATTNSERVE_{name.upper()}"
-        rows.append(f"| `{flag_name(name)}` | `{env}` | `{shown}` | {field.description} |")
-    return "\n".join(rows)
+        row = f"| `{flag_name(name)}` | `{env}` | `{shown}` | {field.description} |"
+        (measuring if name in MEASUREMENT_ONLY else main).append(row)
+    note = "Measurement only (they exist to measure what a default costs; leave them on):"
+    return "\n".join([*main, "", note, "", *measuring])

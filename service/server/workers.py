@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -118,7 +119,6 @@ class Supervisor:
     def __init__(self, settings: Settings, plan: Plan, port: int, shared_fit: Path) -> None:
         self.settings = settings
         self.shared_fit = shared_fit  # the workers' one cost-model fit (calibration.py)
-        self.plan = plan
         self.port = port
         self.context = multiprocessing.get_context("spawn")
         self.events: Queue[tuple[str, int, int]] = self.context.Queue()
@@ -150,7 +150,7 @@ class Supervisor:
         while waiting and not self.stopping:
             try:
                 kind, index, pid = self.events.get(timeout=0.5)
-            except Exception:  # queue.Empty: check for a dead worker, then wait on
+            except queue.Empty:  # check for a dead worker, then wait on
                 if time.monotonic() > deadline or any(
                     not self.processes[i].is_alive() for i in waiting
                 ):
@@ -167,7 +167,7 @@ class Supervisor:
         while True:
             try:
                 kind, index, pid = self.events.get_nowait()
-            except Exception:  # queue.Empty
+            except queue.Empty:
                 return
             if kind == "ready":
                 log.info("worker %d (pid %d) is serving", index, pid)

@@ -13,34 +13,15 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import numpy as np
 import pytest
 
-from attnserve.service.artifact import GraphPurpose
-from attnserve.service.padding import PaddedBatch
 from attnserve.service.server.batcher import Batcher, ItemResult, WorkItem
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.service.server.options import Truncation
 from attnserve.service.server.tokenizer import EncodedText, TextTokenizer
+from tests.unit.fakes import FakeEngine
 
 T = TypeVar("T")
-HIDDEN = 2
-
-
-class FakeEngine:
-    """Pooled = (first content token id, real length): each row says whose text it was."""
-
-    def __init__(self) -> None:
-        self.batches: list[PaddedBatch] = []
-
-    def run(
-        self, kind: GraphPurpose, batch: PaddedBatch, outputs: list[str]
-    ) -> dict[str, np.ndarray]:
-        self.batches.append(batch)
-        lengths = batch.attention_mask.sum(axis=1)
-        pooled = np.stack([batch.input_ids[:, 1], lengths], axis=1).astype(np.float32)
-        tokens = np.repeat(batch.input_ids[:, :, None], HIDDEN, axis=2).astype(np.float32)
-        return {"pooled": pooled, "token_embeddings": tokens}
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -105,7 +86,7 @@ def test_maps_and_fast_texts_never_share_a_batch(text_tokenizer: TextTokenizer) 
         batcher = make_batcher()
         batcher.submit(texts_of(text_tokenizer, [5, 6]), "fast", False, None)
         batcher.submit(texts_of(text_tokenizer, [5, 6]), "maps", False, None)
-        return [{item.graph for item in batcher.form_batch()} for _ in range(2)]
+        return [{item.purpose for item in batcher.form_batch()} for _ in range(2)]
 
     assert run(scenario()) == [{"fast"}, {"maps"}]
 
@@ -194,12 +175,12 @@ def test_a_request_split_over_batches_completes_once_all_its_texts_are_done(
         texts = texts_of(text_tokenizer, [5, 40, 6, 41])
         future = batcher.submit(texts, "fast", False, None)
         first = batcher.form_batch()
-        rows, stats = batcher.infer(first)
-        batcher.deliver(first, rows, stats, time.monotonic())
+        results, stats = batcher.infer(first)
+        batcher.deliver(first, results, stats)
         partly = future.done()
         second = batcher.form_batch()
-        rows, stats = batcher.infer(second)
-        batcher.deliver(second, rows, stats, time.monotonic())
+        results, stats = batcher.infer(second)
+        batcher.deliver(second, results, stats)
         return partly, [int(result.pooled[1]) for result in await future]
 
     partly, lengths = run(scenario())
@@ -217,8 +198,8 @@ def test_a_failed_request_leaves_its_neighbours_in_the_batch_alone(
         batch = batcher.form_batch()
         assert len(batch) == 4
         doomed.cancel()  # its caller left while the batch ran
-        rows, stats = batcher.infer(batch)
-        batcher.deliver(batch, rows, stats, time.monotonic())
+        results, stats = batcher.infer(batch)
+        batcher.deliver(batch, results, stats)
         return doomed.cancelled(), [int(result.pooled[1]) for result in await kept]
 
     cancelled, lengths = run(scenario())

@@ -6,25 +6,32 @@ import json
 
 import numpy as np
 
+from attnserve.service.client.client import Embeddings
 from attnserve.service.client.embed_output import (
-    EmbedResult,
     cosine_matrix,
     json_document,
     people_table,
     similarity_table,
 )
+from attnserve.v1 import embedder_pb2 as pb
 
 
-def result(vectors: np.ndarray, texts: list[str] | None = None) -> EmbedResult:
+def result(vectors: np.ndarray, texts: list[str] | None = None) -> tuple[list[str], Embeddings]:
+    """Texts and what the client returned for them (the fields the formats read)."""
     texts = texts or [f"text number {i}" for i in range(len(vectors))]
-    return EmbedResult(
+    served = Embeddings(
         model="test/model",
-        texts=texts,
-        vectors=vectors.astype(np.float32),
+        pooled=vectors.astype(np.float32),
+        token_embeddings=[None] * len(texts),
+        attentions=[None] * len(texts),
         token_counts=[3 + i for i in range(len(texts))],
         truncated=[i == 1 for i in range(len(texts))],
-        timings_ms={"queue": 0.1, "tokenize": 0.2, "inference": 0.3, "total": 0.7},
+        timings=pb.Timings(queue_ms=0.1, tokenize_ms=0.2, inference_ms=0.3, total_ms=0.7),
+        attention_layers=[],
+        attention_heads=[],
+        request_id="",
     )
+    return texts, served
 
 
 def test_cosine_matrix_is_the_cosine_of_every_pair() -> None:
@@ -44,7 +51,7 @@ def test_cosine_matrix_is_the_cosine_of_every_pair() -> None:
 def test_the_table_has_a_row_per_text_with_its_figures() -> None:
     vectors = np.array([[3.0, 4.0, 0.0, 0.0, 0.0, 1.0], [0.5, -0.25, 0.0, 0.0, 0.0, 0.0]])
     long_text = "a very long text " * 10
-    table = people_table(result(vectors, ["short", long_text]), dims=2).splitlines()
+    table = people_table(*result(vectors, ["short", long_text]), dims=2).splitlines()
     assert table[0] == "test/model: 2 texts, 6 dimensions"
     assert table[1].split()[:5] == ["#", "text", "tokens", "truncated", "norm"]
     first, second = table[2], table[3]
@@ -67,7 +74,7 @@ def test_similarity_for_two_texts_is_one_number_and_for_more_a_matrix() -> None:
 
 def test_json_is_one_document_with_everything_a_program_needs() -> None:
     vectors = np.array([[0.6, 0.8], [1.0, 0.0]])
-    document = json.loads(json_document(result(vectors), cosine_matrix(vectors)))
+    document = json.loads(json_document(*result(vectors), cosine_matrix(vectors)))
     assert document["model"] == "test/model"
     assert document["dimensions"] == 2
     assert [t["tokens"] for t in document["texts"]] == [3, 4]
@@ -75,4 +82,4 @@ def test_json_is_one_document_with_everything_a_program_needs() -> None:
     np.testing.assert_allclose([t["embedding"] for t in document["texts"]], vectors, atol=1e-7)
     np.testing.assert_allclose(document["similarity"], [[1.0, 0.6], [0.6, 1.0]], atol=1e-7)
     assert document["timings_ms"]["total"] == 0.7
-    assert "similarity" not in json.loads(json_document(result(vectors), None))
+    assert "similarity" not in json.loads(json_document(*result(vectors), None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from attnserve.service.server.startup_errors import ExitCode
-from tests.helpers import ROOT
+from tests.support import ROOT
 
 
 def test_the_readme_lists_every_exit_code() -> None:

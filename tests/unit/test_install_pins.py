@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import ROOT
+from tests.support import ROOT
 
 PINNED = ("grpcio-tools", "ruff", "mypy", "torch")
 

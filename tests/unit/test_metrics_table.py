@@ -8,7 +8,7 @@ import re
 from prometheus_client import Counter, Gauge, Histogram
 
 from attnserve.service.server.metrics import Metrics
-from tests.helpers import ROOT
+from tests.support import ROOT
 
 ROW_NAME = re.compile(r"`(attnserve_[a-z_]+)(?:\{([a-z0-9_,]*)\})?`")
 

@@ -4,13 +4,12 @@ with the HTTP status the OpenAI endpoint really sends, and the proto's list agre
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from attnserve.service.server.errors import Code
 from attnserve.service.server.openai_http import HTTP_STATUS
 from attnserve.service.server.status import STATUS
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # Returned by gRPC itself rather than by our code: success, and a method that does not exist.
 FROM_GRPC = {"OK", "UNIMPLEMENTED"}
 

@@ -1,6 +1,6 @@
 """EmbedStream's reader: a bounded number of requests in progress, all answered, in any order.
 
-The servicer runs over a fake pipeline whose calls finish only when the test lets them, so
+The servicer runs over a served model whose embed task finishes only when the test lets it, so
 the bound is observed directly (no server, no timing).
 """
 
@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 
 from attnserve.service.server.calls import Front
+from attnserve.service.server.embed import EmbedResult, EmbedTask, TextEmbedding
 from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.models import Registry
 from attnserve.service.server.options import EmbedOptions
-from attnserve.service.server.pipeline import EmbedResult, TextEmbedding, Timings
+from attnserve.service.server.pipeline import Pipeline, Timings
 from attnserve.service.server.servicer import EmbedderService
 from attnserve.service.server.tracing import Tracer
 from attnserve.v1 import embedder_pb2 as pb
+from tests.unit.fakes import FakeEngine, fake_model
 
 
-class GatedPipeline:
+class GatedEmbed(EmbedTask):
     """Each embed call waits for the gate; records how many were in progress at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(pipeline, maps_available=False)
         self.gate = asyncio.Event()
         self.in_progress = 0
         self.most = 0
@@ -52,11 +57,14 @@ async def requests(count: int) -> AsyncIterator[bytes]:
         yield request.SerializeToString()
 
 
-def test_a_long_stream_keeps_at_most_the_bound_in_progress_and_answers_all() -> None:
+def test_a_long_stream_keeps_at_most_the_bound_in_progress_and_answers_all(
+    tokenizer_file: Path,
+) -> None:
     async def scenario() -> tuple[int, list[pb.EmbedResponse]]:
-        pipeline = GatedPipeline()
+        model = fake_model("fake", tokenizer_file, FakeEngine(), GatedEmbed)
+        gated = model.task(GatedEmbed)
         service = EmbedderService(
-            pipeline,  # type: ignore[arg-type]
+            Registry([model]),
             pb.InfoResponse(model_name="fake"),
             Front(Metrics(), Tracer(None)),
             max_stream_pending=3,
@@ -65,14 +73,14 @@ def test_a_long_stream_keeps_at_most_the_bound_in_progress_and_answers_all() -> 
         reader = asyncio.create_task(service.read_stream(requests(50), NoDeadline(), responses))
         for _ in range(50):  # let the reader take all it may
             await asyncio.sleep(0)
-        held = pipeline.in_progress
-        pipeline.gate.set()
+        held = gated.in_progress
+        gated.gate.set()
         await asyncio.wait_for(reader, timeout=10)
         answered = []
         while (response := responses.get_nowait()) is not None:
             answered.append(response)
         assert held == 3
-        return pipeline.most, answered
+        return gated.most, answered
 
     most, answered = asyncio.run(scenario())
     assert most == 3

@@ -1,0 +1,180 @@
+"""The `embed` task: texts -> pooled vectors, per-token vectors and attention maps.
+
+One operation a served model offers, over its pipeline (the engine and batcher every task
+shares): `admit` checks what only an embedding request can ask for (dimensions, attention
+layers and heads, the response's size) around the pipeline's admission; `finish` turns the
+batcher's rows into the answer (Matryoshka truncation, normalising, attention selection).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from attnserve.service.artifact import GraphPurpose
+from attnserve.service.server.batcher import ItemResult
+from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.options import AttentionRequest, EmbedOptions, TokenizeOptions
+from attnserve.service.server.pipeline import Pipeline, Ran, Timings, Tokenized
+from attnserve.service.server.tokenizer import EncodedText
+
+
+@dataclass(frozen=True)
+class TextEmbedding:
+    token_embeddings: np.ndarray | None  # (n, H)
+    attentions: np.ndarray | None  # (layers, heads or 1, n, n)
+    token_count: int
+    truncated: bool
+    prompt_tokens: int = 0  # of token_count
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    pooled: np.ndarray | None  # (n, H), normalised if asked; None when not asked for
+    texts: list[TextEmbedding]
+    timings: Timings
+    layers: tuple[int, ...]  # attention layers returned, in order
+    heads: tuple[int, ...]  # attention heads returned (before averaging)
+    prompt_name: str = ""  # the prompt prepended to every text ("" = none)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An embedding request past every check: its tokens and the graph that will run them."""
+
+    tokenized: Tokenized
+    purpose: GraphPurpose
+    layers: tuple[int, ...] = ()
+    heads: tuple[int, ...] = ()
+
+
+class EmbedTask:
+    name: ClassVar[str] = "embed"
+
+    def __init__(self, pipeline: Pipeline, maps_available: bool) -> None:
+        self.pipeline = pipeline
+        self.model = pipeline.manifest.model
+        self.limits = pipeline.limits
+        self.maps_available = maps_available
+
+    async def embed(
+        self, texts: list[str], options: EmbedOptions, deadline: float | None
+    ) -> EmbedResult:
+        admitted = await self.admit(texts, options)
+        ran = await self.pipeline.run(
+            admitted.tokenized, admitted.purpose, options.token_embeddings, deadline
+        )
+        return self.finish(admitted, ran, options)
+
+    async def admit(self, texts: list[str], options: EmbedOptions) -> Admitted:
+        """Every refusal before any inference: dimensions, room and tokens (the pipeline's),
+        the attention asked for, and a response larger than the transport may send."""
+        self.check_dimensions(options.dimensions)
+        tokenizing = TokenizeOptions(options.truncation, options.max_tokens, options.prompt_name)
+        tokenized = await self.pipeline.admit(texts, tokenizing)
+        if options.attention is None:
+            self.check_response_size(tokenized.texts, options, 0, 0)
+            return Admitted(tokenized, "fast")
+        layers, heads = self.resolve_attention(options.attention)
+        shown_heads = 1 if options.attention.average_heads else len(heads)
+        self.check_attention_size(tokenized.texts, len(layers), shown_heads)
+        self.check_response_size(tokenized.texts, options, len(layers), shown_heads)
+        return Admitted(tokenized, "maps", layers, heads)
+
+    def finish(self, admitted: Admitted, ran: Ran, options: EmbedOptions) -> EmbedResult:
+        """The batcher's rows as the answer: pooled (Matryoshka, normalised), per text."""
+        pooled = None
+        if options.pooled:
+            pooled = np.stack([result.pooled for result in ran.results])  # (n, H)
+            if options.dimensions is not None:  # Matryoshka: the first D, then normalised
+                pooled = pooled[:, : options.dimensions]
+            normalize = self.model.normalize if options.normalize is None else options.normalize
+            if normalize:
+                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+                pooled = pooled / np.maximum(norms, 1e-12)
+        layers, heads = admitted.layers, admitted.heads
+        embeddings = [
+            text_embedding(text, result, options.attention, layers, heads)
+            for text, result in zip(admitted.tokenized.texts, ran.results, strict=True)
+        ]
+        prompt = admitted.tokenized.prompt.name
+        return EmbedResult(pooled, embeddings, ran.timings, layers, heads, prompt)
+
+    def check_dimensions(self, dimensions: int | None) -> None:
+        hidden = self.model.hidden_size
+        if dimensions is not None and not 1 <= dimensions <= hidden:
+            raise invalid(f"dimensions must be in 1..{hidden} (the model's size), got {dimensions}")
+
+    def resolve_attention(
+        self, request: AttentionRequest
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        if not self.maps_available:
+            raise invalid("this artifact has no attention-maps graph")
+        model = self.model
+        layers = request.layers or tuple(range(model.num_layers))
+        heads = request.heads or tuple(range(model.num_heads))
+        for kind, chosen, count in (
+            ("layer", layers, model.num_layers),
+            ("head", heads, model.num_heads),
+        ):
+            bad = [i for i in chosen if not 0 <= i < count]
+            if bad:
+                raise invalid(
+                    f"{kind} {bad[0]} is out of range: the model has {count} {kind}s "
+                    f"(0..{count - 1})"
+                )
+            if len(set(chosen)) != len(chosen):
+                raise invalid(f"{kind}s must not repeat: {list(chosen)}")
+        return layers, heads
+
+    def check_attention_size(self, encoded: list[EncodedText], layers: int, heads: int) -> None:
+        elements = sum(layers * heads * text.length**2 for text in encoded)
+        limit = self.limits.max_attention_elements
+        if elements > limit:
+            raise invalid(
+                f"the attention maps asked for hold {elements} elements, over the limit of "
+                f"{limit} per response (max_attention_elements); select fewer layers or heads, "
+                "average the heads, or send fewer or shorter texts"
+            )
+
+    def check_response_size(
+        self, encoded: list[EncodedText], options: EmbedOptions, layers: int, heads: int
+    ) -> None:
+        """Refuse, before any inference, a response larger than the transport may send: gRPC
+        would fail it on the way out, after the work was done."""
+        hidden = self.model.hidden_size
+        floats = 0
+        for text in encoded:
+            floats += (options.dimensions or hidden) if options.pooled else 0
+            floats += text.length * hidden if options.token_embeddings else 0
+            floats += layers * heads * text.length**2
+        # The floats, plus a generous allowance for framing, shapes and the per-text results.
+        size = floats * options.float_bytes + 1024 + 64 * len(encoded)
+        limit = self.limits.max_send_message_bytes
+        if size > limit:
+            raise ServiceError(
+                Code.RESOURCE_EXHAUSTED,
+                f"the response would take about {size} bytes, over the server's limit of "
+                f"{limit} (max_send_message_bytes); send fewer texts, ask for pooled vectors "
+                "only, fewer attention maps, or float16",
+            )
+
+
+def text_embedding(
+    text: EncodedText,
+    result: ItemResult,
+    attention: AttentionRequest | None,
+    layers: tuple[int, ...],
+    heads: tuple[int, ...],
+) -> TextEmbedding:
+    """One text's answer: its token vectors and the attention maps asked for."""
+    attentions = None
+    if attention is not None and result.attentions is not None:
+        attentions = result.attentions[np.ix_(layers, heads)]  # (l, h, n, n)
+        if attention.average_heads:
+            attentions = attentions.mean(axis=1, keepdims=True)
+    return TextEmbedding(
+        result.token_embeddings, attentions, text.length, text.truncated, text.prompt_tokens
+    )

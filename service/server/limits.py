@@ -1,0 +1,45 @@
+"""What one served model allows a request, fixed for the server's life: the domain's `Limits`.
+
+Built once at assembly from the settings and the model (the token cap is the setting within
+the model's positions), then handed to the pipeline that enforces them, to `Info` (the
+servicer renders them as `attnserve.v1.Limits`) and to the start-up log, so the three can never
+disagree and nothing on the request path reads `Settings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from attnserve.service.server.settings import Settings
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_texts_per_request: int
+    max_chars_per_text: int
+    max_tokens_per_text: int  # the setting, within the model's max positions
+    max_attention_elements: int
+    max_receive_message_bytes: int
+    max_send_message_bytes: int
+    max_queue_texts: int
+
+    @classmethod
+    def of(cls, settings: Settings, max_positions: int) -> Limits:
+        """The settings' limits for a model of `max_positions` positions."""
+        return cls(
+            max_texts_per_request=settings.max_texts_per_request,
+            max_chars_per_text=settings.max_chars_per_text,
+            max_tokens_per_text=min(settings.max_tokens_per_text or max_positions, max_positions),
+            max_attention_elements=settings.max_attention_elements,
+            max_receive_message_bytes=settings.max_receive_message_bytes,
+            max_send_message_bytes=settings.max_send_message_bytes,
+            max_queue_texts=settings.max_queue_texts,
+        )
+
+    def describe(self) -> str:
+        """One line for the start-up log."""
+        return (
+            f"{self.max_texts_per_request} texts/request, {self.max_chars_per_text} chars/text, "
+            f"{self.max_tokens_per_text} tokens/text, {self.max_attention_elements} attention "
+            f"elements/response, {self.max_queue_texts} texts queued"
+        )

@@ -1,0 +1,93 @@
+"""Served models and the registry the protocol adapters ask by name.
+
+A served model is one artifact made servable: its manifest, engine, tokenizer, batcher (with
+its cost model), limits and pipeline, under the name the APIs call it by, and the tasks it
+offers over them (`embed` today). The registry holds every served model (one today) and
+answers the adapters' two questions: is this name served (`serves`, `find`), and which model
+answers a request that names none (`default`). An adapter then asks the model for the task it
+speaks (`model.task(EmbedTask)`): a model that does not offer it refuses with a clear status,
+so a new task or a second model is a new entry here, never a change to the adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol, TypeVar
+
+from attnserve.service.artifact import Manifest
+from attnserve.service.server.batcher import Batcher
+from attnserve.service.server.engine import Engine
+from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.limits import Limits
+from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.tokenizer import TextTokenizer
+
+
+class Task(Protocol):
+    """One operation a served model offers over its pipeline (`EmbedTask`, ...)."""
+
+    name: ClassVar[str]
+
+
+T = TypeVar("T", bound=Task)
+
+
+@dataclass(eq=False)
+class ServedModel:
+    name: str  # what the OIP and OpenAI APIs call it
+    aliases: tuple[str, ...]  # other names a request may use (the manifest's full name)
+    directory: Path
+    manifest: Manifest
+    limits: Limits
+    engine: Engine
+    tokenizer: TextTokenizer
+    batcher: Batcher
+    pipeline: Pipeline
+    tasks: tuple[Task, ...]
+    by_name: dict[str, Task] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {task.name: task for task in self.tasks}
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset((self.name, *self.aliases))
+
+    def task(self, task: type[T]) -> T:
+        """This model's `task`, or INVALID_ARGUMENT naming the tasks it does offer."""
+        offered = self.by_name.get(task.name)
+        if not isinstance(offered, task):
+            offers = ", ".join(sorted(self.by_name)) or "none"
+            raise invalid(f"model {self.name!r} does not offer {task.name} (it offers: {offers})")
+        return offered
+
+
+class Registry:
+    """The served models by name; the first is the default."""
+
+    def __init__(self, models: Iterable[ServedModel]) -> None:
+        self.models = list(models)
+        if not self.models:
+            raise ValueError("a registry needs at least one served model")
+        self.default = self.models[0]
+        self.by_name: dict[str, ServedModel] = {}
+        for model in reversed(self.models):  # a name given twice belongs to the first model
+            self.by_name.update(dict.fromkeys(model.names, model))
+
+    def __iter__(self) -> Iterator[ServedModel]:
+        return iter(self.models)
+
+    def serves(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.by_name
+
+    def find(self, name: object) -> ServedModel:
+        """The model of this name (or alias), or NOT_FOUND naming those served."""
+        model = self.by_name.get(name) if isinstance(name, str) else None
+        if model is None:
+            served = ", ".join(repr(model.name) for model in self.models)
+            raise ServiceError(
+                Code.NOT_FOUND, f"model {name!r} not found: this server serves {served}"
+            )
+        return model

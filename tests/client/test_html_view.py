@@ -1,0 +1,209 @@
+"""The interactive attention view in a real headless Chromium, with every network request blocked.
+
+The page must load offline, show the text's tokens, redraw when a layer or head is chosen and
+when a token is hovered, report the map's values faithfully, and look like something (screenshots
+that are not blank). `ATTNSERVE_UPDATE_DOCS=1` also keeps the screenshots in docs/images/ for the
+README. Where no browser can run, the test skips and says why; under CI (`CI` set) it fails
+instead, so CI always runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from attnserve.service.client.attention import TextAttention, fetch_attention
+from attnserve.service.client.client import EmbedderClient
+from attnserve.service.client.html_view import view_html
+from tests.support import ROOT
+from tests.support.servers import ServerThread
+
+pytestmark = pytest.mark.slow
+DOCS_IMAGES = ROOT / "docs" / "images"
+TEXT = "The bank by the river was flooded after the storm."
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser test: {reason}")
+    pytest.skip(reason)
+
+
+def chromium() -> str:
+    named = os.environ.get("ATTNSERVE_CHROMIUM")
+    found = named or next(filter(None, map(shutil.which, BROWSERS)), None)
+    if not found:
+        unavailable("no Chromium found (apt-get install chromium, or set ATTNSERVE_CHROMIUM)")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (pip install -e '.[dev]')")
+        raise
+    executable = chromium()
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(
+                executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
+            )
+        except Error as exc:
+            unavailable(f"Chromium at {executable} does not start: {exc.message.splitlines()[0]}")
+            raise
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def attention(server: ServerThread) -> TextAttention:
+    with EmbedderClient(server.target) as client:
+        return fetch_attention(client, TEXT)
+
+
+@pytest.fixture
+def page(browser: Any, attention: TextAttention, tmp_path: Path) -> Iterator[Any]:
+    """The view opened from a file, offline, with every request recorded and refused."""
+    path = tmp_path / "view.html"
+    path.write_text(view_html(attention), encoding="utf-8")
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 760}, device_scale_factor=1, offline=True
+    )
+    requested: list[str] = []
+
+    def refuse(route: Any) -> None:  # anything but the page itself is recorded and refused
+        if route.request.url == path.as_uri():
+            route.continue_()
+            return
+        requested.append(route.request.url)
+        route.abort()
+
+    context.route("**/*", refuse)
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    opened.on("request", lambda r: requested.append(r.url))
+    opened.goto(path.as_uri())
+    opened.wait_for_selector("body[data-ready]")
+    yield opened
+    assert problems == []
+    assert [url for url in requested if url != path.as_uri()] == []  # nothing but the page
+    context.close()
+
+
+def pixels(page: Any, selector: str) -> str:
+    """What a canvas shows, as a data URL."""
+    return str(page.eval_on_selector(selector, "canvas => canvas.toDataURL()"))
+
+
+def not_blank(png: Path) -> None:
+    from matplotlib.image import imread
+
+    image = imread(str(png))[..., :3]
+    colours = np.unique((image * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 100  # a picture, not a blank or a flat page
+    assert image.std() > 0.05
+
+
+def keep(shot: Path) -> None:
+    if os.environ.get("ATTNSERVE_UPDATE_DOCS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, DOCS_IMAGES / shot.name)
+
+
+def test_loads_offline_and_shows_the_tokens(page: Any, attention: TextAttention) -> None:
+    assert page.eval_on_selector("body", "b => b.dataset.ready") == "true"
+    assert page.locator("#queries .tok").all_text_contents() == attention.tokens
+    assert page.locator("#keys .tok").all_text_contents() == attention.tokens
+    assert TEXT in page.locator("h1").inner_text()
+    assert page.locator("#layers button").count() == len(attention.layers)
+    assert page.locator("#heads button").count() == len(attention.heads) + 1  # and "all"
+
+
+def test_choosing_a_layer_and_head_and_hovering_a_token_redraws(
+    page: Any, attention: TextAttention, tmp_path: Path
+) -> None:
+    first = tmp_path / "attention-view.png"
+    page.screenshot(path=str(first))
+    not_blank(first)
+    keep(first)
+
+    start_map, start_links = pixels(page, "#map"), pixels(page, "#links")
+    page.click("#layers button[data-value='2']")
+    assert page.eval_on_selector("body", "b => b.dataset.layer") == "2"
+    layer_map = pixels(page, "#map")
+    assert layer_map != start_map
+    page.click("#heads button[data-value='8']")
+    assert page.eval_on_selector("body", "b => b.dataset.head") == "8"
+    head_map, head_links = pixels(page, "#map"), pixels(page, "#links")
+    assert head_map != layer_map
+    assert head_links != start_links
+
+    bank = attention.tokens.index("bank")
+    page.hover(f"#queries .tok[data-index='{bank}']")
+    assert pixels(page, "#links") != head_links  # only this token's links now
+    shaded = page.eval_on_selector_all("#keys .tok", "els => els.map(e => e.style.background)")
+    assert sum(bool(s) for s in shaded) > 1  # the keys it attends to are shaded
+    strongest = int(np.argmax(attention.maps[2, 8, bank]))
+    status = page.locator("#status").inner_text()
+    assert f"“bank” attends most to “{attention.tokens[strongest]}”" in status
+
+    page.hover(f"#keys .tok[data-index='{bank}']")
+    assert "attends most to “bank”" in page.locator("#status").inner_text()
+
+    page.hover(f"#queries .tok[data-index='{bank}']")
+    hovered = tmp_path / "attention-view-hover.png"
+    page.screenshot(path=str(hovered))
+    not_blank(hovered)
+    keep(hovered)
+
+
+def test_a_cell_reads_the_exact_map_within_the_stored_precision(
+    page: Any, attention: TextAttention
+) -> None:
+    page.click("#layers button[data-value='4']")
+    page.click("#heads button[data-value='3']")
+    box = page.locator("#map").bounding_box()
+    cell = float(page.eval_on_selector("#map", "c => c.dataset.cell"))
+    margin = float(page.eval_on_selector("#map", "c => c.dataset.margin"))
+    row, col = 3, 5
+    page.mouse.move(box["x"] + margin + (col + 0.5) * cell, box["y"] + margin + (row + 0.5) * cell)
+    status = page.locator("#status").inner_text()
+    match = re.search(r"\(query (\d+)\) → .*\(key (\d+)\): ([0-9.]+)", status)
+    assert match, status
+    assert (int(match[1]), int(match[2])) == (row, col)
+    assert abs(float(match[3]) - attention.maps[4, 3, row, col]) <= 0.5 / 255 + 0.0005
+
+
+def test_the_request_guard_sees_a_page_that_reaches_out(browser: Any, tmp_path: Path) -> None:
+    """The recorder above can fail: a page that fetches something is caught."""
+    path = tmp_path / "leaky.html"
+    path.write_text("<script>fetch('https://example.org/data.json').catch(() => {})</script>")
+    context = browser.new_context(offline=True)
+    requested: list[str] = []
+
+    def refuse(route: Any) -> None:
+        if route.request.url == path.as_uri():
+            route.continue_()
+            return
+        requested.append(route.request.url)
+        route.abort()
+
+    context.route("**/*", refuse)
+    opened = context.new_page()
+    opened.goto(path.as_uri())
+    opened.wait_for_timeout(300)
+    context.close()
+    assert requested == ["https://example.org/data.json"]

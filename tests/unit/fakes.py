@@ -1,0 +1,85 @@
+"""Stand-ins for the unit layer: an engine that answers from its input, and served models built
+over it with the real tokenizer, batcher, pipeline and tasks (no ONNX Runtime, no artifact)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from attnserve.service.artifact import GraphPurpose, Manifest, ModelSpec, TokenizerSpec
+from attnserve.service.padding import PaddedBatch
+from attnserve.service.server.batcher import Batcher
+from attnserve.service.server.embed import EmbedTask
+from attnserve.service.server.engine import Engine
+from attnserve.service.server.limits import Limits
+from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.models import ServedModel, Task
+from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.tokenizer import TextTokenizer
+from attnserve.service.server.tracing import Tracer
+
+HIDDEN = 2
+LIMITS = Limits(
+    max_texts_per_request=16,
+    max_chars_per_text=1000,
+    max_tokens_per_text=64,
+    max_attention_elements=10_000,
+    max_receive_message_bytes=1 << 20,
+    max_send_message_bytes=1 << 20,
+    max_queue_texts=100,
+)
+
+
+class FakeEngine:
+    """Pooled = (first content token id, real length): each row says whose text it was."""
+
+    def __init__(self) -> None:
+        self.batches: list[PaddedBatch] = []
+
+    def run(
+        self, purpose: GraphPurpose, batch: PaddedBatch, outputs: list[str]
+    ) -> dict[str, np.ndarray]:
+        self.batches.append(batch)
+        lengths = batch.attention_mask.sum(axis=1)
+        pooled = np.stack([batch.input_ids[:, 1], lengths], axis=1).astype(np.float32)
+        tokens = np.repeat(batch.input_ids[:, :, None], HIDDEN, axis=2).astype(np.float32)
+        return {"pooled": pooled, "token_embeddings": tokens}
+
+
+def fake_manifest(name: str) -> Manifest:
+    model = ModelSpec(
+        name=name,
+        source="unit test",
+        hidden_size=HIDDEN,
+        num_layers=1,
+        num_heads=1,
+        max_positions=64,
+        vocab_size=32,
+        pooling="mean",
+        normalize=False,
+    )
+    tokenizer = TokenizerSpec(file="tokenizer.json", default_max_tokens=64, pad_token_id=0,
+                              lowercase=True)  # fmt: skip
+    return Manifest(format_version=1, model=model, tokenizer=tokenizer, graphs=(), files={},
+                    tools={}, created_at="")  # fmt: skip
+
+
+def fake_model(
+    name: str, tokenizer_file: Path, engine: FakeEngine, *task_types: Any
+) -> ServedModel:
+    """A served model over `engine` offering one task of each type (default: embed); a task
+    type is built from the model's pipeline, as `app.load_model` builds `EmbedTask`."""
+    manifest = fake_manifest(name)
+    tokenizer = TextTokenizer(tokenizer_file, LIMITS.max_tokens_per_text)
+    batcher = Batcher(engine, 0, 1000, 16, 0.0, LIMITS.max_queue_texts)
+    pipeline = Pipeline(manifest, LIMITS, tokenizer, batcher, Metrics(), Tracer(None))
+    tasks: tuple[Task, ...] = tuple(
+        EmbedTask(pipeline, False) if kind is EmbedTask else kind(pipeline)
+        for kind in (task_types or (EmbedTask,))
+    )
+    return ServedModel(
+        name, (), tokenizer_file.parent, manifest, LIMITS, cast(Engine, engine), tokenizer,
+        batcher, pipeline, tasks,
+    )  # fmt: skip
