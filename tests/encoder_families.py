@@ -46,12 +46,13 @@ class EncoderShape:
 
 ENCODER_SHAPES = {
     # The cap uses the whole position table: a position offset off by one would index past it.
-    "roberta": EncoderShape("roberta", "bpe", 64, 2, 4, 50, 48, "mean", True),
-    "roberta-cls": EncoderShape("roberta", "bpe", 48, 3, 6, 80, 40, "cls", False),
-    "xlm-roberta": EncoderShape("xlm-roberta", "unigram", 64, 2, 4, 66, 64, "mean", True),
+    # (Served shapes keep >= 128 positions: the server warms up and calibrates at 128 tokens.)
+    "roberta": EncoderShape("roberta", "bpe", 64, 2, 4, 130, 128, "mean", True),
+    "roberta-cls": EncoderShape("roberta", "bpe", 48, 3, 6, 42, 40, "cls", False),
+    "xlm-roberta": EncoderShape("xlm-roberta", "unigram", 64, 2, 4, 130, 64, "mean", True),
     "xlm-roberta-cls": EncoderShape("xlm-roberta", "unigram", 32, 3, 2, 80, 24, "cls", True),
     "camembert": EncoderShape("camembert", "unigram", 32, 2, 4, 60, 40, "mean", True),
-    "distilbert": EncoderShape("distilbert", "wordpiece", 64, 2, 4, 64, 48, "mean", True),
+    "distilbert": EncoderShape("distilbert", "wordpiece", 64, 2, 4, 128, 48, "mean", True),
     "distilbert-sinusoidal": EncoderShape(
         "distilbert", "wordpiece", 48, 3, 6, 80, 32, "cls", False, sinusoidal=True
     ),
