@@ -227,3 +227,30 @@ def draw_at_unit_gain(model: Any, keep_sinusoidal: bool) -> None:
                 param.normal_(0.0, 1.0)
             else:  # (out, in) projection: unit gain
                 param.normal_(0.0, param.shape[1] ** -0.5)
+
+
+def poison_token(artifact: Path, out: Path, token_id: int) -> Path:
+    """A copy of the artifact whose graphs answer NaN for every text holding `token_id` (its
+    embedding row set to NaN), files re-hashed: what an fp16 overflow on one rare text does."""
+    import shutil
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from attnserve.service.artifact import MANIFEST_FILE, describe_file, read_manifest
+
+    shutil.copytree(artifact, out)
+    manifest = read_manifest(out)
+    for graph in manifest.graphs:
+        model = onnx.load(str(out / graph.file))
+        for initializer in model.graph.initializer:
+            if initializer.name.endswith("embeddings.token.weight"):
+                table = numpy_helper.to_array(initializer).copy()
+                table[token_id] = np.nan
+                initializer.CopyFrom(numpy_helper.from_array(table, initializer.name))
+        onnx.save(model, str(out / graph.file))
+    files = {name: describe_file(out / name) for name in manifest.files}
+    updated = manifest.model_copy(update={"files": files})
+    (out / MANIFEST_FILE).write_text(updated.model_dump_json(indent=2) + "\n")
+    return out

@@ -67,3 +67,44 @@ def test_export_refuses_an_unknown_family_naming_those_it_knows(
     assert "model_type 'electra' is unsupported" in said
     assert "bert, roberta, xlm-roberta, camembert, distilbert" in said
     assert not (tmp_path / "out").exists()
+
+
+def test_export_refuses_a_checkpoint_whose_outputs_hold_nan(
+    encoder_checkpoints: object, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    assert callable(encoder_checkpoints)
+    checkpoint = tmp_path / "roberta-overflow"
+    shutil.copytree(encoder_checkpoints("roberta"), checkpoint)
+    tensors = load_file(str(checkpoint / "model.safetensors"))
+    name = "encoder.layer.1.output.dense.weight"
+    tensors[name] = torch.full_like(tensors[name], 1e38)  # overflows to Inf, then NaN
+    save_file(tensors, str(checkpoint / "model.safetensors"))
+    out = tmp_path / "out"
+    result = run_cli("export", "--out", str(out), "--checkpoint", str(checkpoint), "--no-int8")
+    assert result.returncode == 1
+    said = result.stderr.strip().splitlines()[-1]
+    assert "NonFiniteOutputError: encoder.fast.fp32.onnx: output" in said
+    assert "holds NaN or Inf" in said
+    assert not out.exists()
+
+
+def test_the_finite_check_names_the_text_that_overflows(
+    family_artifact: Path, tmp_path: Path
+) -> None:
+    """The check runs every output over many texts: one text's NaN is found and named."""
+    import pytest
+
+    from attnserve.export.finite import NonFiniteOutputError, check_finite
+    from tests.encoder_families import poison_token
+
+    clean, tainted = "hello", "Привет, как дела?"
+    tokenizer = ReferenceTokenizer(family_artifact / "tokenizer.json", 64)
+    clean_ids = set(tokenizer([clean])["input_ids"][0].tolist())
+    token_id = next(i for i in tokenizer([tainted])["input_ids"][0].tolist() if i not in clean_ids)
+    poisoned = poison_token(family_artifact, tmp_path / "poisoned", token_id)
+    for graph in ("encoder.fast.fp32.onnx", "encoder.maps.fp32.onnx"):
+        assert check_finite(poisoned / graph, tokenizer, [clean] * 40) == 40
+        with pytest.raises(NonFiniteOutputError, match=r"holds NaN or Inf for text 37 "):
+            check_finite(poisoned / graph, tokenizer, [clean] * 37 + [tainted, clean])

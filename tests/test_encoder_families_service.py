@@ -20,7 +20,7 @@ from attnserve.oip import inference_pb2 as oip
 from attnserve.oip import inference_pb2_grpc
 from attnserve.service.artifact import read_manifest
 from attnserve.service.client.client import EmbedderClient
-from tests.encoder_families import ENCODER_SHAPES
+from tests.encoder_families import ENCODER_SHAPES, poison_token
 from tests.helpers import VARIED_TEXTS, ServerThread
 
 
@@ -133,3 +133,35 @@ def test_the_manifest_and_info_name_the_family(
     info = family_client.info()
     assert (info.family, info.causal, info.pooling) == (shape.family, False, shape.pooling)
     assert (manifest.graph("fast", "int8") is not None) == (shape.family == "roberta")
+
+
+def test_a_nan_output_is_never_served(
+    family_artifact: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from attnserve.service.server import finite
+    from tests.helpers import server_settings
+
+    clean, tainted = "hello", "Привет, как дела?"
+    tokenizer = ReferenceTokenizer(family_artifact / "tokenizer.json", 64)
+    clean_ids = set(tokenizer([clean])["input_ids"][0].tolist())
+    token_id = next(i for i in tokenizer([tainted])["input_ids"][0].tolist() if i not in clean_ids)
+    poisoned = poison_token(family_artifact, tmp_path / "poisoned", token_id)
+    finite.logged = False  # this process may have logged one already
+    running = ServerThread(server_settings(poisoned, warmup=False))
+    try:
+        with EmbedderClient(running.target) as client:
+            for _ in range(2):
+                with pytest.raises(grpc.RpcError) as raised:
+                    client.embed([clean, tainted])
+                error: Any = raised.value
+                assert error.code() == grpc.StatusCode.INTERNAL
+                assert "NaN or Inf for text 1" in error.details()
+            for options in ({}, {"token_embeddings": True, "attention": True}):
+                served = client.embed([clean], **options)  # type: ignore[arg-type]
+                assert served.pooled is not None
+                assert np.isfinite(served.pooled).all()
+        assert running.running.metrics.non_finite_outputs._value.get() == 2
+        logged = [r for r in caplog.records if r.name == finite.__name__]
+        assert len(logged) == 1  # once, however often it happens
+    finally:
+        running.stop()
