@@ -42,6 +42,7 @@ class EncoderShape:
     pooling: Literal["mean", "cls"]
     normalize: bool
     sinusoidal: bool = False  # DistilBERT's sinusoidal_pos_embds
+    intermediate_size: int | None = None  # the feed-forward width; None: 2 x hidden
 
 
 ENCODER_SHAPES = {
@@ -174,7 +175,7 @@ def build_encoder_checkpoint(directory: Path, shape: EncoderShape, tokenizer_fil
             dim=shape.hidden_size,
             n_layers=shape.num_layers,
             n_heads=shape.num_heads,
-            hidden_dim=2 * shape.hidden_size,
+            hidden_dim=shape.intermediate_size or 2 * shape.hidden_size,
             max_position_embeddings=shape.max_positions,
             sinusoidal_pos_embds=shape.sinusoidal,
             pad_token_id=0,
@@ -191,7 +192,7 @@ def build_encoder_checkpoint(directory: Path, shape: EncoderShape, tokenizer_fil
             hidden_size=shape.hidden_size,
             num_hidden_layers=shape.num_layers,
             num_attention_heads=shape.num_heads,
-            intermediate_size=2 * shape.hidden_size,
+            intermediate_size=shape.intermediate_size or 2 * shape.hidden_size,
             max_position_embeddings=shape.max_positions,
             type_vocab_size=1,
             pad_token_id=1,
