@@ -16,6 +16,7 @@ import pytest
 
 from attnserve.service.client.client import EmbedderClient
 from tests.support.decoders import DECODER_SHAPES, FULL_EXPORT_SHAPE, build_bpe_tokenizer
+from tests.support.encoder_families import ENCODER_SHAPES, SERVED_SHAPES
 from tests.support.servers import ServerThread, server_settings
 
 if TYPE_CHECKING:
@@ -138,5 +139,67 @@ def decoder_artifact(decoder_checkpoint: Path, tmp_path_factory: pytest.TempPath
 def decoder_server(decoder_artifact: Path) -> Iterator[ServerThread]:
     """Stopped when its test module ends: no idle servers under the rest of the suite."""
     running = ServerThread(server_settings(decoder_artifact))
+    yield running
+    running.stop()
+
+
+# --- BERT-like families: tiny random RoBERTa/XLM-R/CamemBERT/DistilBERT checkpoints -----------
+
+
+@pytest.fixture(scope="session")
+def encoder_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """name (ENCODER_SHAPES in tests/support/encoder_families.py) -> its checkpoint, built once."""
+    pytest.importorskip("torch")
+    from tests.support.encoder_families import (
+        ENCODER_SHAPES,
+        build_encoder_checkpoint,
+        build_tokenizer,
+    )
+
+    root = tmp_path_factory.mktemp("encoder-families")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            shape = ENCODER_SHAPES[name]
+            tokenizer = root / f"{shape.tokenizer}.json"
+            if not tokenizer.exists():
+                build_tokenizer(shape.tokenizer, tokenizer)
+            built[name] = build_encoder_checkpoint(root / name, shape, tokenizer)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session", params=sorted(ENCODER_SHAPES))
+def encoder_family_checkpoint(
+    request: pytest.FixtureRequest, encoder_checkpoints: Callable[[str], Path]
+) -> Path:
+    return encoder_checkpoints(request.param)
+
+
+@pytest.fixture(scope="session", params=SERVED_SHAPES)
+def served_family_checkpoint(
+    request: pytest.FixtureRequest, encoder_checkpoints: Callable[[str], Path]
+) -> Path:
+    return encoder_checkpoints(request.param)
+
+
+@pytest.fixture(scope="session")
+def family_artifact(
+    served_family_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The family's served checkpoint exported once per session (int8 for RoBERTa only: time)."""
+    from attnserve.export.artifact import build_artifact
+
+    name = served_family_checkpoint.name
+    out = tmp_path_factory.mktemp("family-artifacts") / name
+    build_artifact(out, served_family_checkpoint, int8=name == "roberta", fp16=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def family_server(family_artifact: Path) -> Iterator[ServerThread]:
+    running = ServerThread(server_settings(family_artifact, http_port=0))
     yield running
     running.stop()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from attnserve.service.artifact import GraphPurpose, Manifest
 from attnserve.service.server.batcher import Batcher, BatchStats, ItemResult
 from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.finite import refuse_non_finite
 from attnserve.service.server.limits import Limits
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.options import TokenizeOptions, Truncation
@@ -156,6 +157,7 @@ class Pipeline:
         except BaseException:
             future.cancel()  # the client left: its texts not yet run are dropped
             raise
+        refuse_non_finite(results, self.metrics)  # never a NaN/Inf vector (server/finite.py)
         self.metrics.input_tokens.inc(tokenized.tokens)
         truncated = sum(text.truncated for text in encoded)
         if truncated:

@@ -1,8 +1,9 @@
 """What the tests share, one job per module: `servers` (a real server on loopback and waiting on
 it), `decoders` (the test decoders' shapes and tokenizer), `deploy` (kustomize rendering and the
 container rules), `certificates` (a CA and certificates for TLS tests), `cli` (running commands,
-the tools CI installs, PNG checks), `texts` (the texts parity tests run over) and `reference`
-(the PyTorch reference, torch only). `ROOT` is the repository root, named once here.
+the tools CI installs, PNG checks), `texts` (the texts parity tests run over),
+`encoder_families` (the BERT-like families' test checkpoints) and `reference` (the PyTorch
+reference, torch only). `ROOT` is the repository root, named once here.
 
 Nothing here but `reference` imports torch: the unit layer and the serving tests run on the
 serving install.

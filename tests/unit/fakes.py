@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from attnserve.service.artifact import GraphPurpose, Manifest, ModelSpec, TokenizerSpec
+from attnserve.service.artifact import GraphPurpose, Manifest, ModelSpec, Pooling, TokenizerSpec
 from attnserve.service.padding import PaddedBatch
 from attnserve.service.server.batcher import Batcher
 from attnserve.service.server.embed import EmbedTask
@@ -57,7 +57,7 @@ def fake_manifest(name: str) -> Manifest:
         num_heads=1,
         max_positions=64,
         vocab_size=32,
-        pooling="mean",
+        pooling=Pooling.MEAN,
         normalize=False,
     )
     tokenizer = TokenizerSpec(file="tokenizer.json", default_max_tokens=64, pad_token_id=0,
