@@ -173,7 +173,10 @@ class InferenceService:
     async def ModelReady(self, data: bytes, context: Context) -> oip.ModelReadyResponse:
         async with self.call("ModelReady", context):
             request = parse(oip.ModelReadyRequest, data)
-            ready = self.serves(request.name, request.version) and self.front.ready
+            # Per model: a model is ready once warm (the server, once all are), until the drain.
+            ready = (
+                self.serves(request.name, request.version) and self.models.find(request.name).ready
+            )
             return oip.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(self, data: bytes, context: Context) -> oip.ServerMetadataResponse:
@@ -248,8 +251,8 @@ class InferenceService:
     async def ModelInfer(self, data: bytes, context: Context) -> oip.ModelInferResponse:
         started = time.perf_counter()
         succeeded = False
-        # A request for a model not served counts against the served one, as it always has
-        # (Triton counts failures per model; ours have no other model to name).
+        # A request for a model not served counts against the default model, as it did when
+        # there was one (Triton counts failures per model; an unknown name has none of its own).
         stats_name = self.models.default.name
         try:
             async with self.call("ModelInfer", context):
