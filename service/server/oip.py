@@ -230,6 +230,23 @@ class InferenceService:
             entries = [self.statistics_of(model.name) for model in models]
             return oip.ModelStatisticsResponse(model_stats=entries)
 
+    async def RepositoryIndex(self, data: bytes, context: Context) -> oip.RepositoryIndexResponse:
+        async with self.call("RepositoryIndex", context):
+            request = parse(oip.RepositoryIndexRequest, data)
+            entry = oip.RepositoryIndexResponse.ModelIndex
+            return oip.RepositoryIndexResponse(
+                models=[
+                    entry(
+                        name=model.name,
+                        version=VERSION,
+                        state="READY" if model.ready else "UNAVAILABLE",
+                        reason="" if model.ready else "warming up or draining",
+                    )
+                    for model in self.models
+                    if model.ready or not request.ready
+                ]
+            )
+
     def statistics_of(self, name: str) -> oip.ModelStatistics:
         stats = self.statistics[name]
         return oip.ModelStatistics(
@@ -307,6 +324,7 @@ def method_handlers(service: InferenceService) -> dict[str, grpc.RpcMethodHandle
         "ModelInfer": oip.ModelInferResponse,
         "ModelConfig": oip.ModelConfigResponse,
         "ModelStatistics": oip.ModelStatisticsResponse,
+        "RepositoryIndex": oip.RepositoryIndexResponse,
     }
     return {
         name: grpc.unary_unary_rpc_method_handler(

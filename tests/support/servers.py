@@ -16,8 +16,9 @@ from attnserve.service.server.settings import Settings
 T = TypeVar("T")
 
 
-def server_settings(artifact: Path, **overrides: Any) -> Settings:
-    """Settings for a test server: loopback, free ports, no drain delay."""
+def server_settings(artifact: Path | list[str], **overrides: Any) -> Settings:
+    """Settings for a test server: loopback, free ports, no drain delay; `artifact` one
+    directory or several `--artifact` values (`NAME=PATH`)."""
     values: dict[str, Any] = {
         "artifact": artifact,
         "host": "127.0.0.1",
