@@ -37,6 +37,7 @@ from attnserve.service.server.engine import Engine
 from attnserve.service.server.limits import Limits
 from attnserve.service.server.listeners import check_ports, grpc_address
 from attnserve.service.server.logs import install_request_id_factory
+from attnserve.service.server.memory import mib, rss_bytes
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.model_set import ArtifactEntry, duplicate_names
 from attnserve.service.server.models import Registry, ServedModel
@@ -174,7 +175,12 @@ def load_models(settings: Settings, metrics: Metrics, tracer: Tracer) -> Registr
     model has."""
     entries: list[ArtifactEntry | None] = list(settings.artifact) or [None]
     threads = threads_per_model(settings, len(entries))
-    models = [load_model(settings, entry, threads, metrics, tracer) for entry in entries]
+    models = []
+    for entry in entries:  # one at a time, so each model's memory is what the process grew by
+        before = rss_bytes()
+        model = load_model(settings, entry, threads, metrics, tracer)
+        model.rss_bytes = rss_bytes() - before
+        models.append(model)
     clashes = duplicate_names([model.name for model in models])
     if clashes:
         raise ArtifactUnreadableError(
@@ -309,17 +315,23 @@ def log_startup(running: RunningServer) -> None:
     for model in running.assembly.models:
         manifest, engine = model.manifest, model.engine
         log.info(
-            "model %r: %s (artifact %s, sha256 %s); provider %s, %d threads, precision %s; "
-            "limits: %s",
+            "model %r%s: %s (artifact %s, sha256 %s); provider %s, %d threads, precision %s; "
+            "tasks %s; memory %s (RSS added by loading and warming it up); limits: %s",
             model.name,
+            " (default)" if model is running.assembly.models.default else "",
             manifest.model.name,
             model.directory,
             manifest.artifact_hash[:12],
             engine.provider,
             engine.threads,
             engine.precision,
+            ", ".join(model.task_names),
+            mib(model.rss_bytes),
             model.limits.describe(),
         )
+    log.info(
+        "process RSS %s with %d model(s)", mib(rss_bytes()), len(running.assembly.models.names)
+    )
 
 
 async def build_server(
@@ -359,7 +371,9 @@ async def build_server(
             precision=model.engine.precision,
             onnxruntime=onnxruntime.__version__,  # the one serving (the manifest has export's)
         )
+        before = rss_bytes()  # warm-up grows the sessions' arenas: the model's too
         costs = await warm_up(model, shared_fit) if settings.warmup else None
+        model.rss_bytes += rss_bytes() - before
         model.batcher.start(costs)  # texts queued during warm-up are served from here on
         model.ready = True  # OIP's ModelReady says so; the server is ready once all are
         model.pipeline.metrics.ready.set(1)

@@ -49,6 +49,7 @@ class ServedModel:
     tasks: tuple[Task, ...]
     by_name: dict[str, Task] = field(init=False, repr=False)
     ready: bool = field(default=False, init=False)  # warmed up, its batcher running
+    rss_bytes: int = field(default=0, init=False)  # resident memory its loading and warm-up added
 
     def __post_init__(self) -> None:
         self.by_name = {task.name: task for task in self.tasks}
