@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from attnserve.service.artifact import ArtifactError, GraphPurpose, Manifest, verify
 from attnserve.service.server.auth import TokenAuthInterceptor, Tokens
 from attnserve.service.server.batcher import Batcher
-from attnserve.service.server.calibration import fit_once
+from attnserve.service.server.calibration import fit_once, fit_path
 from attnserve.service.server.calls import Front
 from attnserve.service.server.cost_model import CostModel
 from attnserve.service.server.default_artifact import ensure_default_artifact
@@ -389,10 +389,13 @@ async def warm_up(model: ServedModel, shared_fit: Path | None) -> dict[GraphPurp
     supervisor, one worker fits and the others read its fit: calibration.py)."""
     started = time.perf_counter()
     await asyncio.to_thread(model.engine.warm_up)
-    costs = await asyncio.to_thread(fit_once, model.engine, shared_fit)
+    shared = None if shared_fit is None else fit_path(shared_fit, model.name)
+    costs = await asyncio.to_thread(fit_once, model.engine, shared)
     for purpose, cost in costs.items():
-        log.info("cost model, %s graph: %s", purpose, cost.describe())
-    log.info("warm-up and calibration took %.2f s", time.perf_counter() - started)
+        log.info("model %r: cost model, %s graph: %s", model.name, purpose, cost.describe())
+    log.info(
+        "model %r: warm-up and calibration took %.2f s", model.name, time.perf_counter() - started
+    )
     return costs
 
 
