@@ -2,7 +2,7 @@
 
 A served model is one artifact made servable: its manifest, engine, tokenizer, batcher (with
 its cost model), limits and pipeline, under the name the APIs call it by, and the tasks it
-offers over them (`embed` today). The registry holds every served model (one today) and
+offers over them (`embed` today). The registry holds every served model (one per artifact) and
 answers the adapters' two questions: is this name served (`serves`, `find`), and which model
 answers a request that names none (`default`). An adapter then asks the model for the task it
 speaks (`model.task(EmbedTask)`): a model that does not offer it refuses with a clear status,
