@@ -90,12 +90,12 @@ class CallRecord:
         model = routed_model.get()
         metrics.observe_call(self.protocol, self.method, status, elapsed, model)
         log.debug(
-            "rpc protocol=%s method=%s model=%s code=%s duration_ms=%.2f",
+            "rpc protocol=%s method=%s code=%s duration_ms=%.2f model=%s",
             self.protocol,
             self.method,
-            model,
             status,
             elapsed * 1000,
+            model,
         )
 
     def failed(self, error: BaseException) -> ServiceError:

@@ -10,6 +10,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from attnserve.service.server.app import RunningServer, build_server
 from attnserve.service.server.settings import Settings
 
@@ -99,3 +101,14 @@ def wait_for_port_file(path: Path, process: subprocess.Popen[bytes], timeout: fl
             return int(path.read_text())
         time.sleep(0.1)
     raise AssertionError("server did not start")
+
+
+def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """A series' value summed over the labels not given (as PromQL's `sum` does): the
+    per-model `model` label and any other a test does not care about."""
+    total = 0.0
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                total += sample.value
+    return total
