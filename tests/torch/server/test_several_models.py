@@ -10,6 +10,8 @@ does served alone; names route right, wrong names are refused naming the served 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ import pytest
 from attnserve.oip import inference_pb2 as oip
 from attnserve.oip import inference_pb2_grpc
 from attnserve.service.client.client import EmbedderClient
+from attnserve.service.server.app import log_startup
 from tests.support.servers import ServerThread, server_settings
 from tests.support.texts import VARIED_TEXTS
 
@@ -164,6 +167,21 @@ def test_a_name_not_served_is_refused_naming_the_served_ones(combined: ServerThr
     assert status == 404
     assert body["error"]["code"] == "model_not_found"
     assert served in body["error"]["message"]
+
+
+def test_the_start_up_log_has_a_line_per_model_with_its_memory(
+    combined: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="attnserve")
+    log_startup(combined.running)
+    lines = [record.getMessage() for record in caplog.records]
+    for name in (MINI, SECOND):
+        (line,) = [line for line in lines if line.startswith(f"model {name!r}")]
+        assert "tasks embed" in line
+        assert re.search(r"memory \d+ MiB \(RSS added", line), line
+    assert any(line.startswith(f"model {MINI!r} (default)") for line in lines)
+    assert any(line.startswith("process RSS ") for line in lines)
+    assert all(model.rss_bytes > 0 for model in combined.running.assembly.models)
 
 
 def test_metrics_count_each_model_under_its_own_label(combined: ServerThread) -> None:
