@@ -30,9 +30,11 @@ from torch import Tensor, nn
 from attnserve.export.causal_attention import make_attention_causal
 from attnserve.export.finite import NonFiniteOutputError, check_finite, first_non_finite
 from attnserve.export.fusion import fuse_attention
+from attnserve.export.int8_gate import GATE_TEXTS
 from attnserve.export.onnx_files import is_large, save_graph
 from attnserve.export.progress import stage
-from attnserve.export.quantize import GATE_TEXTS, build_int8, check_quality, pooled_embeddings
+from attnserve.export.quantize import build_int8
+from attnserve.export.vector_check import check_quality, pooled_embeddings
 from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel
 from attnserve.model.families import ARCHITECTURES
 from attnserve.model.tokenization import ReferenceTokenizer
@@ -303,20 +305,18 @@ def build_int8_graph(
 ) -> list[GraphSpec]:
     fp32_path = out_dir / fast_fp32.file
     path = out_dir / fast_fp32.file.replace(".fp32.", ".int8.")
-    report, strategy = build_int8(fp32_path, path, tokenizer)
-    if strategy is None:
+    result = build_int8(fp32_path, path, tokenizer, fast_fp32.inputs)
+    if result.name is None:
         log.warning("int8: no candidate passed the quality gate; no int8 graph written")
         return []
-    parity = {
-        "mean_cosine_to_fp32": report.mean_cosine,
-        "min_cosine_to_fp32": report.min_cosine,
-        "n_texts": float(report.n_texts),
-    }
-    return [
-        variant_of(
-            fast_fp32, path, precision="int8", providers=("CPUExecutionProvider",), parity=parity
-        )
-    ]
+    spec = variant_of(
+        fast_fp32,
+        path,
+        precision="int8",
+        providers=("CPUExecutionProvider",),
+        parity=result.parity(),
+    )
+    return [spec.model_copy(update={"int8": result.spec()})]
 
 
 def rotary_angle_nodes(model: onnx.ModelProto) -> list[str]:
