@@ -19,6 +19,10 @@ from attnserve.model.config import EncoderConfig, Family, Pooling
 from attnserve.model.decoder import Decoder
 from attnserve.model.decoder_config import DecoderConfig
 from attnserve.model.encoder import Encoder
+from attnserve.model.modernbert import ModernBert
+from attnserve.model.modernbert_config import ModernBertConfig
+from attnserve.model.mpnet import MPNet
+from attnserve.model.mpnet_config import MPNetConfig
 from attnserve.model.st_config import SentenceTransformersError, read_st_config
 from attnserve.model.weight_names import IGNORED, PREFIXES, weight_map
 
@@ -27,8 +31,8 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 WEIGHTS_FILE = "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
 
-EmbeddingModel = Encoder | Decoder
-ModelConfig = EncoderConfig | DecoderConfig
+EmbeddingModel = Encoder | Decoder | MPNet | ModernBert
+ModelConfig = EncoderConfig | DecoderConfig | MPNetConfig | ModernBertConfig
 
 
 class CheckpointError(ValueError):
@@ -104,6 +108,10 @@ def read_config(directory: Path, family: Family, pooling: Pooling, normalize: bo
     try:
         if family is Family.BERT:
             return EncoderConfig.from_bert_json(path, pooling, normalize)
+        if family is Family.MPNET:
+            return MPNetConfig.from_hf_json(path, pooling, normalize)
+        if family is Family.MODERNBERT:
+            return ModernBertConfig.from_hf_json(path, pooling, normalize)
         return DecoderConfig.from_hf_json(path, pooling, normalize)
     except KeyError as exc:
         raise CheckpointError(f"{path}: missing field {exc.args[0]!r}") from exc
@@ -129,6 +137,10 @@ def read_tensors(directory: Path) -> dict[str, torch.Tensor]:
 def build_model(config: ModelConfig) -> EmbeddingModel:
     if isinstance(config, DecoderConfig):
         return Decoder(config)
+    if isinstance(config, MPNetConfig):
+        return MPNet(config)
+    if isinstance(config, ModernBertConfig):
+        return ModernBert(config)
     return Encoder(config)
 
 

@@ -16,11 +16,13 @@ class Family(StrEnum):
     BERT = "bert"  # bidirectional encoder: learned positions, post-norm LayerNorm, GELU
     QWEN3 = "qwen3"  # causal decoder: RoPE, GQA, RMSNorm (also on Q and K per head), SwiGLU
     QWEN2 = "qwen2"  # as Qwen3 without the Q/K norms, with biases on the Q/K/V projections
+    MPNET = "mpnet"  # BERT's layers with a learned relative position bias added to the scores
+    MODERNBERT = "modernbert"  # pre-norm, RoPE, GeGLU, global and sliding-window layers
 
     @property
     def causal(self) -> bool:
         """Whether each position attends only to itself and earlier ones."""
-        return self is not Family.BERT
+        return self in (Family.QWEN3, Family.QWEN2)
 
 
 class Pooling(StrEnum):

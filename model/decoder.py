@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from attnserve.model.decoder_config import DecoderConfig
 from attnserve.model.encoder import AttentionImpl, EncoderOutput, additive_attention_mask
 from attnserve.model.pooling import pool
+from attnserve.model.rotary import RotaryEmbedding, rotate
 
 
 class RMSNorm(nn.Module):
@@ -39,36 +40,6 @@ class RMSNorm(nn.Module):
         mean_square = x32.pow(2).mean(dim=-1, keepdim=True)  # (..., 1)
         normed: Tensor = self.weight * (x32 * torch.rsqrt(mean_square + self.eps)).to(x.dtype)
         return normed
-
-
-class RotaryEmbedding(nn.Module):
-    """Position p turns each pair of a head's dimensions by the angle p * theta^(-2i/d).
-
-    A query at p and a key at p' then score q . k as a function of p - p' alone: attention sees
-    relative positions, and there is no position table to outgrow. Pairs are (i, i + d/2), the
-    "rotate half" layout Qwen checkpoints are trained with.
-    """
-
-    def __init__(self, config: DecoderConfig) -> None:
-        super().__init__()
-        dim = config.head_dim
-        exponents = torch.arange(0, dim, 2, dtype=torch.float32) / dim  # (d/2,)
-        # A constant of the architecture, not a weight: never saved, never loaded.
-        self.inv_freq: Tensor
-        self.register_buffer("inv_freq", 1.0 / (config.rope_theta**exponents), persistent=False)
-
-    def forward(self, seq_len: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        positions = torch.arange(seq_len, device=device, dtype=torch.float32)  # (T,)
-        angles = positions[:, None] * self.inv_freq[None, :]  # (T, d/2)
-        angles = torch.cat((angles, angles), dim=-1)  # (T, d): pair i and i + d/2 share an angle
-        return angles.cos(), angles.sin()
-
-
-def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate every (i, i + d/2) pair of x (B, heads, T, d) by its position's angle."""
-    first, second = x.chunk(2, dim=-1)  # (B, heads, T, d/2) each
-    turned = torch.cat((-second, first), dim=-1)  # the pair rotated by 90 degrees
-    return x * cos + turned * sin
 
 
 class GroupedQueryAttention(nn.Module):
@@ -177,7 +148,7 @@ class Decoder(nn.Module):
         self.config = config
         self.attention_impl: AttentionImpl = attention_impl
         self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.rotary = RotaryEmbedding(config)
+        self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 

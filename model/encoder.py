@@ -126,11 +126,15 @@ class EncoderLayer(nn.Module):
         return self.feed_forward(x), probs
 
 
-def additive_attention_mask(attention_mask: Tensor, causal: bool, dtype: torch.dtype) -> Tensor:
+def additive_attention_mask(
+    attention_mask: Tensor, causal: bool, dtype: torch.dtype, window: int | None = None
+) -> Tensor:
     """0 where a query may attend, the most negative float where it may not: (B, 1, T, T).
 
-    The most negative finite float (not -inf) keeps softmax exact: exp(min - max) underflows to
-    exactly 0, while a row can never become all -inf and turn into NaN.
+    `window` (sliding-window attention) also blocks keys more than `window` positions away from
+    the query, on either side. The most negative finite float (not -inf) keeps softmax exact:
+    exp(min - max) underflows to exactly 0, while a row can never become all -inf and turn into
+    NaN (a query always sees itself).
     """
     seq_len = attention_mask.shape[1]
     blocked = attention_mask[:, None, None, :] == 0  # (B, 1, 1, T): padded keys
@@ -139,6 +143,10 @@ def additive_attention_mask(attention_mask: Tensor, causal: bool, dtype: torch.d
     if causal:
         future = torch.ones(seq_len, seq_len, dtype=torch.bool, device=attention_mask.device)
         blocked = blocked | future.triu(diagonal=1)  # keys after the query
+    if window is not None:
+        positions = torch.arange(seq_len, device=attention_mask.device)  # (T,)
+        distance = (positions[None, :] - positions[:, None]).abs()  # (T, T): |key - query|
+        blocked = blocked | (distance > window)  # keys outside the window
     zeros = torch.zeros(blocked.shape, dtype=dtype, device=attention_mask.device)
     return zeros.masked_fill(blocked, torch.finfo(dtype).min)
 

@@ -8,10 +8,22 @@ from __future__ import annotations
 
 from attnserve.model.config import EncoderConfig, Family
 from attnserve.model.decoder_config import DecoderConfig
+from attnserve.model.modernbert_config import (
+    MODERNBERT_IGNORED,
+    ModernBertConfig,
+    modernbert_weight_map,
+)
+from attnserve.model.mpnet_config import MPNET_IGNORED, MPNetConfig, mpnet_weight_map
 
 # Prefixes a head class puts before the base model's names (BertModel inside BertFor*,
 # Qwen3Model inside Qwen3ForCausalLM): stripped before mapping.
-PREFIXES = {Family.BERT: "bert.", Family.QWEN3: "model.", Family.QWEN2: "model."}
+PREFIXES = {
+    Family.BERT: "bert.",
+    Family.QWEN3: "model.",
+    Family.QWEN2: "model.",
+    Family.MPNET: "mpnet.",
+    Family.MODERNBERT: "model.",
+}
 
 # Tensors a checkpoint carries that an embedding model deliberately does not use.
 BERT_IGNORED = frozenset(
@@ -22,13 +34,25 @@ BERT_IGNORED = frozenset(
     }
 )
 DECODER_IGNORED = frozenset({"lm_head.weight"})  # next-token logits; absent when tied
-IGNORED = {Family.BERT: BERT_IGNORED, Family.QWEN3: DECODER_IGNORED, Family.QWEN2: DECODER_IGNORED}
+IGNORED = {
+    Family.BERT: BERT_IGNORED,
+    Family.QWEN3: DECODER_IGNORED,
+    Family.QWEN2: DECODER_IGNORED,
+    Family.MPNET: MPNET_IGNORED,  # the family's own files hold their names (mpnet_config.py)
+    Family.MODERNBERT: MODERNBERT_IGNORED,
+}
 
 
-def weight_map(config: EncoderConfig | DecoderConfig) -> dict[str, str]:
+def weight_map(
+    config: EncoderConfig | DecoderConfig | MPNetConfig | ModernBertConfig,
+) -> dict[str, str]:
     """Checkpoint tensor name -> our parameter name, for every parameter we own."""
     if isinstance(config, DecoderConfig):
         return decoder_weight_map(config)
+    if isinstance(config, MPNetConfig):
+        return mpnet_weight_map(config)
+    if isinstance(config, ModernBertConfig):
+        return modernbert_weight_map(config)
     return bert_weight_map(config)
 
 

@@ -24,7 +24,7 @@ READABLE_FORMAT_VERSIONS = (1, 2)
 GraphPurpose = Literal["fast", "maps"]  # fast: embeddings only; maps: also attention probabilities
 Precision = Literal["fp32", "int8", "fp16"]
 ExecutionProvider = Literal["CUDAExecutionProvider", "CPUExecutionProvider"]  # ONNX Runtime's names
-ModelFamily = Literal["bert", "qwen3", "qwen2"]  # config.json's model_type
+ModelFamily = Literal["bert", "qwen3", "qwen2", "mpnet", "modernbert"]  # config.json's model_type
 
 
 class ArtifactError(ValueError):
