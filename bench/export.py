@@ -27,10 +27,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from attnserve.export.artifact import build_artifact
-from attnserve.export.graphs import FAST_OUTPUTS, INPUTS, FastGraph, export_graph
+from attnserve.export.graphs import FAST_OUTPUTS, FastGraph, export_graph
 from attnserve.model import Encoder
 from attnserve.model.checkpoint import load_checkpoint
 from attnserve.service.artifact import verify
+from attnserve.service.padding import INPUT_NAMES
 from attnserve.service.sessions import open_session
 from bench.common import machine_line, paired_medians
 
@@ -55,10 +56,10 @@ def contrib_graph(workdir: Path) -> Path:
         torch.ones(2, 8, dtype=torch.long),
         torch.zeros(2, 8, dtype=torch.long),
     )
-    axes = {name: {0: "batch", 1: "seq"} for name in (*INPUTS, "token_embeddings")}
+    axes = {name: {0: "batch", 1: "seq"} for name in (*INPUT_NAMES, "token_embeddings")}
     torch.onnx.export(
         FastGraph(encoder).eval(), example, str(source), dynamo=False, opset_version=17,
-        input_names=list(INPUTS), output_names=list(FAST_OUTPUTS),
+        input_names=list(INPUT_NAMES), output_names=list(FAST_OUTPUTS),
         dynamic_axes=axes | {"pooled": {0: "batch"}},
     )  # fmt: skip
     optimized = optimize_model(str(source), model_type="bert", num_heads=12, hidden_size=384)

@@ -88,7 +88,7 @@ def tiny_artifact(workdir: Path) -> Path:
     from attnserve.export.artifact import build_artifact
     from attnserve.model import Encoder, EncoderConfig
     from attnserve.model.checkpoint import default_checkpoint_dir
-    from attnserve.model.weight_names import weight_map
+    from attnserve.model.families import weight_map
 
     config = EncoderConfig(
         hidden_size=HIDDEN, num_layers=1, num_heads=2, intermediate_size=64, normalize=True

@@ -62,11 +62,11 @@ def model_spec(checkpoint: Checkpoint) -> ModelSpec:
         hidden_size=config.hidden_size,
         num_layers=config.num_layers,
         num_heads=config.num_heads,
-        max_positions=config.max_positions,
+        max_positions=config.max_tokens,  # the usable rows: a hard token limit
         vocab_size=config.vocab_size,
-        pooling=config.pooling.value,
+        pooling=config.pooling,
         normalize=config.normalize,
-        family=config.family.value,
+        family=config.family,
         causal=config.causal,
         num_kv_heads=config.num_kv_heads if isinstance(config, DecoderConfig) else None,
         prompts=checkpoint.prompts,
@@ -80,7 +80,7 @@ def build_artifact(
     """Export a checkpoint (default: the packaged all-MiniLM-L6-v2) into `out_dir`."""
     started = time.perf_counter()
     with stage("load", "checkpoint") as step:
-        encoder, checkpoint = load_checkpoint(checkpoint_dir)
+        model, checkpoint = load_checkpoint(checkpoint_dir)
         config = checkpoint.config
         step.outcome = (
             f"{checkpoint.name}: {config.num_layers} layers x {config.num_heads} heads, "
@@ -91,7 +91,7 @@ def build_artifact(
     staging.mkdir(parents=True)
 
     graphs = build_graphs(
-        encoder, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8, fp16=fp16
+        model, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8, fp16=fp16
     )
     with stage("write", MANIFEST_FILE) as step:
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)

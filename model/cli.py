@@ -1,5 +1,5 @@
-"""`attnserve embed-local`: embed texts in-process with the PyTorch reference model (BERT
-encoders and Qwen3/Qwen2 decoders).
+"""`attnserve embed-local`: embed texts in-process with the PyTorch reference model (any family
+`model/families.py` knows).
 
 This is the reference path for everything downstream (export parity, served embeddings); it is a
 plugin of the `attnserve` command so the serving install never imports torch.
@@ -74,18 +74,20 @@ def prompt_text(checkpoint: Checkpoint, name: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        encoder, checkpoint = load_checkpoint(args.checkpoint)
+        model, checkpoint = load_checkpoint(args.checkpoint)
         prompt = prompt_text(checkpoint, args.prompt_name)
     except CheckpointError as exc:
         print(f"attnserve embed-local: {exc}", file=sys.stderr)
         return 2
     tokenizer = ReferenceTokenizer(
-        checkpoint.tokenizer_path, args.max_tokens or checkpoint.max_seq_length
+        checkpoint.tokenizer_path,
+        args.max_tokens or checkpoint.max_seq_length,
+        checkpoint.config.pad_token_id,
     )
     texts = read_texts(args.texts)
     batch = tokenizer([prompt + text for text in texts])
     with torch.inference_mode():
-        output = encoder(**batch, normalize=False if args.no_normalize else None)
+        output = model(**batch, normalize=False if args.no_normalize else None)
     pooled = output.pooled.numpy().astype(np.float32)
     if args.out is not None:
         np.save(args.out, pooled)

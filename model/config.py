@@ -1,39 +1,26 @@
-"""The BERT encoder's hyper-parameters in one typed place, read from its `config.json`; and the
-vocabulary both model families share (which family, how tokens become one vector)."""
+"""The BERT-like encoders' hyper-parameters in one typed place, read from their `config.json`.
+
+BERT, RoBERTa (with XLM-RoBERTa and CamemBERT) and DistilBERT share one layer (post-norm,
+GELU feed-forward) and differ in the embeddings: where positions are read (`positions`) and
+whether there are token types (`type_vocab_size`, `inputs`). `Family` and `Pooling`, the
+vocabulary every family shares, live in the artifact contract (`service/artifact.py`).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-
-class Family(StrEnum):
-    """Which architecture a checkpoint is: config.json's `model_type` names it."""
-
-    BERT = "bert"  # bidirectional encoder: learned positions, post-norm LayerNorm, GELU
-    QWEN3 = "qwen3"  # causal decoder: RoPE, GQA, RMSNorm (also on Q and K per head), SwiGLU
-    QWEN2 = "qwen2"  # as Qwen3 without the Q/K norms, with biases on the Q/K/V projections
-    MPNET = "mpnet"  # BERT's layers with a learned relative position bias added to the scores
-    MODERNBERT = "modernbert"  # pre-norm, RoPE, GeGLU, global and sliding-window layers
-
-    @property
-    def causal(self) -> bool:
-        """Whether each position attends only to itself and earlier ones."""
-        return self in (Family.QWEN3, Family.QWEN2)
-
-
-class Pooling(StrEnum):
-    """How token vectors become one text vector."""
-
-    MEAN = "mean"  # average over real (non-padding) tokens: sentence-transformers' default
-    CLS = "cls"  # the first token's vector
-    LAST = "last"  # the last real token's vector (decoder-style embedders)
-
+from attnserve.service.artifact import Family, Pooling
+from attnserve.service.padding import INPUT_NAMES
 
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+# absolute: a learned table read at 0..T-1; after_padding: read from padding_idx + 1 (RoBERTa)
+PositionScheme = Literal["absolute", "after_padding"]
+ROBERTA_FAMILIES = (Family.ROBERTA, Family.XLM_ROBERTA, Family.CAMEMBERT)
+ENCODER_FAMILIES = (Family.BERT, *ROBERTA_FAMILIES, Family.DISTILBERT)
 
 
 @dataclass(frozen=True)
@@ -44,24 +31,26 @@ class EncoderConfig:
     num_heads: int = 12
     intermediate_size: int = 1536
     max_positions: int = 512
-    type_vocab_size: int = 2
+    type_vocab_size: int = 2  # 0: no token-type table at all (DistilBERT)
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
     hidden_act: str = "gelu"
     pooling: Pooling = Pooling.MEAN
     normalize: bool = True
     family: Family = Family.BERT
+    positions: PositionScheme = "absolute"
 
     def __post_init__(self) -> None:
-        if self.family is not Family.BERT:
-            raise ValueError(f"EncoderConfig holds BERT checkpoints, not {self.family}")
+        if self.family not in ENCODER_FAMILIES:
+            known = ", ".join(f.value for f in ENCODER_FAMILIES)
+            raise ValueError(f"EncoderConfig holds {known}, not {self.family}")
         if self.hidden_size % self.num_heads != 0:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
             )
         if self.hidden_act not in SUPPORTED_ACTIVATIONS:
             raise ValueError(
-                f"hidden_act {self.hidden_act!r} is not supported; use one of "
+                f"hidden_act {self.hidden_act!r} is unsupported; use one of "
                 f"{', '.join(SUPPORTED_ACTIVATIONS)}"
             )
 
@@ -73,18 +62,31 @@ class EncoderConfig:
     def causal(self) -> bool:
         return False
 
+    @property
+    def max_tokens(self) -> int:
+        """The most tokens a text may hold: RoBERTa's rows up to padding_idx are never read."""
+        offset = self.pad_token_id + 1 if self.positions == "after_padding" else 0
+        return self.max_positions - offset
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Only BERT feeds token types: RoBERTa's single type is row 0 for every token, and
+        DistilBERT has none."""
+        return INPUT_NAMES if self.family is Family.BERT else INPUT_NAMES[:2]
+
     @classmethod
     def from_bert_json(
         cls, path: Path, pooling: Pooling = Pooling.MEAN, normalize: bool = True
     ) -> EncoderConfig:
-        """Read a Hugging Face BERT `config.json`; pooling comes from sentence-transformers."""
+        """Read a Hugging Face BERT or RoBERTa-family `config.json`; pooling comes from
+        sentence-transformers."""
         raw: dict[str, Any] = json.loads(path.read_text())
-        model_type = raw.get("model_type", "bert")
-        if model_type != "bert":
-            # RoBERTa-style models offset their position ids; refuse rather than be subtly wrong.
-            raise ValueError(f"{path}: model_type {model_type!r} is unsupported (only 'bert')")
+        family = Family(raw.get("model_type", "bert"))
+        if family not in (Family.BERT, *ROBERTA_FAMILIES):
+            raise ValueError(f"{path}: model_type {family.value!r} is not BERT or RoBERTa")
         if raw.get("position_embedding_type", "absolute") != "absolute":
             raise ValueError(f"{path}: only absolute position embeddings are supported")
+        roberta = family in ROBERTA_FAMILIES
         return cls(
             vocab_size=int(raw["vocab_size"]),
             hidden_size=int(raw["hidden_size"]),
@@ -94,8 +96,35 @@ class EncoderConfig:
             max_positions=int(raw["max_position_embeddings"]),
             type_vocab_size=int(raw.get("type_vocab_size", 2)),
             layer_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
-            pad_token_id=int(raw.get("pad_token_id", 0) or 0),
+            pad_token_id=int(raw.get("pad_token_id", 1 if roberta else 0) or 0),
             hidden_act=str(raw.get("hidden_act", "gelu")),
             pooling=pooling,
             normalize=normalize,
+            family=family,
+            positions="after_padding" if roberta else "absolute",
+        )
+
+    @classmethod
+    def from_distilbert_json(
+        cls, path: Path, pooling: Pooling = Pooling.MEAN, normalize: bool = True
+    ) -> EncoderConfig:
+        """DistilBERT names the same sizes differently (dim, n_layers, hidden_dim, ...). Its
+        sinusoidal positions (`sinusoidal_pos_embds`) are a table fixed at initialisation and
+        saved like a learned one, so both read the checkpoint's table."""
+        raw: dict[str, Any] = json.loads(path.read_text())
+        return cls(
+            vocab_size=int(raw["vocab_size"]),
+            hidden_size=int(raw["dim"]),
+            num_layers=int(raw["n_layers"]),
+            num_heads=int(raw["n_heads"]),
+            intermediate_size=int(raw["hidden_dim"]),
+            max_positions=int(raw["max_position_embeddings"]),
+            type_vocab_size=0,
+            layer_norm_eps=1e-12,  # fixed in DistilBERT's code, not in its config
+            pad_token_id=int(raw.get("pad_token_id", 0) or 0),
+            hidden_act=str(raw.get("activation", "gelu")),
+            pooling=pooling,
+            normalize=normalize,
+            family=Family.DISTILBERT,
+            positions="absolute",
         )

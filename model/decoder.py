@@ -9,37 +9,23 @@ V; heads concatenated and projected by W_O; residual. Then RMSNorm, the SwiGLU f
 residual. A final RMSNorm, last-token pooling (the only position that has seen the whole text)
 and optional L2 normalisation.
 
-As in `encoder.py`, the explicit attention path (which can return the probabilities) and
-PyTorch's fused `scaled_dot_product_attention` sit side by side.
+As in `encoder.py`, the attention (`model/attention.py`) has its explicit path (which can return
+the probabilities) and PyTorch's fused `scaled_dot_product_attention` side by side; the rotary
+scheme lives in `model/positions.py`, RMSNorm in `model/norms.py`.
 """
 
 from __future__ import annotations
 
-import math
-
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnserve.model.attention import attend, merge_heads
 from attnserve.model.decoder_config import DecoderConfig
-from attnserve.model.encoder import AttentionImpl, EncoderOutput, additive_attention_mask
+from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel, ModelOutput
+from attnserve.model.masks import additive_attention_mask
+from attnserve.model.norms import RMSNorm
 from attnserve.model.pooling import pool
-from attnserve.model.rotary import RotaryEmbedding, rotate
-
-
-class RMSNorm(nn.Module):
-    """x / sqrt(mean(x^2) + eps) * weight: LayerNorm without centring and without a bias."""
-
-    def __init__(self, size: int, eps: float) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(size))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        x32 = x.float()  # the mean of squares in fp32, whatever the working precision
-        mean_square = x32.pow(2).mean(dim=-1, keepdim=True)  # (..., 1)
-        normed: Tensor = self.weight * (x32 * torch.rsqrt(mean_square + self.eps)).to(x.dtype)
-        return normed
+from attnserve.model.positions import RotaryEmbedding, rotate
 
 
 class GroupedQueryAttention(nn.Module):
@@ -78,22 +64,9 @@ class GroupedQueryAttention(nn.Module):
         k = rotate(k.transpose(1, 2), cos, sin)  # (B, nkv, T, hs)
         v = v.transpose(1, 2)  # (B, nkv, T, hs)
 
-        probs: Tensor | None = None
-        if impl == "sdpa" and not want_probs:
-            # Fused: the same maths as below, K/V heads shared without being copied.
-            context = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=additive_mask, enable_gqa=True
-            )
-        else:
-            group = self.group_size
-            k = k.repeat_interleave(group, dim=1)  # (B, nh, T, hs): K/V head j serves queries
-            v = v.repeat_interleave(group, dim=1)  # j * group .. (j + 1) * group - 1
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, nh, T, T)
-            scores = scores + additive_mask  # future and padded keys -> weight exactly 0
-            probs = torch.softmax(scores, dim=-1)  # (B, nh, T, T), lower-triangular rows
-            context = probs @ v  # (B, nh, T, hs)
-
-        context = context.transpose(1, 2).reshape(batch, seq_len, -1)  # concat heads
+        # Fused or explicit (model/attention.py); K/V heads shared by groups of query heads.
+        context, probs = attend(q, k, v, additive_mask, impl, want_probs, self.group_size)
+        context = merge_heads(context)  # (B, T, nh * hs): heads concatenated
         attended: Tensor = self.out(context)  # (B, T, H)
         return attended, probs
 
@@ -140,12 +113,12 @@ class DecoderLayer(nn.Module):
         return x, probs
 
 
-class Decoder(nn.Module):
+class Decoder(EmbeddingModel):
     """The whole decoder: embeddings, causal layers, final norm, last-token pooling."""
 
     def __init__(self, config: DecoderConfig, attention_impl: AttentionImpl = "explicit") -> None:
         super().__init__()
-        self.config = config
+        self.config: DecoderConfig = config
         self.attention_impl: AttentionImpl = attention_impl
         self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
         self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
@@ -160,7 +133,7 @@ class Decoder(nn.Module):
         output_attentions: bool = False,
         normalize: bool | None = None,
         attention_impl: AttentionImpl | None = None,
-    ) -> EncoderOutput:
+    ) -> ModelOutput:
         """input_ids, attention_mask: (B, T) integer tensors; mask 1 = real token.
 
         `token_type_ids` is accepted and ignored (decoders have no segments) so both families
@@ -183,4 +156,4 @@ class Decoder(nn.Module):
         pooled = pool(x, attention_mask, self.config.pooling)  # (B, H)
         if self.config.normalize if normalize is None else normalize:
             pooled = F.normalize(pooled, p=2.0, dim=-1)
-        return EncoderOutput(x, pooled, tuple(attentions))
+        return ModelOutput(x, pooled, tuple(attentions))

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnserve.model.config import Family, Pooling
+from attnserve.service.artifact import Family, Pooling
+from attnserve.service.padding import INPUT_NAMES
 
 DECODER_FAMILIES = (Family.QWEN3, Family.QWEN2)
 
@@ -50,6 +51,15 @@ class DecoderConfig:
     @property
     def causal(self) -> bool:
         return True
+
+    @property
+    def max_tokens(self) -> int:
+        return self.max_positions
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """A decoder has no segments: ids and the padding mask only."""
+        return INPUT_NAMES[:2]
 
     @property
     def group_size(self) -> int:

@@ -19,15 +19,15 @@ by side; the fused one takes the window through the same additive mask.
 
 from __future__ import annotations
 
-import math
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnserve.model.encoder import AttentionImpl, EncoderOutput, additive_attention_mask
+from attnserve.model.attention import attend, merge_heads
+from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel, ModelOutput
+from attnserve.model.masks import additive_attention_mask
 from attnserve.model.modernbert_config import ModernBertConfig
 from attnserve.model.pooling import pool
-from attnserve.model.rotary import RotaryEmbedding, rotate
+from attnserve.model.positions import RotaryEmbedding, rotate
 
 
 class Embeddings(nn.Module):
@@ -63,24 +63,16 @@ class SelfAttention(nn.Module):
         impl: AttentionImpl,
         want_probs: bool,
     ) -> tuple[Tensor, Tensor | None]:
-        batch, seq_len, hidden = x.shape
+        batch, seq_len, _ = x.shape
         qkv = self.qkv(x).view(batch, seq_len, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.unbind(dim=2)  # (B, T, nh, hs) each
         q = rotate(q.transpose(1, 2), cos, sin)  # (B, nh, T, hs)
         k = rotate(k.transpose(1, 2), cos, sin)  # (B, nh, T, hs)
         v = v.transpose(1, 2)  # (B, nh, T, hs)
 
-        probs: Tensor | None = None
-        if impl == "sdpa" and not want_probs:
-            # Fused: the same maths as below, without materialising (B, nh, T, T).
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask)
-        else:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, nh, T, T)
-            scores = scores + additive_mask  # padded keys (and, if local, far ones) -> weight 0
-            probs = scores.softmax(dim=-1)  # (B, nh, T, T), rows sum to 1
-            context = probs @ v  # (B, nh, T, hs)
-
-        context = context.transpose(1, 2).reshape(batch, seq_len, hidden)  # concat heads
+        # Global or local is all in the mask: a local layer's blocks keys outside its window.
+        context, probs = attend(q, k, v, additive_mask, impl, want_probs)  # (B, nh, T, hs)
+        context = merge_heads(context)  # (B, T, H): heads concatenated
         attended: Tensor = self.out(context)  # (B, T, H)
         return attended, probs
 
@@ -134,14 +126,14 @@ class ModernBertLayer(nn.Module):
         return x, probs
 
 
-class ModernBert(nn.Module):
+class ModernBert(EmbeddingModel):
     """The whole model: embeddings, global and local layers, final norm, pooling."""
 
     def __init__(
         self, config: ModernBertConfig, attention_impl: AttentionImpl = "explicit"
     ) -> None:
         super().__init__()
-        self.config = config
+        self.config: ModernBertConfig = config
         self.attention_impl: AttentionImpl = attention_impl
         self.embeddings = Embeddings(config)
         self.global_rotary = RotaryEmbedding(config.head_dim, config.global_rope_theta)
@@ -157,7 +149,7 @@ class ModernBert(nn.Module):
         output_attentions: bool = False,
         normalize: bool | None = None,
         attention_impl: AttentionImpl | None = None,
-    ) -> EncoderOutput:
+    ) -> ModelOutput:
         """input_ids, attention_mask: (B, T) integer tensors; mask 1 = real token.
 
         `token_type_ids` is accepted and ignored (ModernBERT has no segments) so every family
@@ -187,4 +179,4 @@ class ModernBert(nn.Module):
         pooled = pool(x, attention_mask, self.config.pooling)  # (B, H)
         if self.config.normalize if normalize is None else normalize:
             pooled = F.normalize(pooled, p=2.0, dim=-1)
-        return EncoderOutput(x, pooled, tuple(attentions))
+        return ModelOutput(x, pooled, tuple(attentions))

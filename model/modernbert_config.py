@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnserve.model.config import Family, Pooling
+from attnserve.service.artifact import Family, Pooling
+from attnserve.service.padding import INPUT_NAMES
 
 GLOBAL, LOCAL = "full_attention", "sliding_attention"  # transformers' layer type names
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh")  # the GeGLU gate's GELU, exact or tanh
@@ -76,8 +77,16 @@ class ModernBertConfig:
         return self.hidden_size // self.num_heads
 
     @property
+    def max_tokens(self) -> int:
+        return self.max_positions  # rotary: no table, the trained length is the limit
+
+    @property
     def causal(self) -> bool:
         return False
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return INPUT_NAMES[:2]  # no token types
 
     def is_local(self, layer: int) -> bool:
         return self.layer_types[layer] == LOCAL

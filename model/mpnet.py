@@ -22,12 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnserve.model.encoder import (
-    AttentionImpl,
-    EncoderLayer,
-    EncoderOutput,
-    additive_attention_mask,
-)
+from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel, ModelOutput
+from attnserve.model.encoder import EncoderLayer
+from attnserve.model.masks import additive_attention_mask
 from attnserve.model.mpnet_config import (
     PADDING_IDX,
     RELATIVE_BUCKETS,
@@ -35,6 +32,7 @@ from attnserve.model.mpnet_config import (
     MPNetConfig,
 )
 from attnserve.model.pooling import pool
+from attnserve.model.positions import position_ids_after_padding
 
 
 def relative_position_bucket(distance: Tensor) -> Tensor:
@@ -88,20 +86,19 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        # Real tokens count 2, 3, ... (PADDING_IDX + 1 onwards); padding sits at PADDING_IDX.
-        real = attention_mask.long()  # (B, T)
-        positions = torch.cumsum(real, dim=1) * real + PADDING_IDX  # (B, T)
+        # RoBERTa's count: real tokens at 2, 3, ... (PADDING_IDX + 1 onwards), padding at 1.
+        positions = position_ids_after_padding(attention_mask, PADDING_IDX)  # (B, T)
         x: Tensor = self.token(input_ids) + self.position(positions)  # (B, T, H)
         normed: Tensor = self.norm(x)
         return normed
 
 
-class MPNet(nn.Module):
+class MPNet(EmbeddingModel):
     """The whole model: embeddings, BERT layers sharing one relative bias, pooling."""
 
     def __init__(self, config: MPNetConfig, attention_impl: AttentionImpl = "explicit") -> None:
         super().__init__()
-        self.config = config
+        self.config: MPNetConfig = config
         self.attention_impl: AttentionImpl = attention_impl
         self.embeddings = Embeddings(config)
         self.relative_bias = RelativePositionBias(config)
@@ -116,7 +113,7 @@ class MPNet(nn.Module):
         output_attentions: bool = False,
         normalize: bool | None = None,
         attention_impl: AttentionImpl | None = None,
-    ) -> EncoderOutput:
+    ) -> ModelOutput:
         """input_ids, attention_mask: (B, T) integer tensors; mask 1 = real token.
 
         `token_type_ids` is accepted and ignored (MPNet has no segments) so every family shares
@@ -140,4 +137,4 @@ class MPNet(nn.Module):
         pooled = pool(x, attention_mask, self.config.pooling)  # (B, H)
         if self.config.normalize if normalize is None else normalize:
             pooled = F.normalize(pooled, p=2.0, dim=-1)
-        return EncoderOutput(x, pooled, tuple(attentions))
+        return ModelOutput(x, pooled, tuple(attentions))

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnserve.model.config import SUPPORTED_ACTIVATIONS, EncoderConfig, Family, Pooling
+from attnserve.model.config import SUPPORTED_ACTIVATIONS, EncoderConfig
+from attnserve.service.artifact import Family, Pooling
+from attnserve.service.padding import INPUT_NAMES
 
 # Fixed by MPNet's code, not by its config.json (transformers' MPNetEmbeddings / MPNetEncoder).
 PADDING_IDX = 1  # position ids start after it: the first real token sits at position 2
@@ -51,12 +53,20 @@ class MPNetConfig:
 
     @property
     def max_positions(self) -> int:
+        return self.position_table_size
+
+    @property
+    def max_tokens(self) -> int:
         """Tokens a text can hold: the table less the rows before the first position."""
         return self.position_table_size - PADDING_IDX - 1
 
     @property
     def causal(self) -> bool:
         return False
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return INPUT_NAMES[:2]  # no token types
 
     @property
     def layer_config(self) -> EncoderConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from attnserve.model.config import Pooling
+from attnserve.service.artifact import Pooling
 
 
 def pool(hidden: Tensor, attention_mask: Tensor, pooling: Pooling) -> Tensor:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnserve.model.config import Pooling
+from attnserve.service.artifact import Pooling
 
 # The pipeline attnserve reproduces: transformer -> pooling -> (optional) normalisation.
 KNOWN_MODULES = ("Transformer", "Pooling", "Normalize")

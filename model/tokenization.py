@@ -11,14 +11,18 @@ from attnserve.service.padding import pad
 
 
 class ReferenceTokenizer:
-    """Batches texts into padded (B, T) tensors, truncating at the end to `max_tokens`."""
+    """Batches texts into padded (B, T) tensors, truncating at the end to `max_tokens`, padding
+    with the model's `pad_id` (its config's `pad_token_id`, which the manifest gives the server).
 
-    def __init__(self, path: Path, max_tokens: int) -> None:
+    Whatever the tokenizer.json's model (WordPiece, BPE, Unigram), its post-processor adds the
+    family's special tokens ([CLS] .. [SEP], <s> .. </s>, an end-of-text token)."""
+
+    def __init__(self, path: Path, max_tokens: int, pad_id: int = 0) -> None:
         self.tokenizer = Tokenizer.from_file(str(path))
         # tokenizer.json files often carry a fixed padding/truncation from training: drop them.
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=max_tokens)
-        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+        self.pad_id = pad_id
 
     def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:
         encodings = self.tokenizer.encode_batch(texts)

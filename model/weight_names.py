@@ -1,62 +1,30 @@
 """Checkpoint tensor names -> our parameter names, spelled out per family.
 
 One explicit map per family, so that loading can name every tensor that is missing, unexpected or
-misshapen: silently random weights produce plausible but wrong embeddings.
+misshapen: silently random weights produce plausible but wrong embeddings. Which map, prefix and
+ignored tensors a family uses is said in `model/families.py`.
 """
 
 from __future__ import annotations
 
-from attnserve.model.config import EncoderConfig, Family
+from attnserve.model.config import EncoderConfig
 from attnserve.model.decoder_config import DecoderConfig
-from attnserve.model.modernbert_config import (
-    MODERNBERT_IGNORED,
-    ModernBertConfig,
-    modernbert_weight_map,
-)
-from attnserve.model.mpnet_config import MPNET_IGNORED, MPNetConfig, mpnet_weight_map
-
-# Prefixes a head class puts before the base model's names (BertModel inside BertFor*,
-# Qwen3Model inside Qwen3ForCausalLM): stripped before mapping.
-PREFIXES = {
-    Family.BERT: "bert.",
-    Family.QWEN3: "model.",
-    Family.QWEN2: "model.",
-    Family.MPNET: "mpnet.",
-    Family.MODERNBERT: "model.",
-}
 
 # Tensors a checkpoint carries that an embedding model deliberately does not use.
 BERT_IGNORED = frozenset(
     {
         "embeddings.position_ids",  # a buffer holding arange(max_positions), not a weight
+        "embeddings.token_type_ids",  # RoBERTa's buffer of zeros (older saves keep it)
         "pooler.dense.weight",  # BERT's next-sentence pooler: unused by mean/CLS pooling
         "pooler.dense.bias",
     }
 )
+DISTILBERT_IGNORED = frozenset({"embeddings.position_ids"})
 DECODER_IGNORED = frozenset({"lm_head.weight"})  # next-token logits; absent when tied
-IGNORED = {
-    Family.BERT: BERT_IGNORED,
-    Family.QWEN3: DECODER_IGNORED,
-    Family.QWEN2: DECODER_IGNORED,
-    Family.MPNET: MPNET_IGNORED,  # the family's own files hold their names (mpnet_config.py)
-    Family.MODERNBERT: MODERNBERT_IGNORED,
-}
-
-
-def weight_map(
-    config: EncoderConfig | DecoderConfig | MPNetConfig | ModernBertConfig,
-) -> dict[str, str]:
-    """Checkpoint tensor name -> our parameter name, for every parameter we own."""
-    if isinstance(config, DecoderConfig):
-        return decoder_weight_map(config)
-    if isinstance(config, MPNetConfig):
-        return mpnet_weight_map(config)
-    if isinstance(config, ModernBertConfig):
-        return modernbert_weight_map(config)
-    return bert_weight_map(config)
 
 
 def bert_weight_map(config: EncoderConfig) -> dict[str, str]:
+    """BERT's names, which RoBERTa, XLM-RoBERTa and CamemBERT keep."""
     names = {
         "embeddings.word_embeddings.weight": "embeddings.token.weight",
         "embeddings.position_embeddings.weight": "embeddings.position.weight",
@@ -78,6 +46,31 @@ def bert_weight_map(config: EncoderConfig) -> dict[str, str]:
         for theirs, ours in per_layer.items():
             for kind in ("weight", "bias"):
                 names[f"encoder.layer.{i}.{theirs}.{kind}"] = f"layers.{i}.{ours}.{kind}"
+    return names
+
+
+def distilbert_weight_map(config: EncoderConfig) -> dict[str, str]:
+    """DistilBERT's own names for BERT's layers; no token-type table."""
+    names = {
+        "embeddings.word_embeddings.weight": "embeddings.token.weight",
+        "embeddings.position_embeddings.weight": "embeddings.position.weight",
+        "embeddings.LayerNorm.weight": "embeddings.norm.weight",
+        "embeddings.LayerNorm.bias": "embeddings.norm.bias",
+    }
+    per_layer = {
+        "attention.q_lin": "attention.query",
+        "attention.k_lin": "attention.key",
+        "attention.v_lin": "attention.value",
+        "attention.out_lin": "attention.out",
+        "sa_layer_norm": "attention.norm",
+        "ffn.lin1": "feed_forward.up",
+        "ffn.lin2": "feed_forward.down",
+        "output_layer_norm": "feed_forward.norm",
+    }
+    for i in range(config.num_layers):
+        for theirs, ours in per_layer.items():
+            for kind in ("weight", "bias"):
+                names[f"transformer.layer.{i}.{theirs}.{kind}"] = f"layers.{i}.{ours}.{kind}"
     return names
 
 

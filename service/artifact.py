@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
 
@@ -24,7 +25,37 @@ READABLE_FORMAT_VERSIONS = (1, 2)
 GraphPurpose = Literal["fast", "maps"]  # fast: embeddings only; maps: also attention probabilities
 Precision = Literal["fp32", "int8", "fp16"]
 ExecutionProvider = Literal["CUDAExecutionProvider", "CPUExecutionProvider"]  # ONNX Runtime's names
-ModelFamily = Literal["bert", "qwen3", "qwen2", "mpnet", "modernbert"]  # config.json's model_type
+
+
+class Family(StrEnum):
+    """Which architecture a checkpoint is: config.json's `model_type` names it.
+
+    Spelled here, in the floor (no torch), because the manifest records it; `model/` maps each
+    family onto its modules (`model/families.py`) and the server reads it as a name.
+    """
+
+    BERT = "bert"  # learned positions, post-norm LayerNorm, GELU, token types
+    ROBERTA = "roberta"  # BERT's layers; positions counted from past the padding index
+    XLM_ROBERTA = "xlm-roberta"  # RoBERTa with a multilingual (Unigram) vocabulary
+    CAMEMBERT = "camembert"  # RoBERTa trained on French
+    DISTILBERT = "distilbert"  # BERT without token types or pooler, its own tensor names
+    MPNET = "mpnet"  # BERT-like, with a learned relative position bias on the scores
+    MODERNBERT = "modernbert"  # pre-norm, rotary, GeGLU, alternating global/local attention
+    QWEN3 = "qwen3"  # causal decoder: RoPE, GQA, RMSNorm (also on Q and K per head), SwiGLU
+    QWEN2 = "qwen2"  # as Qwen3 without the Q/K norms, with biases on the Q/K/V projections
+
+    @property
+    def causal(self) -> bool:
+        """Whether each position attends only to itself and earlier ones."""
+        return self in (Family.QWEN3, Family.QWEN2)
+
+
+class Pooling(StrEnum):
+    """How token vectors become one text vector."""
+
+    MEAN = "mean"  # average over real (non-padding) tokens: sentence-transformers' default
+    CLS = "cls"  # the first token's vector
+    LAST = "last"  # the last real token's vector (decoder-style embedders)
 
 
 class ArtifactError(ValueError):
@@ -41,11 +72,15 @@ class ModelSpec(Strict):
     hidden_size: int = Field(gt=0)
     num_layers: int = Field(gt=0)
     num_heads: int = Field(gt=0)
-    max_positions: int = Field(gt=0, description="the position table size: a hard token limit")
+    max_positions: int = Field(
+        gt=0,
+        description="the most tokens a text may hold: the position table's usable rows (RoBERTa's "
+        "less its padding offset), a hard token limit",
+    )
     vocab_size: int = Field(gt=0)
-    pooling: Literal["mean", "cls", "last"]
+    pooling: Pooling
     normalize: bool = Field(description="whether pooled embeddings are L2-normalised by default")
-    family: ModelFamily = Field("bert", description="the architecture (config.json model_type)")
+    family: Family = Field(Family.BERT, description="the architecture (config.json model_type)")
     causal: bool = Field(
         False, description="each position attends only to itself and earlier ones (decoders)"
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from attnserve.service.client.client import EmbedderClient
+from tests.encoder_families import ENCODER_SHAPES, SERVED_SHAPES
 from tests.helpers import (
     DECODER_SHAPES,
     FULL_EXPORT_SHAPE,
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 # the serving install (no torch), where everything else still runs.
 TORCH_TESTS = [
     "test_cli_embed_local.py",
+    "test_encoder_families_export.py",
+    "test_encoder_families_model.py",
+    "test_encoder_families_service.py",
     "test_decoder_checkpoint.py",
     "test_decoder_export.py",
     "test_decoder_model.py",
@@ -160,5 +164,63 @@ def decoder_artifact(decoder_checkpoint: Path, tmp_path_factory: pytest.TempPath
 def decoder_server(decoder_artifact: Path) -> Iterator[ServerThread]:
     """Stopped when its test module ends: no idle servers under the rest of the suite."""
     running = ServerThread(server_settings(decoder_artifact))
+    yield running
+    running.stop()
+
+
+# --- BERT-like families: tiny random RoBERTa/XLM-R/CamemBERT/DistilBERT checkpoints -----------
+
+
+@pytest.fixture(scope="session")
+def encoder_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """name (tests/encoder_families.py ENCODER_SHAPES) -> its checkpoint folder, built once."""
+    pytest.importorskip("torch")
+    from tests.encoder_families import ENCODER_SHAPES, build_encoder_checkpoint, build_tokenizer
+
+    root = tmp_path_factory.mktemp("encoder-families")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            shape = ENCODER_SHAPES[name]
+            tokenizer = root / f"{shape.tokenizer}.json"
+            if not tokenizer.exists():
+                build_tokenizer(shape.tokenizer, tokenizer)
+            built[name] = build_encoder_checkpoint(root / name, shape, tokenizer)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session", params=sorted(ENCODER_SHAPES))
+def encoder_family_checkpoint(
+    request: pytest.FixtureRequest, encoder_checkpoints: Callable[[str], Path]
+) -> Path:
+    return encoder_checkpoints(request.param)
+
+
+@pytest.fixture(scope="session", params=SERVED_SHAPES)
+def served_family_checkpoint(
+    request: pytest.FixtureRequest, encoder_checkpoints: Callable[[str], Path]
+) -> Path:
+    return encoder_checkpoints(request.param)
+
+
+@pytest.fixture(scope="session")
+def family_artifact(
+    served_family_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The family's served checkpoint exported once per session (int8 for RoBERTa only: time)."""
+    from attnserve.export.artifact import build_artifact
+
+    name = served_family_checkpoint.name
+    out = tmp_path_factory.mktemp("family-artifacts") / name
+    build_artifact(out, served_family_checkpoint, int8=name == "roberta", fp16=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def family_server(family_artifact: Path) -> Iterator[ServerThread]:
+    running = ServerThread(server_settings(family_artifact, http_port=0))
     yield running
     running.stop()

@@ -114,7 +114,7 @@ def test_a_sharded_checkpoint_loads_every_shard(checkpoint_copy: Path) -> None:
     [
         (
             {"model_type": "llama"},
-            "model_type 'llama' is unsupported (attnserve loads bert, qwen3, qwen2)",
+            "model_type 'llama' is unsupported (attnserve loads these families: bert, roberta",
         ),
         (
             {"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0}},

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from attnserve.model import Encoder, Pooling
-from attnserve.model.encoder import additive_attention_mask
+from attnserve.model.attention import attend
+from attnserve.model.masks import additive_attention_mask
 from attnserve.model.pooling import pool
 
 
@@ -33,15 +34,27 @@ def test_attention_rows_sum_to_one_and_padded_keys_get_zero(tiny_encoder: Encode
         assert torch.all(probs[padded_keys] == 0.0)
 
 
-def test_causal_mask_zeroes_weights_above_the_diagonal(tiny_encoder: Encoder) -> None:
-    batch = padded_batch([6, 6])
-    with torch.no_grad():
-        out = tiny_encoder(**batch, output_attentions=True, causal=True)
-    above = torch.ones(6, 6, dtype=torch.bool).triu(diagonal=1)
-    for probs in out.attentions:
-        assert torch.all(probs[..., above] == 0.0)
-        assert torch.all(probs[..., ~above] > 0.0)
-        torch.testing.assert_close(probs.sum(-1), torch.ones(2, 4, 6), atol=1e-6, rtol=0)
+@pytest.mark.parametrize(("causal", "window"), [(True, None), (False, 2), (True, 1)])
+def test_causal_and_window_masks_zero_exactly_the_blocked_keys(
+    causal: bool, window: int | None
+) -> None:
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 6, 8) for _ in range(3))  # (B, nh, T, hs)
+    real = torch.ones(2, 6, dtype=torch.long)
+    mask = additive_attention_mask(real, causal, torch.float32, window)
+    _, probs = attend(q, k, v, mask, "explicit", want_probs=True)
+    assert probs is not None
+    distance = torch.arange(6)[None, :] - torch.arange(6)[:, None]  # key minus query
+    blocked = torch.zeros(6, 6, dtype=torch.bool)
+    if causal:
+        blocked |= distance > 0
+    if window is not None:
+        blocked |= distance.abs() > window
+    assert torch.all(probs[..., blocked] == 0.0)
+    assert torch.all(probs[..., ~blocked] > 0.0)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(2, 4, 6), atol=1e-6, rtol=0)
+    fused, _ = attend(q, k, v, mask, "sdpa", want_probs=False)
+    torch.testing.assert_close(fused, probs @ v, atol=1e-6, rtol=0)
 
 
 def test_padded_batch_gives_each_text_its_solo_embedding(tiny_encoder: Encoder) -> None:

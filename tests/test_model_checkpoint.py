@@ -18,7 +18,7 @@ from attnserve.model.checkpoint import (
     load_checkpoint,
     load_state,
 )
-from attnserve.model.weight_names import weight_map
+from attnserve.model.families import weight_map
 from tests.reference import TINY_CONFIG, Reference
 
 

@@ -16,10 +16,10 @@ pytest.importorskip("torch")
 import torch
 
 from attnserve.model.checkpoint import CheckpointError, load_checkpoint
-from attnserve.model.config import Pooling
 from attnserve.model.mpnet import MPNet, relative_position_bucket
 from attnserve.model.mpnet_config import MPNetConfig
 from attnserve.model.tokenization import ReferenceTokenizer
+from attnserve.service.artifact import Pooling
 from tests.helpers import VARIED_TEXTS
 from tests.mpnet_modernbert_checkpoints import (
     MPNET_SHAPES,
@@ -140,7 +140,8 @@ def test_the_token_cap_leaves_room_for_the_position_offset(mpnet_checkpoint: Pat
     config = checkpoint.config
     assert isinstance(config, MPNetConfig)
     table = json.loads((mpnet_checkpoint / "config.json").read_text())["max_position_embeddings"]
-    assert config.max_positions == table - 2  # rows 0 and 1 are never a real token's
+    assert config.max_positions == table
+    assert config.max_tokens == table - 2  # rows 0 and 1 are never a real token's
     assert checkpoint.max_seq_length == 96  # sentence-transformers' cap
 
 
