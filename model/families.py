@@ -47,7 +47,9 @@ from attnserve.service.artifact import Family, Pooling
 # - causal: the standard Attention with is_causal=1 and no mask (export/causal_attention.py);
 # - standard: the opset-23 Attention as exported, its (B, nh|1, T, T) additive mask carrying what
 #   the family adds (a relative bias, a window).
-FusedAttention = Literal["packed_qkv", "causal", "standard"]
+# - packed_qkv_bias: as packed_qkv, the standard op's whole additive (B, nh, T, T) mask handed to
+#   com.microsoft.Attention as its attention_bias (MPNet: padding and relative bias together).
+FusedAttention = Literal["packed_qkv", "packed_qkv_bias", "causal", "standard"]
 
 
 @dataclass(frozen=True)
