@@ -29,10 +29,11 @@ from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnserve.export.causal_attention import make_attention_causal
+from attnserve.export.finite import NonFiniteOutputError, check_finite, first_non_finite
 from attnserve.export.fusion import fuse_attention
 from attnserve.export.onnx_files import is_large, save_graph
 from attnserve.export.progress import stage
-from attnserve.export.quantize import build_int8, check_quality, pooled_embeddings
+from attnserve.export.quantize import GATE_TEXTS, build_int8, check_quality, pooled_embeddings
 from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel
 from attnserve.model.families import ARCHITECTURES
 from attnserve.model.tokenization import ReferenceTokenizer
@@ -189,7 +190,15 @@ def measure_parity(
     """Compare the graph with the PyTorch model on a padded batch of mixed lengths."""
     batch = tokenizer(PARITY_TEXTS)
     feeds = {name: batch[name].numpy() for name in graph_inputs(model)}
-    outputs = open_session(path).run(None, feeds)
+    session = open_session(path)
+    outputs = session.run(None, feeds)
+    names = [output.name for output in session.get_outputs()]
+    found = first_non_finite(outputs, names, batch["attention_mask"].numpy())
+    if found is not None:
+        raise NonFiniteOutputError(
+            f"{path.name}: output {found[0]!r} holds NaN or Inf for parity text {found[1]}; "
+            "an artifact that answers NaN is refused (check the checkpoint's weights)"
+        )
     with torch.no_grad():
         reference = model(**batch, output_attentions=maps, normalize=False)
     real = batch["attention_mask"].numpy().astype(bool)
@@ -241,6 +250,10 @@ def build_graphs(
         with stage("verify", file) as step:
             parity = measure_parity(model, tokenizer, out_dir / file, purpose == "maps")
             step.outcome = describe_parity(parity)
+        if purpose == "fast":  # int8 and fp16 derive from it: no NaN/Inf on the gate's texts
+            with stage("finite", file) as step:
+                checked = check_finite(out_dir / file, tokenizer, varied_corpus(GATE_TEXTS))
+                step.outcome = f"no NaN or Inf on {checked} texts (the int8 gate's)"
         built.append(
             GraphSpec(
                 file=file,
@@ -350,6 +363,7 @@ def build_fp16_graph(
         OnnxModel(half).topological_sort()  # the converter appends the casts it inserts
         save_graph(half, path)
         texts = varied_corpus(64)
+        check_finite(path, tokenizer, texts)  # fp16 overflows where fp32 does not
         report = check_quality(
             pooled_embeddings(fp32_path, tokenizer, texts),
             pooled_embeddings(path, tokenizer, texts),

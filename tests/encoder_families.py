@@ -42,16 +42,18 @@ class EncoderShape:
     pooling: Literal["mean", "cls"]
     normalize: bool
     sinusoidal: bool = False  # DistilBERT's sinusoidal_pos_embds
+    intermediate_size: int | None = None  # the feed-forward width; None: 2 x hidden
 
 
 ENCODER_SHAPES = {
     # The cap uses the whole position table: a position offset off by one would index past it.
-    "roberta": EncoderShape("roberta", "bpe", 64, 2, 4, 50, 48, "mean", True),
-    "roberta-cls": EncoderShape("roberta", "bpe", 48, 3, 6, 80, 40, "cls", False),
-    "xlm-roberta": EncoderShape("xlm-roberta", "unigram", 64, 2, 4, 66, 64, "mean", True),
+    # (Served shapes keep >= 128 positions: the server warms up and calibrates at 128 tokens.)
+    "roberta": EncoderShape("roberta", "bpe", 64, 2, 4, 130, 128, "mean", True),
+    "roberta-cls": EncoderShape("roberta", "bpe", 48, 3, 6, 42, 40, "cls", False),
+    "xlm-roberta": EncoderShape("xlm-roberta", "unigram", 64, 2, 4, 130, 64, "mean", True),
     "xlm-roberta-cls": EncoderShape("xlm-roberta", "unigram", 32, 3, 2, 80, 24, "cls", True),
     "camembert": EncoderShape("camembert", "unigram", 32, 2, 4, 60, 40, "mean", True),
-    "distilbert": EncoderShape("distilbert", "wordpiece", 64, 2, 4, 64, 48, "mean", True),
+    "distilbert": EncoderShape("distilbert", "wordpiece", 64, 2, 4, 128, 48, "mean", True),
     "distilbert-sinusoidal": EncoderShape(
         "distilbert", "wordpiece", 48, 3, 6, 80, 32, "cls", False, sinusoidal=True
     ),
@@ -173,7 +175,7 @@ def build_encoder_checkpoint(directory: Path, shape: EncoderShape, tokenizer_fil
             dim=shape.hidden_size,
             n_layers=shape.num_layers,
             n_heads=shape.num_heads,
-            hidden_dim=2 * shape.hidden_size,
+            hidden_dim=shape.intermediate_size or 2 * shape.hidden_size,
             max_position_embeddings=shape.max_positions,
             sinusoidal_pos_embds=shape.sinusoidal,
             pad_token_id=0,
@@ -190,7 +192,7 @@ def build_encoder_checkpoint(directory: Path, shape: EncoderShape, tokenizer_fil
             hidden_size=shape.hidden_size,
             num_hidden_layers=shape.num_layers,
             num_attention_heads=shape.num_heads,
-            intermediate_size=2 * shape.hidden_size,
+            intermediate_size=shape.intermediate_size or 2 * shape.hidden_size,
             max_position_embeddings=shape.max_positions,
             type_vocab_size=1,
             pad_token_id=1,
@@ -226,3 +228,30 @@ def draw_at_unit_gain(model: Any, keep_sinusoidal: bool) -> None:
                 param.normal_(0.0, 1.0)
             else:  # (out, in) projection: unit gain
                 param.normal_(0.0, param.shape[1] ** -0.5)
+
+
+def poison_token(artifact: Path, out: Path, token_id: int) -> Path:
+    """A copy of the artifact whose graphs answer NaN for every text holding `token_id` (its
+    embedding row set to NaN), files re-hashed: what an fp16 overflow on one rare text does."""
+    import shutil
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from attnserve.service.artifact import MANIFEST_FILE, describe_file, read_manifest
+
+    shutil.copytree(artifact, out)
+    manifest = read_manifest(out)
+    for graph in manifest.graphs:
+        model = onnx.load(str(out / graph.file))
+        for initializer in model.graph.initializer:
+            if initializer.name.endswith("embeddings.token.weight"):
+                table = numpy_helper.to_array(initializer).copy()
+                table[token_id] = np.nan
+                initializer.CopyFrom(numpy_helper.from_array(table, initializer.name))
+        onnx.save(model, str(out / graph.file))
+    files = {name: describe_file(out / name) for name in manifest.files}
+    updated = manifest.model_copy(update={"files": files})
+    (out / MANIFEST_FILE).write_text(updated.model_dump_json(indent=2) + "\n")
+    return out

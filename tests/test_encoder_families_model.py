@@ -180,3 +180,33 @@ def test_an_unknown_family_is_refused_naming_the_known_ones(
     assert "model_type 'deberta-v2' is unsupported" in said
     for family in ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "qwen3"):
         assert family in said
+
+
+def test_the_tokenizer_json_holds_the_familys_specials_and_pair_template(
+    encoder_family_checkpoint: Path,
+) -> None:
+    """What the artifact ships (tokenizer.json, read by the server as is) tokenises singles and
+    pairs as the family's transformers tokenizer does: <s> a </s></s> b </s> for RoBERTa's
+    family, [CLS] a [SEP] b [SEP] for DistilBERT; no token types where the family has none."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    shape = ENCODER_SHAPES[encoder_family_checkpoint.name]
+    ours = Tokenizer.from_file(str(encoder_family_checkpoint / "tokenizer.json"))
+    theirs = AutoTokenizer.from_pretrained(str(encoder_family_checkpoint))
+    assert "token_type_ids" not in theirs.model_input_names
+    first, second = "The bank by the river.", "Café naïve façade"
+    for text in VARIED_TEXTS[:-1]:
+        assert ours.encode(text).ids == theirs(text)["input_ids"]
+    pair = ours.encode(first, second)
+    assert pair.ids == theirs(first, second)["input_ids"]
+    specials = [
+        token
+        for token, special in zip(pair.tokens, pair.special_tokens_mask, strict=True)
+        if special
+    ]
+    if shape.family == "distilbert":
+        assert specials == ["[CLS]", "[SEP]", "[SEP]"]
+    else:
+        assert specials == ["<s>", "</s>", "</s>", "</s>"]
+        assert theirs.pad_token_id == 1

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 # optimiser, ONNX Runtime's quantiser, Python warnings) is noise that belongs at debug.
 OPENING = re.compile(r"^attnserve export: .+ -> .+")
 STAGE = re.compile(r"^(load|export|fuse|verify|int8|fp16|write)\s+\S.*\s\d+\.\d s\b")
-STAGES = ("load", "export", "fuse", "verify", "int8", "fp16", "write")
+STAGES = ("load", "export", "fuse", "verify", "finite", "int8", "fp16", "write")
 
 
 def test_export_shows_its_stages_and_a_summary_and_nothing_else(tmp_path: Path) -> None:

@@ -153,6 +153,11 @@ class Metrics:
         self.truncated = Counter(
             "attnserve_truncated_texts", "texts cut to the token limit", registry=r
         )
+        self.non_finite_outputs = Counter(
+            "attnserve_non_finite_outputs",
+            "texts whose model output held NaN or Inf (their requests failed as INTERNAL)",
+            registry=r,
+        )
         # A gauge fixed at 1 carries the labels (prometheus_client's Info has no multiprocess
         # mode); it reads the same in a scrape: attnserve_model_info{...} 1.
         self.model_info = Gauge(

@@ -15,6 +15,7 @@ import numpy as np
 from attnserve.service.artifact import GraphPurpose, Manifest
 from attnserve.service.server.batcher import Batcher, BatchStats, ItemResult
 from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.finite import refuse_non_finite
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
 from attnserve.service.server.prompts import NO_PROMPT, Prompt, PromptBook
@@ -210,6 +211,7 @@ class Pipeline:
         except BaseException:
             future.cancel()  # the client left: its texts not yet run are dropped
             raise
+        refuse_non_finite(results, self.metrics)  # never a NaN/Inf vector (server/finite.py)
         self.metrics.input_tokens.inc(sum(text.length for text in encoded))
         truncated = sum(text.truncated for text in encoded)
         if truncated:
