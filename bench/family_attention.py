@@ -18,6 +18,7 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ def main() -> int:
         for batch, tokens in cells:
             feeds = feeds_for(model, batch, tokens)
             paths: dict[str, Callable[[], object]] = {
-                name: (lambda s=session: s.run(None, feeds)) for name, session in sessions.items()
+                name: partial(session.run, None, feeds) for name, session in sessions.items()
             }
             seconds = paired_medians(paths, budget_s=2.0 if args.quick else 8.0)
             rates = {name: batch / seconds[name] for name in names}
