@@ -74,3 +74,34 @@ def test_pooled_vectors_equal_sentence_transformers(
            f"{cosines.min().item():.8f} over {len(texts)} texts")  # fmt: skip
     assert cosines.min().item() >= 0.99999
     torch.testing.assert_close(ours.norm(dim=-1), torch.ones(len(texts)), atol=1e-5, rtol=0)
+
+
+def test_the_exported_graphs_equal_sentence_transformers(
+    checkpoint_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exported as `attnserve export` does (no int8/fp16: time); the fused fast graph and the
+    maps graph through ONNX Runtime, against sentence-transformers' vectors."""
+    from sentence_transformers import SentenceTransformer
+
+    from attnserve.export.artifact import build_artifact
+    from attnserve.service.sessions import open_session
+
+    manifest = build_artifact(tmp_path / "mpnet", checkpoint_dir, int8=False, fp16=False)
+    model, checkpoint = load_checkpoint(checkpoint_dir)
+    tokenizer = ReferenceTokenizer(
+        checkpoint.tokenizer_path, checkpoint.max_seq_length, model.config.pad_token_id
+    )
+    texts = [*VARIED_TEXTS, LONG]
+    feeds = {name: value.numpy() for name, value in tokenizer(texts).items()}
+    expected = SentenceTransformer(str(checkpoint_dir), device="cpu").encode(
+        texts, convert_to_tensor=True
+    )
+    for purpose in ("fast", "maps"):
+        graph = manifest.graph(purpose, "fp32")
+        assert graph is not None
+        session = open_session(tmp_path / "mpnet" / graph.file)
+        pooled = torch.from_numpy(session.run(["pooled"], {k: feeds[k] for k in graph.inputs})[0])
+        cosines = torch.nn.functional.cosine_similarity(pooled, expected, dim=-1)
+        report(capsys, f"all-mpnet-base-v2 {purpose} graph vs sentence-transformers: min "
+               f"cosine {cosines.min().item():.8f}; parity recorded {graph.parity}")  # fmt: skip
+        assert cosines.min().item() >= 0.99999
