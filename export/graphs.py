@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnserve.export.causal_attention import make_attention_causal
 from attnserve.export.finite import NonFiniteOutputError, check_finite, first_non_finite
@@ -122,25 +123,29 @@ def export_graph(
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
     axes = tuple({0: batch, 1: seq} for _ in inputs)
     module.eval()
-    program = torch.onnx.export(
-        module,
-        example,
-        dynamo=True,
-        opset_version=OPSET,
-        input_names=list(inputs),
-        output_names=list(outputs),
-        dynamic_shapes=axes,
-        verbose=False,
-    )
+    # Traced with PyTorch's reference (math) kernel: the exporter records one
+    # scaled_dot_product_attention either way, but a CPU kernel's output strides (for a per-head
+    # (B, nh, T, T) bias, MPNet's) otherwise leak into the trace as a view its checks reject.
+    with sdpa_kernel(SDPBackend.MATH):
+        program = torch.onnx.export(
+            module,
+            example,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_shapes=axes,
+            verbose=False,
+        )
     assert program is not None
     weights = sum(p.numel() * p.element_size() for p in module.parameters())
     program.save(str(path), external_data=is_large(weights))
 
 
-def fuse_in_place(path: Path, num_heads: int) -> int:
+def fuse_in_place(path: Path, num_heads: int, mask_as_bias: bool = False) -> int:
     """Fuse every attention of the graph at `path`; returns how many were fused."""
     model = onnx.load(str(path))
-    fused = fuse_attention(model, num_heads)
+    fused = fuse_attention(model, num_heads, mask_as_bias)
     if fused == 0:
         raise RuntimeError(f"{path}: no attention to fuse; did the exporter change?")
     save_graph(model, path)
@@ -166,6 +171,9 @@ def specialise_attention(model: EmbeddingModel, path: Path) -> str:
     if form == "packed_qkv":
         count = fuse_in_place(path, model.config.num_heads)
         return f"{count} x com.microsoft.Attention"
+    if form == "packed_qkv_bias":
+        count = fuse_in_place(path, model.config.num_heads, mask_as_bias=True)
+        return f"{count} x com.microsoft.Attention (mask and bias as attention_bias)"
     return "standard Attention (opset 23), kept as exported"
 
 
