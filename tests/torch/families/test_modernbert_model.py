@@ -1,7 +1,7 @@
-"""ModernBERT in our model equals the reference implementations: hidden states and attention maps to
-transformers' eager ModernBertModel, pooled vectors to sentence-transformers', for both test
-shapes (tests/support/mpnet_modernbert_checkpoints.py MODERNBERT_SHAPES), on texts far longer than the local
-window, so that the window, the two rotary bases and the layer pattern all show."""
+"""ModernBERT in our model equals the reference implementations: hidden states and attention maps
+to transformers' eager ModernBertModel, pooled vectors to sentence-transformers', for both test
+shapes (MODERNBERT_SHAPES in tests/support/mpnet_modernbert_checkpoints.py), on texts far longer
+than the local window, so that the window, the two rotary bases and the layer pattern all show."""
 
 from __future__ import annotations
 
