@@ -48,7 +48,9 @@ def load(directory: Path) -> tuple[ModernBert, dict[str, torch.Tensor]]:
     """The model and VARIED_TEXTS as one right-padded batch."""
     model, checkpoint = load_checkpoint(directory)
     assert isinstance(model, ModernBert)
-    tokenizer = ReferenceTokenizer(checkpoint.tokenizer_path, checkpoint.max_seq_length)
+    tokenizer = ReferenceTokenizer(
+        checkpoint.tokenizer_path, checkpoint.max_seq_length, model.config.pad_token_id
+    )
     return model, tokenizer(VARIED_TEXTS)
 
 

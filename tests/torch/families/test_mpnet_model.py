@@ -49,13 +49,14 @@ def mpnet_checkpoint(
 def load(directory: Path) -> tuple[MPNet, ReferenceTokenizer]:
     model, checkpoint = load_checkpoint(directory)
     assert isinstance(model, MPNet)
-    return model, ReferenceTokenizer(checkpoint.tokenizer_path, checkpoint.max_seq_length)
+    pad_id = model.config.pad_token_id
+    return model, ReferenceTokenizer(checkpoint.tokenizer_path, checkpoint.max_seq_length, pad_id)
 
 
 def padded_batch(tokenizer: ReferenceTokenizer) -> dict[str, torch.Tensor]:
     """VARIED_TEXTS, right-padded with MPNet's <pad> (transformers derives positions from it)."""
     batch = tokenizer(VARIED_TEXTS)
-    batch["input_ids"][batch["attention_mask"] == 0] = PAD
+    assert torch.all(batch["input_ids"][batch["attention_mask"] == 0] == PAD)
     return batch
 
 
