@@ -4,9 +4,9 @@
 
 For each family (RoBERTa, XLM-RoBERTa, DistilBERT) it builds a random checkpoint with the layer
 shape of a popular embedder (all-distilroberta-v1: 6 x 768; multilingual-e5-small: 12 x 384;
-msmarco-distilbert-base-v4: 6 x 768; a small trained vocabulary, weights at unit gain), saved as
-a sentence-transformers folder by tests/support/encoder_families.py, exports it with `attnserve export`'s
-code (int8 behind the gate) and reports:
+msmarco-distilbert-base-v4: 6 x 768; a small trained vocabulary, weights at unit gain), saved
+as a sentence-transformers folder by tests/support/encoder_families.py, exports it with
+`attnserve export`'s code (int8 behind the gate) and reports:
 
 - exactness: the served graphs against transformers' eager implementation on varied, padded
   texts (fast graph's token vectors, maps graph's probabilities) and the fast graph's pooled
