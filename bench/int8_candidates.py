@@ -1,6 +1,10 @@
 """int8 candidates side by side: served speed, cosine, retrieval agreement, batch invariance.
 
-    python bench/int8_candidates.py --artifact DIR [--duration 4] [--held-out 1000]
+    python bench/int8_candidates.py quality --artifact DIR --workdir W [--held-out 1000]
+    flock /tmp/attnserve-bench.lock python bench/int8_candidates.py speed --artifact DIR --workdir W
+
+Two steps, so that only the timed one holds a shared machine's benchmark lock: `quality` builds
+the candidates into W and measures them; `speed` serves each and prints the table.
 
 Built from the artifact's fast fp32 graph, in one run on one machine:
 - dynamic per-tensor: ONNX Runtime's `quantize_dynamic` (per-channel weights), as exports
@@ -20,8 +24,8 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import shutil
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -101,6 +105,7 @@ def ops_run(path: Path, workdir: Path) -> str:
 def candidate_artifact(base: Path, graph: Path, quality: Int8Quality, method: str) -> Path:
     """A copy of `base` (links) whose int8 graph is `graph`, with a manifest to match."""
     out = graph.parent / f"artifact-{graph.stem}"
+    shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     manifest = verify(base)
     for name in manifest.files:
@@ -127,74 +132,87 @@ def candidate_artifact(base: Path, graph: Path, quality: Int8Quality, method: st
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--artifact", type=Path, required=True)
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds per served load")
-    parser.add_argument("--held-out", type=int, default=1000)
-    parser.add_argument("--corpus", default="mixed", help="served texts: a named mix or a file")
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="attnserve-int8-"))
-    manifest = verify(args.artifact)
+CANDIDATES = {
+    "dynamic per-tensor (before)": "dynamic.onnx",
+    "static QDQ, per-tensor weights": "qdq-tensor.onnx",
+    "static QDQ, per-channel weights": "qdq-channel.onnx",
+    "static scales, per-channel (chosen)": "static.onnx",
+    "static scales, FFN down-projections fp32": "static-down-fp32.onnx",
+}
+QUALITIES = "qualities.json"
+
+
+def build_and_measure(artifact: Path, workdir: Path, held_out_count: int) -> None:
+    manifest = verify(artifact)
     fp32_spec = manifest.graph("fast", "fp32")
     assert fp32_spec is not None
-    fp32 = args.artifact / fp32_spec.file
-    inputs = fp32_spec.inputs
-    tokenizer = ReferenceTokenizer(args.artifact / manifest.tokenizer.file, 256)
-    feed = feeder(tokenizer, inputs)
-    calibration, held_out = calibration_corpus(CALIBRATION_TEXTS), held_out_corpus(args.held_out)
+    fp32, inputs = artifact / fp32_spec.file, fp32_spec.inputs
+    feed = feeder(ReferenceTokenizer(artifact / manifest.tokenizer.file, 256), inputs)
+    calibration, held_out = calibration_corpus(CALIBRATION_TEXTS), held_out_corpus(held_out_count)
     down = ffn_down_projections(onnx.load(str(fp32), load_external_data=False))
-
-    built: dict[str, Path] = {}
-    path = workdir / "dynamic.onnx"
-    quantize_dynamic_graph(fp32, path, [])
-    built["dynamic per-tensor (before)"] = path
-    for per_channel in (False, True):
-        path = workdir / f"qdq-{'channel' if per_channel else 'tensor'}.onnx"
-        static_qdq(fp32, path, feed, inputs, per_channel)
-        built[f"static QDQ, per-{'channel' if per_channel else 'tensor'} weights"] = path
-    path = workdir / "static.onnx"
-    quantize(fp32, path, [], feed, calibration)
-    built["static scales, per-channel (chosen)"] = path
-    path = workdir / "static-down-fp32.onnx"
-    quantize(fp32, path, down, feed, calibration)
-    built["static scales, FFN down-projections fp32"] = path
-
-    print(f"machine: {machine_line()}")
-    print(f"held-out texts: {len(held_out)}; calibration texts: {len(calibration)}\n")
+    paths = {name: workdir / file for name, file in CANDIDATES.items()}
+    names = list(CANDIDATES)
+    quantize_dynamic_graph(fp32, paths[names[0]], [])
+    static_qdq(fp32, paths[names[1]], feed, inputs, per_channel=False)
+    static_qdq(fp32, paths[names[2]], feed, inputs, per_channel=True)
+    quantize(fp32, paths[names[3]], [], feed, calibration)
+    quantize(fp32, paths[names[4]], down, feed, calibration)
     reference = PooledRunner(fp32, feed).embed(held_out)
-    qualities = {
-        name: measure(reference, PooledRunner(p, feed), held_out) for name, p in built.items()
-    }
-    texts = load_texts(args.corpus)
-    rates = {"fp32": served(args.artifact, workdir, texts, args.duration, ["--precision", "fp32"])}
-    for name, graph in built.items():
-        artifact = candidate_artifact(args.artifact, graph, qualities[name], name)
-        extra = ["--precision", "int8"]
-        rates[name] = served(artifact, workdir, texts, args.duration, extra)
+    measured = {}
+    for name, path in paths.items():
+        quality = measure(reference, PooledRunner(path, feed), held_out)
+        measured[name] = {**vars(quality), "ops": ops_run(path, workdir)}
+        print(f"{name}: {quality.said()}; runs {measured[name]['ops']}", flush=True)
+    (workdir / QUALITIES).write_text(json.dumps(measured, indent=2))
+
+
+def serve_and_compare(artifact: Path, workdir: Path, corpus: str, duration: float) -> None:
+    measured = json.loads((workdir / QUALITIES).read_text())
+    texts = load_texts(corpus)
+    print(f"machine: {machine_line()}")
+    print(f"served texts: {corpus}; {duration:.0f} s per load\n")
+    rates = {"fp32": served(artifact, workdir, texts, duration, ["--precision", "fp32"])}
+    for name, file in CANDIDATES.items():
+        figures = measured[name]
+        quality = Int8Quality(**{k: v for k, v in figures.items() if k != "ops"})
+        swapped = candidate_artifact(artifact, workdir / file, quality, name)
+        rates[name] = served(swapped, workdir, texts, duration, ["--precision", "int8"])
     fp32_rates = rates["fp32"]
     loads = " | ".join(name for name, _, _ in LOADS)
-    quality = "mean cos | min cos | NN agreement | top-10 overlap | alone vs in batches"
-    print(f"| candidate | ops ONNX Runtime runs | {loads} | {quality} |")
+    quality_columns = "mean cos | min cos | NN agreement | top-10 overlap | alone vs in batches"
+    print(f"| candidate | ops ONNX Runtime runs | {loads} | {quality_columns} |")
     print("|---" * (7 + len(LOADS)) + "|")
     cells = [f"{r.texts_per_s:.0f}/s" for r in fp32_rates.values()]
     print(f"| fp32 | | {' | '.join(cells)} | 1 | 1 | 1 | 1 | |")
-    for name, graph in built.items():
-        q = qualities[name]
+    for name in CANDIDATES:
+        q = measured[name]
         cells = [
             f"{rates[name][load].texts_per_s:.0f}/s "
             f"({rates[name][load].texts_per_s / fp32_rates[load].texts_per_s:.2f}x)"
             for load, _, _ in LOADS
         ]
         print(
-            f"| {name} | {ops_run(graph, workdir)} | {' | '.join(cells)} | {q.mean_cosine:.4f} | "
-            f"{q.min_cosine:.4f} | {q.nn_agreement:.3f} | {q.top10_overlap:.3f} | "
-            f"{q.invariance:.7f} |",
+            f"| {name} | {q['ops']} | {' | '.join(cells)} | {q['mean_cosine']:.4f} | "
+            f"{q['min_cosine']:.4f} | {q['nn_agreement']:.3f} | {q['top10_overlap']:.3f} | "
+            f"{q['invariance']:.7f} |",
             flush=True,
         )
-    (workdir / "qualities.json").write_text(
-        json.dumps({name: vars(q) for name, q in qualities.items()}, indent=2)
-    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("step", choices=("quality", "speed"))
+    parser.add_argument("--artifact", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, required=True, help="candidates and figures")
+    parser.add_argument("--held-out", type=int, default=1000, help="quality: texts")
+    parser.add_argument("--duration", type=float, default=4.0, help="speed: seconds per load")
+    parser.add_argument("--corpus", default="mixed", help="speed: a named mix or a file")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.step == "quality":
+        build_and_measure(args.artifact, args.workdir, args.held_out)
+    else:
+        serve_and_compare(args.artifact, args.workdir, args.corpus, args.duration)
     return 0
 
 
