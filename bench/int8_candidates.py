@@ -26,11 +26,12 @@ import collections
 import json
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
@@ -52,8 +53,8 @@ from attnserve.export.vector_check import Feeder, PooledRunner, feeder
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import MANIFEST_FILE, Int8Spec, describe_file, verify
 from attnserve.service.corpus import calibration_corpus, held_out_corpus, load_texts
-from attnserve.service.sessions import session_options
-from bench.common import machine_line
+from attnserve.service.sessions import open_session, session_options
+from bench.common import machine_line, paired_medians
 from bench.serve import LOADS, served
 
 
@@ -89,8 +90,6 @@ def static_qdq(
 
 def ops_run(path: Path, workdir: Path) -> str:
     """The graph's ops after ONNX Runtime's CPU optimisations: what really runs."""
-    import onnxruntime as ort
-
     optimized = workdir / f"{path.stem}.optimized.onnx"
     options = session_options()
     options.optimized_model_filepath = str(optimized)
@@ -166,13 +165,51 @@ def build_and_measure(artifact: Path, workdir: Path, held_out_count: int) -> Non
     (workdir / QUALITIES).write_text(json.dumps(measured, indent=2))
 
 
-def serve_and_compare(artifact: Path, workdir: Path, corpus: str, duration: float) -> None:
+def one_call(session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+    return lambda: session.run(["pooled"], feeds)
+
+
+def paired_raw(
+    artifact: Path, workdir: Path, texts: Sequence[str], chosen: dict[str, str]
+) -> dict[str, dict[str, float]]:
+    """Median ms per call of each graph in-process, interleaved round by round (drift-proof):
+    one short text, and 16 texts of similar length (as the batcher forms them)."""
+    manifest = verify(artifact)
+    fp32 = manifest.graph("fast", "fp32")
+    assert fp32 is not None
+    tokenizer = ReferenceTokenizer(artifact / manifest.tokenizer.file, 256)
+    feed = feeder(tokenizer, fp32.inputs)
+    graphs = {"fp32": artifact / fp32.file, **{n: workdir / f for n, f in chosen.items()}}
+    sessions = {n: open_session(p, threads=2) for n, p in graphs.items()}
+    by_length = sorted(texts[:400], key=len)
+    shapes = {"1 text": [by_length[50]], "16 texts": by_length[200:216]}
+    medians = {}
+    for shape, batch in shapes.items():
+        feeds = dict(feed(batch))
+        medians[shape] = paired_medians(
+            {n: one_call(session, feeds) for n, session in sessions.items()}, budget_s=8.0
+        )
+    return medians
+
+
+def serve_and_compare(
+    artifact: Path, workdir: Path, corpus: str, duration: float, only: Sequence[str]
+) -> None:
     measured = json.loads((workdir / QUALITIES).read_text())
+    chosen = {n: f for n, f in CANDIDATES.items() if not only or any(w in n for w in only)}
     texts = load_texts(corpus)
     print(f"machine: {machine_line()}")
     print(f"served texts: {corpus}; {duration:.0f} s per load\n")
+    raw = paired_raw(artifact, workdir, texts, chosen)
+    print("raw ONNX Runtime, paired rounds (median ms per call; x: fp32's time over this one's):")
+    for shape, medians in raw.items():
+        said = ", ".join(
+            f"{n} {m * 1000:.2f} ms ({medians['fp32'] / m:.2f}x)" for n, m in medians.items()
+        )
+        print(f"- {shape}: {said}")
+    print()
     rates = {"fp32": served(artifact, workdir, texts, duration, ["--precision", "fp32"])}
-    for name, file in CANDIDATES.items():
+    for name, file in chosen.items():
         figures = measured[name]
         quality = Int8Quality(**{k: v for k, v in figures.items() if k != "ops"})
         swapped = candidate_artifact(artifact, workdir / file, quality, name)
@@ -184,7 +221,7 @@ def serve_and_compare(artifact: Path, workdir: Path, corpus: str, duration: floa
     print("|---" * (7 + len(LOADS)) + "|")
     cells = [f"{r.texts_per_s:.0f}/s" for r in fp32_rates.values()]
     print(f"| fp32 | | {' | '.join(cells)} | 1 | 1 | 1 | 1 | |")
-    for name in CANDIDATES:
+    for name in chosen:
         q = measured[name]
         cells = [
             f"{rates[name][load].texts_per_s:.0f}/s "
@@ -207,12 +244,15 @@ def main() -> int:
     parser.add_argument("--held-out", type=int, default=1000, help="quality: texts")
     parser.add_argument("--duration", type=float, default=4.0, help="speed: seconds per load")
     parser.add_argument("--corpus", default="mixed", help="speed: a named mix or a file")
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="speed: candidates whose name holds one of these"
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.step == "quality":
         build_and_measure(args.artifact, args.workdir, args.held_out)
     else:
-        serve_and_compare(args.artifact, args.workdir, args.corpus, args.duration)
+        serve_and_compare(args.artifact, args.workdir, args.corpus, args.duration, args.only)
     return 0
 
 
