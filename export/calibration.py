@@ -10,6 +10,12 @@ quantiser made it (per-channel int8 weights, `QAttention`, `MatMulInteger`), so 
 fuses the same integer kernels (`MatMulIntegerToFloat` instead of `DynamicQuantizeMatMul`) and
 the speed stays; only the source of the activation scale changes.
 
+One rewrite follows: ONNX Runtime fuses the quantiser's `MatMulInteger -> Cast -> Mul(scale)` into
+one `MatMulIntegerToFloat` only while the scale is a product computed in the graph; with constant
+scales its constant folding multiplies them first and the fusion no longer matches, leaving an
+int32 tensor written, cast and scaled by three kernels. `fuse_scaled_matmuls` writes the fused op
+itself.
+
 Nothing here knows a model family: tensors are found by the quantiser's node type, ranges by
 running the fp32 graph at `path` with those tensors as extra outputs.
 """
@@ -28,6 +34,7 @@ from attnserve.export.vector_check import Feeder
 from attnserve.service.sessions import open_session
 
 UINT8_LEVELS = 255
+MS_DOMAIN = "com.microsoft"
 
 
 @dataclass(frozen=True)
@@ -114,3 +121,39 @@ def fix_activation_scales(model: onnx.ModelProto, ranges: dict[str, Range]) -> i
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     return fixed
+
+
+def fuse_scaled_matmuls(model: onnx.ModelProto) -> int:
+    """`MatMulInteger -> Cast -> Mul(Mul(a_scale, b_scale))` -> one `MatMulIntegerToFloat`
+    (ONNX Runtime's contrib op: int8 GEMM with the scaling in its epilogue). Returns how many."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    gone: set[int] = set()
+    fused: dict[int, onnx.NodeProto] = {}
+    for node in model.graph.node:
+        if node.op_type != "MatMulInteger" or len(consumers.get(node.output[0], [])) != 1:
+            continue
+        cast = consumers[node.output[0]][0]
+        if cast.op_type != "Cast" or len(consumers.get(cast.output[0], [])) != 1:
+            continue
+        scale = consumers[cast.output[0]][0]
+        product = producer.get(next((i for i in scale.input if i != cast.output[0]), ""))
+        if scale.op_type != "Mul" or product is None or product.op_type != "Mul":
+            continue
+        a_scale, b_scale = product.input
+        inputs = [node.input[0], node.input[1], a_scale, b_scale, *node.input[2:4]]
+        fused[id(node)] = helper.make_node(
+            "MatMulIntegerToFloat", inputs, [scale.output[0]], name=node.name, domain=MS_DOMAIN
+        )
+        gone |= {id(cast), id(scale)}
+        if len(consumers[product.output[0]]) == 1:
+            gone.add(id(product))
+    nodes = [fused.get(id(n), n) for n in model.graph.node if id(n) not in gone]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    if fused and not any(o.domain == MS_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    return len(fused)

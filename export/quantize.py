@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from attnserve.export.calibration import activation_ranges, dynamic_inputs, fix_activation_scales
+from attnserve.export.calibration import (
+    Range,
+    activation_ranges,
+    dynamic_inputs,
+    fix_activation_scales,
+    fuse_scaled_matmuls,
+)
 from attnserve.export.int8_gate import (
     GATE_TEXTS,
     MIN_INVARIANCE,
@@ -130,12 +136,20 @@ def quantize(
     keep_fp32: Sequence[str],
     feed: Feeder,
     calibration: Sequence[str],
+    known: dict[str, Range] | None = None,
 ) -> int:
-    """The int8 graph at `out_path` with static activation scales; returns how many scales."""
+    """The int8 graph at `out_path` with static activation scales; returns how many scales.
+
+    `known` ranges (by tensor name) are reused and the ones measured here added to it: the
+    candidates quantise subsets of one graph's tensors, so one calibration pass serves all."""
+    known = {} if known is None else known
     quantize_dynamic_graph(fp32_path, out_path, keep_fp32)
     model = onnx.load(str(out_path), load_external_data=False)  # weights stay in their file
-    ranges = activation_ranges(fp32_path, dynamic_inputs(model), feed, calibration)
-    fixed = fix_activation_scales(model, ranges)
+    missing = [name for name in dynamic_inputs(model) if name not in known]
+    if missing:
+        known.update(activation_ranges(fp32_path, missing, feed, calibration))
+    fixed = fix_activation_scales(model, known)
+    fuse_scaled_matmuls(model)
     onnx.save(model, str(out_path))
     onnx.checker.check_model(str(out_path))
     return fixed
@@ -161,9 +175,10 @@ def build_int8(
         )
     quality = Int8Quality(0.0, 0.0, 0.0, 0.0, 0.0, 0)
     keep: list[str] = []
+    ranges: dict[str, Range] = {}
     for name, keep in candidates(fp32_path):
         with stage("int8", name) as step:
-            quantize(fp32_path, out_path, keep, feed, calibration)
+            quantize(fp32_path, out_path, keep, feed, calibration, ranges)
             if damage is not None:
                 damage(out_path)
             quality = measure(reference, PooledRunner(out_path, feed), held_out)

@@ -16,7 +16,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from attnserve.export.calibration import Range, activation_ranges, dynamic_inputs
+from attnserve.export.calibration import (
+    Range,
+    activation_ranges,
+    dynamic_inputs,
+    fix_activation_scales,
+)
 from attnserve.export.int8_gate import (
     MIN_INVARIANCE,
     Int8Quality,
@@ -85,8 +90,26 @@ def test_dynamic_int8_depends_on_the_batch_and_static_scales_do_not(
     ops = [node.op_type for node in onnx.load(str(static)).graph.node]
     assert "DynamicQuantizeLinear" not in ops
     assert "QuantizeLinear" in ops
+    assert "MatMulIntegerToFloat" in ops  # fused here: ONNX Runtime no longer would
     assert batch_invariance(PooledRunner(dynamic, feed), TEXTS) < 0.9999  # today's int8
     assert batch_invariance(PooledRunner(static, feed), TEXTS) >= MIN_INVARIANCE
+
+
+def test_the_fused_matmul_gives_exactly_what_the_three_kernels_gave(
+    fp32_graph: Path, tmp_path: Path
+) -> None:
+    fused = tmp_path / "fused.onnx"
+    quantize(fp32_graph, fused, [], feed, TEXTS[::2])
+    unfused = tmp_path / "unfused.onnx"
+    quantize_dynamic_graph(fp32_graph, unfused, [])
+    model = onnx.load(str(unfused))
+    ranges = activation_ranges(fp32_graph, dynamic_inputs(model), feed, TEXTS[::2])
+    fix_activation_scales(model, ranges)  # static scales, left for ONNX Runtime to fuse (or not)
+    onnx.save(model, str(unfused))
+    assert "MatMulInteger" in [node.op_type for node in model.graph.node]
+    np.testing.assert_array_equal(
+        PooledRunner(fused, feed).embed(TEXTS), PooledRunner(unfused, feed).embed(TEXTS)
+    )
 
 
 def test_calibration_reads_real_tokens_only(fp32_graph: Path, tmp_path: Path) -> None:
