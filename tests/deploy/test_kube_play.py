@@ -13,9 +13,10 @@ failureThreshold budget, then readiness and liveness. gRPC health and an `Embed`
 host server's answer, the OpenAI HTTP route and /metrics are then asked through the pod's ports.
 
 Shutdown is the kubelet's: SIGTERM, up to terminationGracePeriodSeconds, then the pod removed.
-`podman kube down` alone cannot show it: before podman 5.1 it stops pods with a timeout of 0,
-a SIGKILL at once (podman issues 19135, 21767 and 22397; fixed by pull request 22398), and
-podman ignores terminationGracePeriodSeconds (containers keep its 10 s default). So the last
+`podman kube down` alone cannot show it: podman 4.3's (and later ones' until a 2024 fix) stops
+pods with a timeout of 0, a SIGKILL at once (exit 137; podman issues 19135, 21767 and 22397,
+pull request 22398), and podman 4.3 ignores terminationGracePeriodSeconds (containers keep its
+10 s default). So the last
 test stops the server's container with the manifest's grace, checks the drain (readiness
 NOT_SERVING, exit 0, the drain in the log), and then `podman kube down` removes the pod; the
 module's fixture runs `podman kube down` in any case.
