@@ -185,6 +185,8 @@ def pod(podman: Podman, built: Built, tmp_path_factory: pytest.TempPathFactory) 
         yield running
     finally:
         podman.run("kube", "down", str(manifest), timeout=120, check=False)
+        for volume in pod_spec["volumes"]:  # kube down removes them; this if it failed
+            podman.run("volume", "rm", "--force", f"{name}-{volume['name']}", check=False)
 
 
 def test_the_probes_pass(pod: Pod, capsys: pytest.CaptureFixture[str]) -> None:
