@@ -1,12 +1,12 @@
 """The BERT-like families side by side: exactness against the references and speed, per family.
 
-    python bench/families.py [--quick]
+    python bench/families.py [--quick] [--only FAMILY]
 
 For each family (RoBERTa, XLM-RoBERTa, DistilBERT) it builds a random checkpoint with the layer
 shape of a popular embedder (all-distilroberta-v1: 6 x 768; multilingual-e5-small: 12 x 384;
-msmarco-distilbert-base-v4: 6 x 768; a small trained vocabulary, weights at unit gain), saved as
-a sentence-transformers folder by tests/encoder_families.py, exports it with `attnserve export`'s
-code (int8 behind the gate) and reports:
+msmarco-distilbert-base-v4: 6 x 768; a small trained vocabulary, weights at unit gain), saved
+as a sentence-transformers folder by tests/support/encoder_families.py, exports it with
+`attnserve export`'s code (int8 behind the gate) and reports:
 
 - exactness: the served graphs against transformers' eager implementation on varied, padded
   texts (fast graph's token vectors, maps graph's probabilities) and the fast graph's pooled
@@ -137,11 +137,14 @@ def st_forward(st_model: Any, feeds: dict[str, torch.Tensor]) -> object:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="exactness only, no timing")
+    parser.add_argument("--only", default=None, help="one family (roberta, xlm-roberta, ...)")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-families-"))
     print(f"machine: {machine_line()}; {THREADS} threads\n")
     for label, shape in FAMILIES.items():
+        if args.only is not None and shape.family != args.only:
+            continue
         tokenizer = build_tokenizer(shape.tokenizer, workdir / f"{shape.tokenizer}.json")
         checkpoint = build_encoder_checkpoint(workdir / shape.family, shape, tokenizer)
         artifact = workdir / f"{shape.family}-artifact"

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     configure_console(args.log_level)
     source = args.checkpoint or "the packaged all-MiniLM-L6-v2"
-    log.info("attnserve export: %s -> %s (about 40 s on 2 cores)", source, args.out)
+    log.info("attnserve export: %s -> %s (a minute or two on 2 cores)", source, args.out)
     started = time.perf_counter()
     try:
         manifest = build_artifact(

@@ -51,16 +51,18 @@ def check_finite(
     session = open_session(path)
     inputs = [graph_input.name for graph_input in session.get_inputs()]
     names = [output.name for output in session.get_outputs()]
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start : start + batch_size]
-        batch = tokenizer(chunk)
+    ordered = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of like lengths
+    for start in range(0, len(ordered), batch_size):
+        indices = ordered[start : start + batch_size]
+        batch = tokenizer([texts[i] for i in indices])
         outputs = session.run(None, {name: batch[name].numpy() for name in inputs})
         found = first_non_finite(outputs, names, batch["attention_mask"].numpy())
         if found is not None:
             output, row = found
+            index = indices[row]
             raise NonFiniteOutputError(
-                f"{path.name}: output {output!r} holds NaN or Inf for text {start + row} "
-                f"({chunk[row][:60]!r}); an artifact that answers NaN is refused (an fp32 "
+                f"{path.name}: output {output!r} holds NaN or Inf for text {index} "
+                f"({texts[index][:60]!r}); an artifact that answers NaN is refused (an fp32 "
                 "overflow or a broken checkpoint: check the weights)"
             )
     return len(texts)

@@ -81,8 +81,12 @@ def attribute(node: onnx.NodeProto, name: str, default: object) -> object:
     return default
 
 
-def fuse_attention(model: onnx.ModelProto, num_heads: int) -> int:
-    """Rewrite every opset-23 Attention in place; returns how many were fused."""
+def fuse_attention(model: onnx.ModelProto, num_heads: int, mask_as_bias: bool = False) -> int:
+    """Rewrite every opset-23 Attention in place; returns how many were fused.
+
+    `mask_as_bias`: hand the standard op's float mask to the contrib op whole, as its
+    `attention_bias` (B, nh, T, T), instead of the (B, T) padding mask: for families whose mask
+    carries more than padding (MPNet's relative position bias)."""
     graph = Graph(model)
     standard = [
         n for n in graph.graph.node if n.op_type == "Attention" and n.domain in ("", "ai.onnx")
@@ -106,10 +110,12 @@ def fuse_attention(model: onnx.ModelProto, num_heads: int) -> int:
                 numpy_helper.from_array(bias.astype(np.float32), f"{prefix}.qkv_bias"),
             ]
         )
+        # contrib Attention's inputs: x, weight, bias, mask_index, past, attention_bias
+        masks = ["", "", node.input[3]] if mask_as_bias else [MASK_INT32]
         added.append(
             helper.make_node(
                 "Attention",
-                [q.x, f"{prefix}.qkv_weight", f"{prefix}.qkv_bias", MASK_INT32],
+                [q.x, f"{prefix}.qkv_weight", f"{prefix}.qkv_bias", *masks],
                 [concat_heads.output[0]],
                 name=prefix,
                 domain="com.microsoft",
@@ -124,7 +130,8 @@ def fuse_attention(model: onnx.ModelProto, num_heads: int) -> int:
         "Cast", ["attention_mask"], [MASK_INT32], name="attention_mask_to_int32",
         to=onnx.TensorProto.INT32,
     )  # fmt: skip
-    ordered = [cast, *(n for n in graph.graph.node if id(n) not in removed)]
+    kept = [n for n in graph.graph.node if id(n) not in removed]
+    ordered = kept if mask_as_bias else [cast, *kept]
     for fused in added:  # topological order: just before the first reader of its output
         position = next(i for i, n in enumerate(ordered) if fused.output[0] in n.input)
         ordered.insert(position, fused)

@@ -26,13 +26,16 @@ import numpy as np
 import onnx
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnserve.export.causal_attention import make_attention_causal
 from attnserve.export.finite import NonFiniteOutputError, check_finite, first_non_finite
 from attnserve.export.fusion import fuse_attention
+from attnserve.export.int8_gate import GATE_TEXTS
 from attnserve.export.onnx_files import is_large, save_graph
 from attnserve.export.progress import stage
-from attnserve.export.quantize import GATE_TEXTS, build_int8, check_quality, pooled_embeddings
+from attnserve.export.quantize import build_int8
+from attnserve.export.vector_check import check_quality, pooled_embeddings
 from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel
 from attnserve.model.families import ARCHITECTURES
 from attnserve.model.tokenization import ReferenceTokenizer
@@ -120,25 +123,29 @@ def export_graph(
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
     axes = tuple({0: batch, 1: seq} for _ in inputs)
     module.eval()
-    program = torch.onnx.export(
-        module,
-        example,
-        dynamo=True,
-        opset_version=OPSET,
-        input_names=list(inputs),
-        output_names=list(outputs),
-        dynamic_shapes=axes,
-        verbose=False,
-    )
+    # Traced with PyTorch's reference (math) kernel: the exporter records one
+    # scaled_dot_product_attention either way, but a CPU kernel's output strides (for a per-head
+    # (B, nh, T, T) bias, MPNet's) otherwise leak into the trace as a view its checks reject.
+    with sdpa_kernel(SDPBackend.MATH):
+        program = torch.onnx.export(
+            module,
+            example,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_shapes=axes,
+            verbose=False,
+        )
     assert program is not None
     weights = sum(p.numel() * p.element_size() for p in module.parameters())
     program.save(str(path), external_data=is_large(weights))
 
 
-def fuse_in_place(path: Path, num_heads: int) -> int:
+def fuse_in_place(path: Path, num_heads: int, mask_as_bias: bool = False) -> int:
     """Fuse every attention of the graph at `path`; returns how many were fused."""
     model = onnx.load(str(path))
-    fused = fuse_attention(model, num_heads)
+    fused = fuse_attention(model, num_heads, mask_as_bias)
     if fused == 0:
         raise RuntimeError(f"{path}: no attention to fuse; did the exporter change?")
     save_graph(model, path)
@@ -164,6 +171,9 @@ def specialise_attention(model: EmbeddingModel, path: Path) -> str:
     if form == "packed_qkv":
         count = fuse_in_place(path, model.config.num_heads)
         return f"{count} x com.microsoft.Attention"
+    if form == "packed_qkv_bias":
+        count = fuse_in_place(path, model.config.num_heads, mask_as_bias=True)
+        return f"{count} x com.microsoft.Attention (mask and bias as attention_bias)"
     return "standard Attention (opset 23), kept as exported"
 
 
@@ -303,20 +313,18 @@ def build_int8_graph(
 ) -> list[GraphSpec]:
     fp32_path = out_dir / fast_fp32.file
     path = out_dir / fast_fp32.file.replace(".fp32.", ".int8.")
-    report, strategy = build_int8(fp32_path, path, tokenizer)
-    if strategy is None:
+    result = build_int8(fp32_path, path, tokenizer, fast_fp32.inputs)
+    if result.name is None:
         log.warning("int8: no candidate passed the quality gate; no int8 graph written")
         return []
-    parity = {
-        "mean_cosine_to_fp32": report.mean_cosine,
-        "min_cosine_to_fp32": report.min_cosine,
-        "n_texts": float(report.n_texts),
-    }
-    return [
-        variant_of(
-            fast_fp32, path, precision="int8", providers=("CPUExecutionProvider",), parity=parity
-        )
-    ]
+    spec = variant_of(
+        fast_fp32,
+        path,
+        precision="int8",
+        providers=("CPUExecutionProvider",),
+        parity=result.parity(),
+    )
+    return [spec.model_copy(update={"int8": result.spec()})]
 
 
 def rotary_angle_nodes(model: onnx.ModelProto) -> list[str]:

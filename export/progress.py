@@ -1,7 +1,7 @@
 """Stage reporting for an export: one log line per finished stage, with its time and outcome.
 
-An export is ~40 s of distinct work (load, torch -> ONNX, fuse, verify, quantise behind the
-quality gate, fp16, manifest). Each step reports through the logger `attnserve.export.progress`
+An export is a minute or two of distinct work (load, torch -> ONNX, fuse, verify, quantise behind
+the quality gate, fp16, manifest). Each step reports through the logger `attnserve.export.progress`
 when it ends, so `attnserve export` shows progress on the console and a library caller (the tests,
 the benchmarks) gets the same as ordinary log records. A stage that raises says so at error level
 before the exception goes on.

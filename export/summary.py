@@ -18,11 +18,17 @@ def quality(graph: GraphSpec) -> str:
     """A graph's parity figures in words (keys as `export/graphs.py` records them)."""
     parity = graph.parity
     if "mean_cosine_to_fp32" in parity:
-        return (
+        said = (
             f"cosine to fp32: mean {parity['mean_cosine_to_fp32']:.4f}, "
-            f"min {parity['min_cosine_to_fp32']:.4f} over {int(parity['n_texts'])} texts "
-            "(quality gate passed)"
+            f"min {parity['min_cosine_to_fp32']:.4f} over {int(parity['n_texts'])} texts"
         )
+        if graph.int8 is not None:
+            said += (
+                f"; same nearest neighbour {graph.int8.nn_agreement:.2f}, top-10 overlap "
+                f"{graph.int8.top10_overlap:.2f}; alone vs in batches "
+                f"{graph.int8.batch_invariance:.6f}"
+            )
+        return said + " (quality gate passed)"
     if "cpu_mean_cosine_to_fp32" in parity:
         return (
             f"cosine to fp32 on CPU: mean {parity['cpu_mean_cosine_to_fp32']:.6f} "

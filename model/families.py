@@ -23,6 +23,14 @@ from attnserve.model.decoder import Decoder
 from attnserve.model.decoder_config import DecoderConfig
 from attnserve.model.embedding_model import EmbeddingModel, ModelConfig
 from attnserve.model.encoder import Encoder
+from attnserve.model.modernbert import ModernBert
+from attnserve.model.modernbert_config import (
+    MODERNBERT_IGNORED,
+    ModernBertConfig,
+    modernbert_weight_map,
+)
+from attnserve.model.mpnet import MPNet
+from attnserve.model.mpnet_config import MPNET_IGNORED, MPNetConfig, mpnet_weight_map
 from attnserve.model.weight_names import (
     BERT_IGNORED,
     DECODER_IGNORED,
@@ -39,7 +47,9 @@ from attnserve.service.artifact import Family, Pooling
 # - causal: the standard Attention with is_causal=1 and no mask (export/causal_attention.py);
 # - standard: the opset-23 Attention as exported, its (B, nh|1, T, T) additive mask carrying what
 #   the family adds (a relative bias, a window).
-FusedAttention = Literal["packed_qkv", "causal", "standard"]
+# - packed_qkv_bias: as packed_qkv, the standard op's whole additive (B, nh, T, T) mask handed to
+#   com.microsoft.Attention as its attention_bias (MPNet: padding and relative bias together).
+FusedAttention = Literal["packed_qkv", "packed_qkv_bias", "causal", "standard"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,26 @@ ARCHITECTURES: dict[Family, Architecture] = {
         ignored=DISTILBERT_IGNORED,
         default_pooling=Pooling.MEAN,
         fused_attention="packed_qkv",
+    ),
+    # The relative bias (MPNet) and the window (ModernBERT's local layers) ride in the additive
+    # mask, which the standard Attention takes as its attention bias.
+    Family.MPNET: Architecture(
+        read_config=MPNetConfig.from_hf_json,
+        build=MPNet,
+        weight_map=mpnet_weight_map,
+        prefix="mpnet.",  # MPNetModel inside MPNetForMaskedLM and the other head classes
+        ignored=MPNET_IGNORED,
+        default_pooling=Pooling.MEAN,
+        fused_attention="standard",
+    ),
+    Family.MODERNBERT: Architecture(
+        read_config=ModernBertConfig.from_hf_json,
+        build=ModernBert,
+        weight_map=modernbert_weight_map,
+        prefix="model.",  # ModernBertModel inside ModernBertForMaskedLM
+        ignored=MODERNBERT_IGNORED,
+        default_pooling=Pooling.MEAN,
+        fused_attention="standard",
     ),
     Family.QWEN3: DECODER,
     Family.QWEN2: DECODER,

@@ -17,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 MANIFEST_FILE = "manifest.json"
 # 2 added the model's family, causality, padding side and prompts; a version-1 manifest (BERT
-# only) reads as version 2 with the defaults, which describe exactly what it held.
-FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
+# only) reads as version 2 with the defaults, which describe exactly what it held. 3 added how
+# an int8 graph was quantised and what it costs (`Int8Spec`), required on its int8 graphs; older
+# manifests read without it.
+FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 
 # The artifact's vocabulary, spelled once: the server, export and tests all use these.
 GraphPurpose = Literal["fast", "maps"]  # fast: embeddings only; maps: also attention probabilities
@@ -116,6 +118,24 @@ class TokenizerSpec(Strict):
     lowercase: bool
 
 
+class Int8Spec(Strict):
+    """How an int8 graph was made, and what it costs against fp32 on held-out texts."""
+
+    method: str = Field(description="how activations and weights were quantised")
+    fp32_nodes: tuple[str, ...] = Field(description="matrix products kept in fp32")
+    calibration_texts: int = Field(ge=0, description="texts that fixed the activation scales")
+    held_out_texts: int = Field(gt=0, description="other texts the figures were measured on")
+    nn_agreement: float = Field(
+        ge=0, le=1, description="share of held-out queries whose nearest neighbour is fp32's"
+    )
+    top10_overlap: float = Field(
+        ge=0, le=1, description="mean share of fp32's top 10 neighbours that int8's top 10 holds"
+    )
+    batch_invariance: float = Field(
+        description="min cosine between a text's vector alone and inside varied batches"
+    )
+
+
 class GraphSpec(Strict):
     file: str
     purpose: GraphPurpose = Field(description="fast: embeddings only; maps: also attentions")
@@ -129,6 +149,13 @@ class GraphSpec(Strict):
     outputs: tuple[str, ...]
     graph_optimization_level: str = Field(description="ORT optimisation level to load it with")
     parity: dict[str, float] = Field(description="figures measured at export")
+    int8: Int8Spec | None = Field(None, description="int8 graphs: method and retrieval figures")
+
+    @model_validator(mode="after")
+    def check_int8(self) -> Self:
+        if self.int8 is not None and self.precision != "int8":
+            raise ValueError(f"{self.file}: a {self.precision} graph with int8 figures")
+        return self
 
 
 class FileSpec(Strict):
@@ -144,6 +171,16 @@ class Manifest(Strict):
     files: dict[str, FileSpec] = Field(description="every file of the artifact but the manifest")
     tools: dict[str, str] = Field(description="versions of the tools that built the artifact")
     created_at: str
+
+    @model_validator(mode="after")
+    def check_int8_recorded(self) -> Self:
+        """From version 3 an int8 graph says how it was made: one without its figures would
+        be dynamic int8 of an older export, whose vectors depend on their batch."""
+        if self.format_version >= 3:
+            for spec in self.graphs:
+                if spec.precision == "int8" and spec.int8 is None:
+                    raise ValueError(f"{spec.file}: an int8 graph without its int8 figures")
+        return self
 
     def graph(self, purpose: GraphPurpose, precision: Precision) -> GraphSpec | None:
         for spec in self.graphs:
@@ -181,7 +218,7 @@ def read_manifest(directory: Path) -> Manifest:
     except (json.JSONDecodeError, ValidationError) as exc:
         raise ArtifactError(f"{path}: not a valid manifest: {exc}") from exc
     if manifest.format_version not in READABLE_FORMAT_VERSIONS:
-        readable = " and ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
+        readable = ", ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
         raise ArtifactError(
             f"{path}: format_version {manifest.format_version}, this server reads {readable}"
         )

@@ -1,8 +1,11 @@
 """Deterministic text mixes, made here: no data set download, the same texts on every machine.
 
-Three named mixes serve three jobs:
+Named mixes serve these jobs:
 - `varied`: lengths from a word to ~250 tokens, prose, numbers, code-ish snippets, questions,
-  casing and non-ASCII scripts: the quality gates judge precision variants on it.
+  casing and non-ASCII scripts: the fp16 check judges its variant on it.
+- `calibration` and `held-out`: int8's two sides, kept apart. The calibration mix (varied and
+  mixed texts of their own seeds) fixes int8's activation scales at export; the held-out mix
+  (other seeds, duplicates removed, and no text that calibration saw) judges the result.
 - `mixed`: realistic serving traffic, mostly short queries, some paragraphs, a few documents
   (~40 tokens on average, up to ~240): the load tester's and the benchmarks' default.
 - `short`: short sentences of 8-20 words (~19 tokens): the short-query regime.
@@ -111,10 +114,39 @@ def short_sentences(count: int = 2048, seed: int = 0) -> list[str]:
     ]
 
 
+def calibration_corpus(count: int = 512) -> list[str]:
+    """Half varied, half serving traffic: the ranges int8 must cover, from a word to ~250 tokens."""
+    return varied_corpus(count - count // 2, seed=1) + mixed_lengths(count // 2, seed=101)
+
+
+def held_out_corpus(count: int = 1000) -> list[str]:
+    """`count` distinct texts, half varied, half serving traffic, none of them a calibration text.
+
+    Distinct, because retrieval agreement ranks every text against the others: a duplicate
+    would tie with itself. Drawn from seeds of their own and filtered against the largest
+    calibration mix the export uses, so "held out" holds by construction."""
+    seen = set(calibration_corpus(CALIBRATION_TEXTS_MAX))
+    picked: dict[str, None] = {}
+    sources = (varied_corpus(20 * count, seed=2), mixed_lengths(20 * count, seed=102))
+    for source, wanted in zip(sources, (count - count // 2, count), strict=True):
+        for text in source:
+            if len(picked) >= wanted:
+                break
+            if text not in seen:
+                picked.setdefault(text)
+    if len(picked) < count:
+        raise ValueError(f"only {len(picked)} distinct held-out texts, {count} asked")
+    return list(picked)
+
+
+CALIBRATION_TEXTS_MAX = 2048  # held-out texts are never among the first this many calibration ones
+
 MIXES: dict[str, Callable[[int], list[str]]] = {
     "mixed": mixed_lengths,
     "short": short_sentences,
     "varied": varied_corpus,
+    "calibration": calibration_corpus,
+    "held-out": held_out_corpus,
 }
 
 

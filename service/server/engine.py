@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,9 @@ class Engine:
         if precision == "fp16" and not self.on_cuda:
             raise EngineError("--precision fp16 needs the CUDA execution provider")
         self.threads = intra_op_threads or os.cpu_count() or 1
+        # Warm-up and calibration shapes never exceed what the model can hold: a small model's
+        # position table (fewer than 128 rows) would otherwise fail the server's start.
+        self.max_tokens = manifest.model.max_positions
         fast = manifest.graph("fast", precision)
         if fast is None:
             have = ", ".join(f"{g.purpose}/{g.precision}" for g in manifest.graphs)
@@ -179,7 +183,7 @@ class Engine:
         for purpose in self.sessions:
             outputs = ["pooled", "attentions"] if purpose == "maps" else ["pooled"]
             timings = []
-            for size, seq_len in CALIBRATION_SHAPES:
+            for size, seq_len in self.shapes(CALIBRATION_SHAPES):
                 batch = synthetic_batch(size, seq_len)
                 best = float("inf")
                 for _ in range(repeats):
@@ -187,17 +191,20 @@ class Engine:
                     self.run(purpose, batch, outputs)
                     best = min(best, time.perf_counter() - started)
                 timings.append(best)
-            models[purpose] = CostModel.fit(CALIBRATION_SHAPES, timings)
+            models[purpose] = CostModel.fit(self.shapes(CALIBRATION_SHAPES), timings)
         return models
+
+    def shapes(self, shapes: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        """(batch, tokens) shapes with the tokens capped at the model's position table."""
+        return tuple((size, min(seq_len, self.max_tokens)) for size, seq_len in shapes)
 
     def warm_up(
         self, lengths: tuple[int, ...] = (8, 32, 128), batch_sizes: tuple[int, ...] = (1, 8)
     ) -> None:
         """Run typical shapes once so the first real request does not pay for allocation."""
         for purpose, spec in self.specs.items():
-            for seq_len in lengths:
-                for size in batch_sizes:
-                    self.run(purpose, synthetic_batch(size, seq_len), list(spec.outputs))
+            for size, seq_len in self.shapes(tuple(product(batch_sizes, lengths))):
+                self.run(purpose, synthetic_batch(size, seq_len), list(spec.outputs))
 
 
 def synthetic_batch(size: int, seq_len: int) -> PaddedBatch:

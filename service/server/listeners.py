@@ -33,11 +33,23 @@ def grpc_address(host: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address or not address else f"{address}:{port}"
 
 
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def addresses(host: str, port: int) -> list[tuple[socket.AddressFamily, str]]:
     """The (family, address) pairs `host` stands for."""
     address = bare(host)
     if address in WILDCARDS:
         return [(socket.AF_INET6, "::")]
+    if address == "localhost":  # both loopbacks, as gRPC binds it whatever /etc/hosts says
+        loopbacks = [(socket.AF_INET, "127.0.0.1")]
+        return loopbacks + ([(socket.AF_INET6, "::1")] if has_ipv6_loopback() else [])
     found: list[tuple[socket.AddressFamily, str]] = []
     for family, _type, _proto, _name, sockaddr in socket.getaddrinfo(
         address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

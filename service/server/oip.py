@@ -101,6 +101,8 @@ def texts_of(request: oip.ModelInferRequest) -> list[str]:
     if request.raw_input_contents:
         if len(request.raw_input_contents) != 1:
             raise invalid("raw_input_contents must hold exactly one entry per input")
+        if tensor.contents.ByteSize():  # the protocol allows one or the other, not both
+            raise invalid(f"input {INPUT!r} has both contents and raw_input_contents")
         elements = bytes_elements(request.raw_input_contents[0])
     else:
         elements = list(tensor.contents.bytes_contents)

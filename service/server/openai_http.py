@@ -56,12 +56,23 @@ ERROR_TYPE = {
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
+class BodyTooLargeError(ServiceError):
+    """A body over the size limit: RESOURCE_EXHAUSTED as gRPC counts it, but HTTP's own 413
+    (a 429 would tell the client to retry what can never fit)."""
+
+    http_status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            Code.RESOURCE_EXHAUSTED, f"the request body is over the limit of {limit} bytes"
+        )
+
+
 def error_response(error: ServiceError, request_id: str) -> web.Response:
     kind, code = ERROR_TYPE.get(error.code, ("server_error", None))
     body = {"error": {"message": error.message, "type": kind, "param": None, "code": code}}
-    return web.json_response(
-        body, status=HTTP_STATUS[error.code], headers={"x-request-id": request_id}
-    )
+    status = getattr(error, "http_status", HTTP_STATUS[error.code])
+    return web.json_response(body, status=status, headers={"x-request-id": request_id})
 
 
 def texts_of(body: dict[str, Any]) -> list[str]:
@@ -131,7 +142,11 @@ class EmbeddingsApp:
     async def embeddings(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-        except ValueError:
+        except web.HTTPRequestEntityTooLarge:
+            raise BodyTooLargeError(request.app._client_max_size) from None
+        except ConnectionResetError:  # the client left before its body arrived: not our fault
+            raise ServiceError(Code.CANCELLED, "the client left before sending its body") from None
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
             raise invalid("the request body is not JSON") from None
         if not isinstance(body, dict):
             raise invalid("the request body must be a JSON object")

@@ -7,7 +7,7 @@ context, so the build needs no torch. One container then runs as user 10001 on a
 filesystem, configured only through ATTNSERVE_* variables, and the host checks it: gRPC health
 SERVING, an `Embed` equal to the host server's answer, /metrics, the image's HEALTHCHECK, and
 SIGTERM draining to exit 0. The tests share the one container and run in file order; the last
-one stops it.
+one stops it. The image is built once per session (tests/deploy/conftest.py).
 
 Skips where no container engine can run; under CI (CI=true, where .ci/run installs podman) the
 same condition fails instead. The build time, image size and start-up time are printed.
@@ -16,66 +16,28 @@ same condition fails instead. The build time, image size and start-up time are p
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from attnserve.service.client.client import EmbedderClient
-from tests.support import ROOT
-from tests.support.cli import report, unavailable
+from tests.support.cli import report
+from tests.support.deploy import Built, Podman, free_ports, health_status
 from tests.support.servers import ServerThread
 from tests.support.texts import VARIED_TEXTS
 
 pytestmark = pytest.mark.container
 
-BASE_IMAGE = "localhost/attnserve-python:3.11-bookworm"
-IMAGE = "localhost/attnserve:test-cpu"
-SERVICE = "attnserve.v1.Embedder"
 DRAIN_DELAY_S = 2.0
 START_TIMEOUT_S = 120.0
 # float32 through the same graph and ONNX Runtime build; a difference means a different model.
 MAX_ABS_DIFFERENCE = 1e-5
-
-
-class Podman:
-    """The podman command with the settings this machine kind needs (deploy/podman/)."""
-
-    def __init__(self, executable: str) -> None:
-        self.executable = executable
-        self.env = dict(os.environ)
-        # As deploy/podman/env.sh does for the scripts: crun fails on these kernels' hybrid
-        # cgroups, so with runc installed use the project's containers.conf unless one is set.
-        if "CONTAINERS_CONF" not in self.env and shutil.which("runc"):
-            self.env["CONTAINERS_CONF"] = str(ROOT / "deploy/podman/containers.conf")
-
-    def run(
-        self, *args: str, timeout: float = 60, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [self.executable, *args],
-            capture_output=True, text=True, timeout=timeout, env=self.env, check=False,
-        )  # fmt: skip
-        if check and result.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)} failed:\n{result.stderr[-4000:]}")
-        return result
-
-
-@dataclass
-class Built:
-    image: str
-    size_bytes: int
-    build_s: float
 
 
 @dataclass
@@ -88,73 +50,6 @@ class Running:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free on loopback now, distinct (held together while the kernel picks them)."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
-def health_status(target: str, timeout: float = 2.0) -> int | None:
-    """The server's health for the API, or None while it does not answer."""
-    with grpc.insecure_channel(target) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=SERVICE), timeout=timeout
-            )
-        except grpc.RpcError:
-            return None
-    return int(reply.status)
-
-
-@pytest.fixture(scope="module")
-def podman() -> Podman:
-    executable = shutil.which("podman")
-    if executable is None:
-        unavailable("no container engine: podman is not installed")
-    engine = Podman(executable)
-    info = engine.run("info", "--format", "{{.Host.OCIRuntime.Name}}", check=False)
-    if info.returncode != 0:
-        unavailable(f"podman cannot run here: {info.stderr.strip()[-500:]}")
-    return engine
-
-
-@pytest.fixture(scope="module")
-def base_image(podman: Podman) -> str:
-    """Debian 12's Python, made once with debootstrap and kept in podman's store."""
-    if podman.run("image", "exists", BASE_IMAGE, check=False).returncode == 0:
-        return BASE_IMAGE
-    if shutil.which("debootstrap") is None or os.geteuid() != 0:
-        unavailable(f"no {BASE_IMAGE} in podman's store, and making it needs root and debootstrap")
-    result = subprocess.run(
-        [str(ROOT / "deploy/docker/base.sh"), BASE_IMAGE],
-        capture_output=True, text=True, timeout=600, env=podman.env, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-4000:]
-    return BASE_IMAGE
-
-
-@pytest.fixture(scope="module")
-def built(podman: Podman, base_image: str, artifact_dir: Path) -> Built:
-    """deploy/docker/build.sh: the Dockerfile on the Debian-made base, the artifact as its
-    `artifact` build context, PyPI over the host's network."""
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(ROOT / "deploy/docker/build.sh"), "cpu", str(artifact_dir), IMAGE],
-        capture_output=True, text=True, timeout=1200, check=False,
-        env={**podman.env, "BASE_IMAGE": base_image},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    build_s = time.monotonic() - started
-    size = podman.run("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout
-    return Built(IMAGE, int(size), build_s)
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,27 @@ def test_probes_are_grpc_on_the_served_port(rendered: tuple[str, list[Object]]) 
     assert served == {int(config["ATTNSERVE_PORT"])} == {GRPC_PORT}
 
 
+def test_each_configured_port_is_served_published_and_admitted(
+    rendered: tuple[str, list[Object]],
+) -> None:
+    """gRPC, the OpenAI HTTP route and /metrics: the ConfigMap's port is the container's named
+    port, the ClusterIP Service targets it by name and the NetworkPolicy lets traffic in."""
+    _, objects = rendered
+    config = one(objects, "ConfigMap")["data"]
+    configured = {
+        "grpc": int(config["ATTNSERVE_PORT"]),
+        "http": int(config["ATTNSERVE_HTTP_PORT"]),
+        "metrics": int(config["ATTNSERVE_METRICS_PORT"]),
+    }
+    (server,) = containers(objects)
+    assert {p["name"]: p["containerPort"] for p in server["ports"]} == configured
+    services = {s["metadata"]["name"]: s["spec"] for s in objects if s["kind"] == "Service"}
+    assert {p["targetPort"] for p in services["attnserve"]["ports"]} == set(configured)
+    policy = one(objects, "NetworkPolicy")["spec"]
+    admitted = {p["port"] for rule in policy["ingress"] for p in rule["ports"]}
+    assert admitted == set(configured.values())
+
+
 def test_requests_limits_and_security_context(rendered: tuple[str, list[Object]]) -> None:
     _, objects = rendered
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]

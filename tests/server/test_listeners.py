@@ -44,8 +44,10 @@ def reachable(running: ServerThread, host: str) -> dict[str, bool]:
 
 
 @pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
-@pytest.mark.parametrize("host", ["[::]", "::"])
-def test_the_default_host_answers_on_both_families(make_server: MakeServer, host: str) -> None:
+@pytest.mark.parametrize("host", ["[::]", "::", "localhost"])
+def test_the_default_host_and_localhost_answer_on_both_families(
+    make_server: MakeServer, host: str
+) -> None:
     running = make_server(host=host, http_port=0)
     for address in ("127.0.0.1", "::1"):
         assert reachable(running, address) == {"grpc": True, "http": True, "metrics": True}

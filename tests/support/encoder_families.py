@@ -47,7 +47,7 @@ class EncoderShape:
 
 ENCODER_SHAPES = {
     # The cap uses the whole position table: a position offset off by one would index past it.
-    # (Served shapes keep >= 128 positions: the server warms up and calibrates at 128 tokens.)
+    # (The server caps its warm-up and calibration shapes at the table: test_small_position_table.)
     "roberta": EncoderShape("roberta", "bpe", 64, 2, 4, 130, 128, "mean", True),
     "roberta-cls": EncoderShape("roberta", "bpe", 48, 3, 6, 42, 40, "cls", False),
     "xlm-roberta": EncoderShape("xlm-roberta", "unigram", 64, 2, 4, 130, 64, "mean", True),

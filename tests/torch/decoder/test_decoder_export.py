@@ -17,7 +17,7 @@ from attnserve.export import onnx_files
 from attnserve.export.artifact import build_artifact
 from attnserve.export.causal_attention import make_attention_causal
 from attnserve.export.graphs import DECODER_INPUTS, op_counts
-from attnserve.export.quantize import GATE_TEXTS
+from attnserve.export.int8_gate import GATE_TEXTS, MIN_INVARIANCE
 from attnserve.model.checkpoint import load_checkpoint
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import (
@@ -52,7 +52,7 @@ def test_the_manifest_records_family_causality_and_prompts(
     shape = DECODER_SHAPES[decoder_checkpoint.name]
     manifest = verify(decoder_artifact)
     model = manifest.model
-    assert manifest.format_version == 2
+    assert manifest.format_version == 3
     assert (model.family, model.causal, model.padding_side) == (shape.family, True, "right")
     assert (model.pooling, model.normalize) == ("last", True)
     assert (model.num_heads, model.num_kv_heads) == (shape.num_heads, shape.num_kv_heads)
@@ -152,6 +152,8 @@ def test_int8_passed_the_gate_and_fp16_keeps_norms_and_rotary_angles_in_fp32(
     assert int8.parity["mean_cosine_to_fp32"] >= 0.99
     assert int8.parity["min_cosine_to_fp32"] >= 0.98
     assert int8.providers == ("CPUExecutionProvider",)
+    assert int8.int8 is not None
+    assert int8.int8.batch_invariance >= MIN_INVARIANCE
     assert op_counts(decoder_artifact / int8.file)["Attention"] == manifest.model.num_layers
     fp16 = manifest.graph("fast", "fp16")
     assert fp16 is not None
@@ -171,7 +173,7 @@ def test_int8_passed_the_gate_and_fp16_keeps_norms_and_rotary_angles_in_fp32(
 
 
 @pytest.mark.parametrize("decoder_checkpoint", [FULL_EXPORT_SHAPE], indirect=True)
-def test_manifest_versions_one_and_two_read_and_a_later_one_is_refused(
+def test_manifest_versions_one_to_three_read_and_a_later_one_is_refused(
     decoder_artifact: Path, tmp_path: Path
 ) -> None:
     raw = json.loads((decoder_artifact / "manifest.json").read_text())
@@ -183,9 +185,19 @@ def test_manifest_versions_one_and_two_read_and_a_later_one_is_refused(
     (tmp_path / "manifest.json").write_text(json.dumps(version_one))
     old = read_manifest(tmp_path)
     assert (old.model.family, old.model.causal, old.model.prompts) == ("bert", False, {})
-    raw["format_version"] = 3
+    version_two = json.loads(json.dumps(raw))
+    version_two["format_version"] = 2
+    for graph in version_two["graphs"]:
+        del graph["int8"]  # version 2 had no int8 figures: it still reads
+    (tmp_path / "manifest.json").write_text(json.dumps(version_two))
+    assert read_manifest(tmp_path).graph("fast", "int8") is not None
+    version_two["format_version"] = 3  # but from version 3 an int8 graph must carry them
+    (tmp_path / "manifest.json").write_text(json.dumps(version_two))
+    with pytest.raises(ArtifactError, match="an int8 graph without its int8 figures"):
+        read_manifest(tmp_path)
+    raw["format_version"] = 4
     (tmp_path / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(ArtifactError, match="format_version 3, this server reads 1 and 2"):
+    with pytest.raises(ArtifactError, match="format_version 4, this server reads 1, 2, 3"):
         read_manifest(tmp_path)
 
 

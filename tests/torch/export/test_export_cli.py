@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 # per finished stage (export/progress.py). Anything else (torch's exporter, onnxscript's
 # optimiser, ONNX Runtime's quantiser, Python warnings) is noise that belongs at debug.
 OPENING = re.compile(r"^attnserve export: .+ -> .+")
-STAGE = re.compile(r"^(load|export|fuse|verify|int8|fp16|write)\s+\S.*\s\d+\.\d s\b")
+STAGE = re.compile(r"^(load|export|fuse|verify|finite|int8|fp16|write)\s+\S.*\s\d+\.\d s\b")
 STAGES = ("load", "export", "fuse", "verify", "finite", "int8", "fp16", "write")
 
 
