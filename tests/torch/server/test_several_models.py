@@ -181,7 +181,9 @@ def test_the_start_up_log_has_a_line_per_model_with_its_memory(
         assert re.search(r"memory \d+ MiB \(RSS added", line), line
     assert any(line.startswith(f"model {MINI!r} (default)") for line in lines)
     assert any(line.startswith("process RSS ") for line in lines)
-    assert all(model.rss_bytes > 0 for model in combined.running.assembly.models)
+    # MiniLM's two fp32 sessions hold its weights twice (~90 MiB each); the tiny RoBERTa's few
+    # hundred KiB can land in memory the first load freed, so only MiniLM's share is bounded.
+    assert combined.running.assembly.models.find(MINI).rss_bytes > 100 << 20
 
 
 def test_metrics_count_each_model_under_its_own_label(combined: ServerThread) -> None:
