@@ -108,9 +108,11 @@ class EmbedderClient:
         prompt_name: str | None = None,
         request_id: str = "",
         timeout_s: float | None = None,
+        model: str = "",
     ) -> Embeddings:
         """`prompt_name`: None = the model's default prompt (Info.default_prompt_name), "" = no
-        prompt, otherwise one of Info.prompts (e.g. "query")."""
+        prompt, otherwise one of Info.prompts (e.g. "query"). `model`: a served model's name
+        (Info.models); "" = the server's default."""
         options = pb.EmbedOptions(
             pooled=pooled,
             token_embeddings=token_embeddings,
@@ -128,7 +130,9 @@ class EmbedderClient:
             options.normalize = normalize
         if prompt_name is not None:
             options.prompt_name = prompt_name
-        request = pb.EmbedRequest(texts=list(texts), options=options, request_id=request_id)
+        request = pb.EmbedRequest(
+            texts=list(texts), options=options, request_id=request_id, model=model
+        )
         return to_embeddings(self.embed_raw(request, timeout_s))
 
     def tokenize(
@@ -137,9 +141,10 @@ class EmbedderClient:
         truncate: Literal["end", "start", "none"] = "end",
         prompt_name: str | None = None,
         max_tokens: int = 0,
+        model: str = "",
     ) -> list[list[Token]]:
         request = pb.TokenizeRequest(
-            texts=list(texts), truncate=TRUNCATE[truncate], max_tokens=max_tokens
+            texts=list(texts), truncate=TRUNCATE[truncate], max_tokens=max_tokens, model=model
         )
         if prompt_name is not None:
             request.prompt_name = prompt_name
@@ -151,9 +156,10 @@ class EmbedderClient:
             for text in response.texts
         ]
 
-    def info(self) -> pb.InfoResponse:
+    def info(self, model: str = "") -> pb.InfoResponse:
+        """A served model's description ("" = the default model's); `models` lists them all."""
         response: pb.InfoResponse = self.stub.Info(
-            pb.InfoRequest(), timeout=self.timeout_s, metadata=self.metadata
+            pb.InfoRequest(model=model), timeout=self.timeout_s, metadata=self.metadata
         )
         return response
 

@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from attnserve.service.artifact import ArtifactError, GraphPurpose, Manifest, verify
 from attnserve.service.server.auth import TokenAuthInterceptor, Tokens
 from attnserve.service.server.batcher import Batcher
-from attnserve.service.server.calibration import fit_once
+from attnserve.service.server.calibration import fit_once, fit_path
 from attnserve.service.server.calls import Front
 from attnserve.service.server.cost_model import CostModel
 from attnserve.service.server.default_artifact import ensure_default_artifact
@@ -37,7 +37,9 @@ from attnserve.service.server.engine import Engine
 from attnserve.service.server.limits import Limits
 from attnserve.service.server.listeners import check_ports, grpc_address
 from attnserve.service.server.logs import install_request_id_factory
+from attnserve.service.server.memory import mib, rss_bytes
 from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.model_set import ArtifactEntry, duplicate_names
 from attnserve.service.server.models import Registry, ServedModel
 from attnserve.service.server.oip import PROTOCOL as OIP_PROTOCOL
 from attnserve.service.server.oip import SERVICE_NAME as OIP_SERVICE_NAME
@@ -46,7 +48,7 @@ from attnserve.service.server.oip import method_handlers as oip_handlers
 from attnserve.service.server.openai_http import EmbeddingsApp, start_http
 from attnserve.service.server.pipeline import Pipeline
 from attnserve.service.server.servicer import PROTOCOL as SERVICE_PROTOCOL
-from attnserve.service.server.servicer import EmbedderService, build_info, method_handlers
+from attnserve.service.server.servicer import EmbedderService, build_infos, method_handlers
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.startup_errors import ArtifactUnreadableError, check_tls_files
 from attnserve.service.server.tokenizer import TextTokenizer
@@ -102,35 +104,54 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
-def load_artifact(settings: Settings) -> tuple[Path, Manifest]:
+def load_artifact(settings: Settings, entry: ArtifactEntry | None) -> tuple[Path, Manifest]:
+    """`entry`'s artifact read and verified (None: the packaged default, built once)."""
     try:
-        directory = settings.artifact or ensure_default_artifact(settings.cache_dir)
+        directory = entry.path if entry else ensure_default_artifact(settings.cache_dir)
         return directory, verify(directory)
     except (ArtifactError, OSError) as error:
-        flag = f"--artifact {settings.artifact}" if settings.artifact else "the default artifact"
+        flag = f"--artifact {entry}" if entry else "the default artifact"
         raise ArtifactUnreadableError(f"{flag}: {error}") from error
 
 
-def served_name(settings: Settings, manifest: Manifest) -> str:
-    """The model's name in the OIP and OpenAI APIs: the setting, or the artifact's short name."""
+def served_name(settings: Settings, entry: ArtifactEntry | None, manifest: Manifest) -> str:
+    """A model's name in every API: the entry's NAME (or `--model-name` for a lone model), else
+    the artifact's short name."""
+    if entry is not None and entry.name is not None:
+        return entry.name
     return settings.model_name or manifest.model.name.rsplit("/", 1)[-1]
 
 
-def load_model(settings: Settings, metrics: Metrics, tracer: Tracer) -> ServedModel:
-    """The artifact the settings name, made servable: engine, tokenizer, batcher, pipeline and
-    the tasks it offers, under its served name."""
-    directory, manifest = load_artifact(settings)
+def threads_per_model(settings: Settings, models: int) -> int:
+    """The worker's intra-op threads shared out between its models (docs/architecture.md,
+    "Several models": each model runs on its own share of the cores, so a flood on one never
+    takes the cores another needs)."""
+    return max(1, (settings.intra_op_threads or os.cpu_count() or 1) // models)
+
+
+def load_model(
+    settings: Settings,
+    entry: ArtifactEntry | None,
+    threads: int,
+    metrics: Metrics,
+    tracer: Tracer,
+) -> ServedModel:
+    """One artifact made servable: engine, tokenizer, batcher, pipeline and the tasks it
+    offers, under its served name, with `threads` intra-op threads."""
+    directory, manifest = load_artifact(settings, entry)
+    name = served_name(settings, entry, manifest)
     limits = Limits.of(settings, manifest.model.max_positions)
     engine = Engine(
         directory,
         manifest,
         settings.precision,
         settings.provider,
-        settings.intra_op_threads,
+        threads,
         settings.spin_wait,
         settings.allow_tf32,
     )
     tokenizer = TextTokenizer(directory / manifest.tokenizer.file, limits.max_tokens_per_text)
+    observed = metrics.for_model(name)
     batcher = Batcher(
         engine,
         pad_token_id=manifest.tokenizer.pad_token_id,
@@ -138,16 +159,35 @@ def load_model(settings: Settings, metrics: Metrics, tracer: Tracer) -> ServedMo
         max_batch_texts=settings.max_batch_texts,
         max_wait_ms=settings.max_wait_ms,
         max_queue_texts=limits.max_queue_texts,
-        on_batch=metrics.observe_batch,
-        on_depth=metrics.queue_depth.set,
+        on_batch=observed.observe_batch,
+        on_depth=observed.queue_depth.set,
     )
-    pipeline = Pipeline(manifest, limits, tokenizer, batcher, metrics, tracer)
+    pipeline = Pipeline(manifest, limits, tokenizer, batcher, observed, tracer)
     tasks = (EmbedTask(pipeline, engine.supports_maps()),)
-    name = served_name(settings, manifest)
     return ServedModel(
         name, (manifest.model.name,), directory, manifest, limits, engine, tokenizer, batcher,
         pipeline, tasks,
     )  # fmt: skip
+
+
+def load_models(settings: Settings, metrics: Metrics, tracer: Tracer) -> Registry:
+    """Every artifact the settings name (the first is the default), each under a name no other
+    model has."""
+    entries: list[ArtifactEntry | None] = list(settings.artifact) or [None]
+    threads = threads_per_model(settings, len(entries))
+    models = []
+    for entry in entries:  # one at a time, so each model's memory is what the process grew by
+        before = rss_bytes()
+        model = load_model(settings, entry, threads, metrics, tracer)
+        model.rss_bytes = rss_bytes() - before
+        models.append(model)
+    clashes = duplicate_names([model.name for model in models])
+    if clashes:
+        raise ArtifactUnreadableError(
+            f"--artifact: more than one model would be served as {', '.join(clashes)}; "
+            "name them apart with NAME=PATH"
+        )
+    return Registry(models)
 
 
 @dataclass
@@ -171,12 +211,12 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     metrics = Metrics(enabled=settings.metrics)
     tracer = Tracer(settings.otlp_endpoint, span_exporter)
-    models = Registry([load_model(settings, metrics, tracer)])
+    models = load_models(settings, metrics, tracer)
     # Every protocol is a thin adapter over the served models' tasks, sharing the call envelope.
     front = Front(metrics, tracer, version=attnserve_version())
     tokens = auth_tokens(settings)
-    info = build_info(models.default, front.version)
-    service = EmbedderService(models, info, front, settings.max_stream_pending)
+    infos = build_infos(models, front.version)
+    service = EmbedderService(models, infos, front, settings.max_stream_pending)
     oip = InferenceService(models, front)
     http = EmbeddingsApp(models, front, tokens) if settings.http_port >= 0 else None
     return Assembly(settings, models, metrics, front, tokens, service, oip, http)
@@ -211,12 +251,15 @@ class RunningServer:
         for name in ("", SERVICE_NAME, OIP_SERVICE_NAME):
             await self.health.set(name, status)
         self.assembly.front.ready = serving
-        self.assembly.metrics.ready.set(1 if serving else 0)
+        for model in self.assembly.models:  # a model is ready once warm, until the drain
+            model.pipeline.metrics.ready.set(1 if serving and model.ready else 0)
 
     async def drain_and_stop(self) -> None:
         """NOT_SERVING, wait for balancers to notice, refuse new calls, finish in-flight ones."""
         settings = self.settings
         log.info("draining: NOT_SERVING for %.1f s", settings.drain_delay_s)
+        for model in self.assembly.models:
+            model.ready = False  # OIP's ModelReady answers false from here on
         await self.set_serving(False)
         await asyncio.sleep(settings.drain_delay_s)
         self.assembly.front.accepting = False
@@ -272,17 +315,23 @@ def log_startup(running: RunningServer) -> None:
     for model in running.assembly.models:
         manifest, engine = model.manifest, model.engine
         log.info(
-            "model %r: %s (artifact %s, sha256 %s); provider %s, %d threads, precision %s; "
-            "limits: %s",
+            "model %r%s: %s (artifact %s, sha256 %s); provider %s, %d threads, precision %s; "
+            "tasks %s; memory %s (RSS added by loading and warming it up); limits: %s",
             model.name,
+            " (default)" if model is running.assembly.models.default else "",
             manifest.model.name,
             model.directory,
             manifest.artifact_hash[:12],
             engine.provider,
             engine.threads,
             engine.precision,
+            ", ".join(model.task_names),
+            mib(model.rss_bytes),
             model.limits.describe(),
         )
+    log.info(
+        "process RSS %s with %d model(s)", mib(rss_bytes()), len(running.assembly.models.names)
+    )
 
 
 async def build_server(
@@ -305,7 +354,7 @@ async def build_server(
     server, port, health_servicer = start_grpc(assembly, worker)
     metrics = assembly.metrics
     running = RunningServer(assembly, server, port, health_servicer)
-    await running.set_serving(False)  # NOT_SERVING until warm
+    await running.set_serving(False)  # NOT_SERVING until every model is warm
     await server.start()
     if assembly.http is not None:
         running.http, running.http_port = await start_http(
@@ -315,14 +364,19 @@ async def build_server(
         running.metrics_port = metrics.serve(settings.host, settings.metrics_port)
     for model in assembly.models:
         metrics.describe_model(
-            model=model.manifest.model.name,
+            model=model.name,
+            checkpoint=model.manifest.model.name,
             artifact_sha256=model.manifest.artifact_hash,
             provider=model.engine.provider,
             precision=model.engine.precision,
             onnxruntime=onnxruntime.__version__,  # the one serving (the manifest has export's)
         )
+        before = rss_bytes()  # warm-up grows the sessions' arenas: the model's too
         costs = await warm_up(model, shared_fit) if settings.warmup else None
+        model.rss_bytes += rss_bytes() - before
         model.batcher.start(costs)  # texts queued during warm-up are served from here on
+        model.ready = True  # OIP's ModelReady says so; the server is ready once all are
+        model.pipeline.metrics.ready.set(1)
     await running.set_serving(True)
     if settings.port_file is not None:
         settings.port_file.write_text(f"{port}\n")
@@ -335,10 +389,13 @@ async def warm_up(model: ServedModel, shared_fit: Path | None) -> dict[GraphPurp
     supervisor, one worker fits and the others read its fit: calibration.py)."""
     started = time.perf_counter()
     await asyncio.to_thread(model.engine.warm_up)
-    costs = await asyncio.to_thread(fit_once, model.engine, shared_fit)
+    shared = None if shared_fit is None else fit_path(shared_fit, model.name)
+    costs = await asyncio.to_thread(fit_once, model.engine, shared)
     for purpose, cost in costs.items():
-        log.info("cost model, %s graph: %s", purpose, cost.describe())
-    log.info("warm-up and calibration took %.2f s", time.perf_counter() - started)
+        log.info("model %r: cost model, %s graph: %s", model.name, purpose, cost.describe())
+    log.info(
+        "model %r: warm-up and calibration took %.2f s", model.name, time.perf_counter() - started
+    )
     return costs
 
 

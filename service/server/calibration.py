@@ -5,7 +5,8 @@ each other's contention: one fit came out as `0.000 ms/batch + 256.50 us/token +
 ns/token/position` (the per-batch and quadratic terms lost), and a worker batches by that for
 its whole life. So under a supervisor the workers take turns on a lock file: the first fits
 alone and writes the fit, the others (and any worker restarted later) read it instead of timing
-anything. A lone server fits as before.
+anything. A lone server fits as before. With several models each has its own fit (its own
+file, `fit_path`): a fit is a property of one engine, never shared between models.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def save(path: Path, costs: dict[GraphPurpose, CostModel]) -> None:
 def load(path: Path) -> dict[GraphPurpose, CostModel]:
     document: dict[GraphPurpose, list[float]] = json.loads(path.read_text())
     return {purpose: CostModel(*values) for purpose, values in document.items()}
+
+
+def fit_path(shared: Path, model: str) -> Path:
+    """The shared fit's file for one served model (names are path-safe: model_set.NAME)."""
+    return shared.with_name(f"{shared.stem}.{model}{shared.suffix}")
 
 
 def fit_once(engine: Calibrates, shared: Path | None) -> dict[GraphPurpose, CostModel]:

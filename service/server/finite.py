@@ -17,7 +17,7 @@ import numpy as np
 
 from attnserve.service.server.batcher import ItemResult
 from attnserve.service.server.errors import Code, ServiceError
-from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.metrics import ModelMetrics
 
 log = logging.getLogger(__name__)
 logged = False  # the first occurrence in this process has been logged
@@ -30,7 +30,7 @@ def is_finite(result: ItemResult) -> bool:
     return result.token_embeddings is None or bool(np.isfinite(result.token_embeddings).all())
 
 
-def refuse_non_finite(results: Sequence[ItemResult], metrics: Metrics) -> None:
+def refuse_non_finite(results: Sequence[ItemResult], metrics: ModelMetrics) -> None:
     """Raise INTERNAL if any text's output holds NaN or Inf; count and log it."""
     bad = [index for index, result in enumerate(results) if not is_finite(result)]
     if not bad:

@@ -36,7 +36,9 @@ LATENCY_BUCKETS = (
 BATCH_TEXT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 BATCH_TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 PADDING_BUCKETS = (1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
-INFO_LABELS = ("model", "artifact_sha256", "provider", "precision", "onnxruntime")
+# `model` is the served name (the label every per-model series carries, so they join);
+# `checkpoint` the manifest's full model name.
+INFO_LABELS = ("model", "checkpoint", "artifact_sha256", "provider", "precision", "onnxruntime")
 
 
 class Disabled:
@@ -52,7 +54,7 @@ class Disabled:
 class Metrics:
     def __init__(self, enabled: bool = True) -> None:
         self.http_server: MetricsListener | None = None
-        self.call_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self.call_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -60,8 +62,8 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "attnserve_requests",
-            "calls finished, by protocol, method and status code",
-            ["protocol", "method", "code"],
+            "calls finished, by protocol, method, status code and model",
+            ["protocol", "method", "code", "model"],
             registry=r,
         )
         # Kept beside attnserve_requests{code!="OK"} on purpose: it is the failure count an
@@ -75,27 +77,29 @@ class Metrics:
         )
         self.request_seconds = Histogram(
             "attnserve_request_duration_seconds",
-            "call wall time in the server",
-            ["protocol", "method", "code"],
+            "call wall time in the server, by protocol, method, status code and model",
+            ["protocol", "method", "code", "model"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.queue_seconds = Histogram(
             "attnserve_queue_wait_seconds",
             "time a request's texts waited for a model batch",
+            ["model"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.tokenize_seconds = Histogram(
             "attnserve_tokenize_duration_seconds",
             "tokenisation time per request",
+            ["model"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.inference_seconds = Histogram(
             "attnserve_inference_duration_seconds",
-            "model batch run time, by graph",
-            ["graph"],
+            "model batch run time, by model and graph",
+            ["model", "graph"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -108,24 +112,28 @@ class Metrics:
         self.batch_texts = Histogram(
             "attnserve_batch_size_texts",
             "texts per model batch",
+            ["model"],
             buckets=BATCH_TEXT_BUCKETS,
             registry=r,
         )
         self.batch_tokens = Histogram(
             "attnserve_batch_tokens",
             "padded tokens per model batch",
+            ["model"],
             buckets=BATCH_TOKEN_BUCKETS,
             registry=r,
         )
         self.padding_ratio = Histogram(
             "attnserve_batch_padding_ratio",
             "padded tokens / real tokens per model batch",
+            ["model"],
             buckets=PADDING_BUCKETS,
             registry=r,
         )
         self.queue_depth = Gauge(
             "attnserve_queue_depth_texts",
-            "texts waiting for a model batch",
+            "texts waiting for a model batch, by model",
+            ["model"],
             registry=r,
             multiprocess_mode="livesum",
         )
@@ -137,7 +145,8 @@ class Metrics:
         )
         self.ready = Gauge(
             "attnserve_model_ready",
-            "1 once the model is loaded and warmed up (every worker, with --workers)",
+            "1 once the model is loaded and warmed up (every worker, with --workers), by model",
+            ["model"],
             registry=r,
             multiprocess_mode="livemin",
         )
@@ -148,14 +157,19 @@ class Metrics:
             registry=r,
         )
         self.input_tokens = Counter(
-            "attnserve_input_tokens", "tokens fed to the model (after truncation)", registry=r
+            "attnserve_input_tokens",
+            "tokens fed to the model (after truncation), by model",
+            ["model"],
+            registry=r,
         )
         self.truncated = Counter(
-            "attnserve_truncated_texts", "texts cut to the token limit", registry=r
-        )
+            "attnserve_truncated_texts", "texts cut to the token limit, by model", ["model"],
+            registry=r,
+        )  # fmt: skip
         self.non_finite_outputs = Counter(
             "attnserve_non_finite_outputs",
             "texts whose model output held NaN or Inf (their requests failed as INTERNAL)",
+            ["model"],
             registry=r,
         )
         # A gauge fixed at 1 carries the labels (prometheus_client's Info has no multiprocess
@@ -180,12 +194,20 @@ class Metrics:
     def describe_model(self, **labels: str) -> None:
         self.model_info.labels(*(labels[name] for name in INFO_LABELS)).set(1)
 
-    def observe_call(self, protocol: str, method: str, code: str, seconds: float) -> None:
+    def for_model(self, model: str) -> ModelMetrics:
+        """The stage metrics of one served model (its children, labelled model=<name>)."""
+        return ModelMetrics(self, model)
+
+    def observe_call(
+        self, protocol: str, method: str, code: str, seconds: float, model: str = ""
+    ) -> None:
         """One finished call. Labelled children are cached: `labels()` costs a lock and a dict.
 
         `code` is the gRPC status name for every protocol (HTTP statuses map onto them), so
-        one query counts failures whatever the caller spoke."""
-        key = (protocol, method, code)
+        one query counts failures whatever the caller spoke. `model` is the served model the
+        call was routed to ("" when it reached none: an unknown name, a server-wide call, a
+        stream), so the label holds only served names, never a caller's string."""
+        key = (protocol, method, code, model)
         children = self.call_children.get(key)
         if children is None:
             children = (self.requests.labels(*key), self.request_seconds.labels(*key))
@@ -195,12 +217,6 @@ class Metrics:
         self.worker.inc()
         if code != "OK":
             self.errors.labels(protocol, code).inc()
-
-    def observe_batch(self, stats: BatchStats) -> None:
-        self.inference_seconds.labels(stats.purpose).observe(stats.inference_s)
-        self.batch_texts.observe(stats.texts)
-        self.batch_tokens.observe(stats.padded_tokens)
-        self.padding_ratio.observe(stats.padded_tokens / max(stats.real_tokens, 1))
 
     def serve(self, host: str, port: int) -> int:
         """Expose /metrics over HTTP on `host` (see `listeners.py`); returns the bound port
@@ -219,3 +235,29 @@ class Metrics:
         if self.http_server is not None:
             self.http_server.close()
             self.http_server = None
+
+
+class ModelMetrics:
+    """One served model's view of the stage metrics: the same names the pipeline and batcher
+    used before there were several models, each bound to its `model` label once (at load), so
+    the request path pays no `labels()` lookup."""
+
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self.model = model
+        self.inference_seconds = metrics.inference_seconds
+        self.tokenize_seconds = metrics.tokenize_seconds.labels(model)
+        self.queue_seconds = metrics.queue_seconds.labels(model)
+        self.batch_texts = metrics.batch_texts.labels(model)
+        self.batch_tokens = metrics.batch_tokens.labels(model)
+        self.padding_ratio = metrics.padding_ratio.labels(model)
+        self.queue_depth = metrics.queue_depth.labels(model)
+        self.ready = metrics.ready.labels(model)
+        self.input_tokens = metrics.input_tokens.labels(model)
+        self.truncated = metrics.truncated.labels(model)
+        self.non_finite_outputs = metrics.non_finite_outputs.labels(model)
+
+    def observe_batch(self, stats: BatchStats) -> None:
+        self.inference_seconds.labels(self.model, stats.purpose).observe(stats.inference_s)
+        self.batch_texts.observe(stats.texts)
+        self.batch_tokens.observe(stats.padded_tokens)
+        self.padding_ratio.observe(stats.padded_tokens / max(stats.real_tokens, 1))

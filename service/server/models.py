@@ -2,7 +2,7 @@
 
 A served model is one artifact made servable: its manifest, engine, tokenizer, batcher (with
 its cost model), limits and pipeline, under the name the APIs call it by, and the tasks it
-offers over them (`embed` today). The registry holds every served model (one today) and
+offers over them (`embed` today). The registry holds every served model (one per artifact) and
 answers the adapters' two questions: is this name served (`serves`, `find`), and which model
 answers a request that names none (`default`). An adapter then asks the model for the task it
 speaks (`model.task(EmbedTask)`): a model that does not offer it refuses with a clear status,
@@ -22,6 +22,7 @@ from attnserve.service.server.engine import Engine
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.limits import Limits
 from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.routed import routed_model
 from attnserve.service.server.tokenizer import TextTokenizer
 
 
@@ -47,6 +48,8 @@ class ServedModel:
     pipeline: Pipeline
     tasks: tuple[Task, ...]
     by_name: dict[str, Task] = field(init=False, repr=False)
+    ready: bool = field(default=False, init=False)  # warmed up, its batcher running
+    rss_bytes: int = field(default=0, init=False)  # resident memory its loading and warm-up added
 
     def __post_init__(self) -> None:
         self.by_name = {task.name: task for task in self.tasks}
@@ -54,6 +57,14 @@ class ServedModel:
     @property
     def names(self) -> frozenset[str]:
         return frozenset((self.name, *self.aliases))
+
+    @property
+    def task_names(self) -> list[str]:
+        """The tasks this model offers, by name (`embed`, ...): Info and /v1/models say them."""
+        return sorted(self.by_name)
+
+    def offers(self, task: type[Task]) -> bool:
+        return isinstance(self.by_name.get(task.name), task)
 
     def task(self, task: type[T]) -> T:
         """This model's `task`, or INVALID_ARGUMENT naming the tasks it does offer."""
@@ -82,12 +93,33 @@ class Registry:
     def serves(self, name: object) -> bool:
         return isinstance(name, str) and name in self.by_name
 
+    @property
+    def names(self) -> list[str]:
+        """The served names, default first."""
+        return [model.name for model in self.models]
+
     def find(self, name: object) -> ServedModel:
-        """The model of this name (or alias), or NOT_FOUND naming those served."""
+        """The model of this name (or alias), or NOT_FOUND naming those served. The call in
+        progress is labelled with the model found (`routed.py`: its metrics)."""
         model = self.by_name.get(name) if isinstance(name, str) else None
         if model is None:
             served = ", ".join(repr(model.name) for model in self.models)
             raise ServiceError(
                 Code.NOT_FOUND, f"model {name!r} not found: this server serves {served}"
             )
+        routed_model.set(model.name)
         return model
+
+    def route(self, name: str) -> ServedModel:
+        """attnserve.v1's choice: the model a request names, or the default when it names none
+        ("")."""
+        return self.find(name or self.default.name)
+
+    def offering(self, task: type[Task]) -> list[ServedModel]:
+        """The models that offer `task` (a task router's question: which models can rerank)."""
+        return [model for model in self.models if model.offers(task)]
+
+    @property
+    def ready(self) -> bool:
+        """The server is ready when every one of its models is."""
+        return all(model.ready for model in self.models)

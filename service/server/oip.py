@@ -175,7 +175,10 @@ class InferenceService:
     async def ModelReady(self, data: bytes, context: Context) -> oip.ModelReadyResponse:
         async with self.call("ModelReady", context):
             request = parse(oip.ModelReadyRequest, data)
-            ready = self.serves(request.name, request.version) and self.front.ready
+            # Per model: a model is ready once warm (the server, once all are), until the drain.
+            ready = (
+                self.serves(request.name, request.version) and self.models.find(request.name).ready
+            )
             return oip.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(self, data: bytes, context: Context) -> oip.ServerMetadataResponse:
@@ -229,6 +232,23 @@ class InferenceService:
             entries = [self.statistics_of(model.name) for model in models]
             return oip.ModelStatisticsResponse(model_stats=entries)
 
+    async def RepositoryIndex(self, data: bytes, context: Context) -> oip.RepositoryIndexResponse:
+        async with self.call("RepositoryIndex", context):
+            request = parse(oip.RepositoryIndexRequest, data)
+            entry = oip.RepositoryIndexResponse.ModelIndex
+            return oip.RepositoryIndexResponse(
+                models=[
+                    entry(
+                        name=model.name,
+                        version=VERSION,
+                        state="READY" if model.ready else "UNAVAILABLE",
+                        reason="" if model.ready else "warming up or draining",
+                    )
+                    for model in self.models
+                    if model.ready or not request.ready
+                ]
+            )
+
     def statistics_of(self, name: str) -> oip.ModelStatistics:
         stats = self.statistics[name]
         return oip.ModelStatistics(
@@ -250,8 +270,8 @@ class InferenceService:
     async def ModelInfer(self, data: bytes, context: Context) -> oip.ModelInferResponse:
         started = time.perf_counter()
         succeeded = False
-        # A request for a model not served counts against the served one, as it always has
-        # (Triton counts failures per model; ours have no other model to name).
+        # A request for a model not served counts against the default model, as it did when
+        # there was one (Triton counts failures per model; an unknown name has none of its own).
         stats_name = self.models.default.name
         try:
             async with self.call("ModelInfer", context):
@@ -306,6 +326,7 @@ def method_handlers(service: InferenceService) -> dict[str, grpc.RpcMethodHandle
         "ModelInfer": oip.ModelInferResponse,
         "ModelConfig": oip.ModelConfigResponse,
         "ModelStatistics": oip.ModelStatisticsResponse,
+        "RepositoryIndex": oip.RepositoryIndexResponse,
     }
     return {
         name: grpc.unary_unary_rpc_method_handler(

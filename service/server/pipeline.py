@@ -18,7 +18,7 @@ from attnserve.service.server.batcher import Batcher, BatchStats, ItemResult
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.finite import refuse_non_finite
 from attnserve.service.server.limits import Limits
-from attnserve.service.server.metrics import Metrics
+from attnserve.service.server.metrics import ModelMetrics
 from attnserve.service.server.options import TokenizeOptions, Truncation
 from attnserve.service.server.prompts import NO_PROMPT, Prompt, PromptBook
 from attnserve.service.server.tokenizer import EncodedText, TextTokenizer
@@ -64,7 +64,7 @@ class Pipeline:
         limits: Limits,
         tokenizer: TextTokenizer,
         batcher: Batcher,
-        metrics: Metrics,
+        metrics: ModelMetrics,
         tracer: Tracer,
     ) -> None:
         self.manifest = manifest

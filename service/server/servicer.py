@@ -3,8 +3,8 @@ codes, per-call metrics.
 
 Only this module knows about `attnserve.v1` messages and `ServicerContext` (the `Info` answer is
 rendered here too, by `build_info`). It gets the registry of served models from the composition
-root (`app.py`) and asks the default model for the task a call speaks (attnserve.v1 requests
-name no model); failures become status codes through the one map in `status.py`.
+root (`app.py`) and asks the model a request names (`model`; none: the default model) for the
+task a call speaks; failures become status codes through the one map in `status.py`.
 """
 
 from __future__ import annotations
@@ -106,8 +106,9 @@ def limits_message(limits: Limits) -> pb.Limits:
     )
 
 
-def build_info(served: ServedModel, version: str) -> pb.InfoResponse:
-    """The `Info` answer: what is served and under which limits (fixed for the server's life)."""
+def build_info(served: ServedModel, version: str, models: list[str]) -> pb.InfoResponse:
+    """One model's `Info` answer: what it is, its limits and tasks, and every model the server
+    serves (`models`, the default first); fixed for the server's life."""
     model, engine = served.manifest.model, served.engine
     return pb.InfoResponse(
         model_name=model.name,
@@ -129,7 +130,15 @@ def build_info(served: ServedModel, version: str) -> pb.InfoResponse:
         default_prompt_name=model.default_prompt_name or "",
         family=model.family,
         causal=model.causal,
+        model=served.name,
+        models=models,
+        tasks=served.task_names,
     )
+
+
+def build_infos(models: Registry, version: str) -> dict[str, pb.InfoResponse]:
+    """Every served model's `Info` answer, by served name."""
+    return {model.name: build_info(model, version, models.names) for model in models}
 
 
 def method_handlers(service: EmbedderService) -> dict[str, grpc.RpcMethodHandler]:
@@ -154,11 +163,15 @@ class EmbedderService:
     """`attnserve.v1.Embedder`: the richest way in (per-token vectors, attention maps, timings)."""
 
     def __init__(
-        self, models: Registry, info: pb.InfoResponse, front: Front, max_stream_pending: int
+        self,
+        models: Registry,
+        infos: Mapping[str, pb.InfoResponse],
+        front: Front,
+        max_stream_pending: int,
     ) -> None:
         self.models = models
         self.max_stream_pending = max_stream_pending
-        self.info = info
+        self.infos = infos  # by served name (build_infos)
         self.front = front
         self.metrics = front.metrics
 
@@ -239,7 +252,8 @@ class EmbedderService:
                 max_tokens=request.max_tokens or None,
                 prompt_name=request.prompt_name if request.HasField("prompt_name") else None,
             )
-            tokenized = await self.models.default.pipeline.tokenize(list(request.texts), options)
+            model = self.models.route(request.model)
+            tokenized = await model.pipeline.tokenize(list(request.texts), options)
             texts = []
             for text in tokenized.texts:
                 tokens = [
@@ -258,13 +272,13 @@ class EmbedderService:
 
     async def Info(self, data: bytes, context: Context) -> pb.InfoResponse:
         async with self.scope("Info", context):
-            parse(pb.InfoRequest, data)
-            return self.info
+            request = parse(pb.InfoRequest, data)
+            return self.infos[self.models.route(request.model).name]
 
     async def embed(self, request: pb.EmbedRequest, deadline: float | None) -> pb.EmbedResponse:
         started = time.perf_counter()
         options, dtype = options_from_proto(request.options)
-        model = self.models.default
+        model = self.models.route(request.model)
         result = await model.task(EmbedTask).embed(list(request.texts), options, deadline)
         serialize_started = time.perf_counter()
         response = to_proto(request, model.manifest.model.name, result, dtype)

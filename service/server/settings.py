@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from attnserve.service.artifact import Precision
+from attnserve.service.server.model_set import ArtifactEntry, expand, parse_entries
 
 # Which execution provider to ask ONNX Runtime for: auto tries CUDA, then falls back to CPU.
 Provider = Literal["auto", "cpu", "cuda"]
@@ -26,10 +27,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATTNSERVE_", extra="forbid", frozen=True)
 
     # --- what to serve -------------------------------------------------------------------------
-    artifact: Path | None = Field(
-        None,
-        description="artifact directory; unset builds the packaged all-MiniLM-L6-v2 once into "
-        "the cache (needs the export extra) and serves that",
+    artifact: Annotated[tuple[ArtifactEntry, ...], NoDecode] = Field(
+        (),
+        description="the artifacts to serve, one model each: `PATH` or `NAME=PATH`, the flag "
+        "repeated (comma-separated in the environment); a directory of artifacts serves each "
+        "one in it; the first is the default model; unset builds the packaged "
+        "all-MiniLM-L6-v2 once into the cache (needs the export extra) and serves that",
     )
     cache_dir: Path = Field(DEFAULT_CACHE, description="where the default artifact is cached")
     precision: Precision = Field(
@@ -48,7 +51,9 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         0,
         ge=0,
-        description="ONNX Runtime threads per inference; 0 = the cores shared out between workers",
+        description="ONNX Runtime threads per worker, shared out between its models (each gets "
+        "this divided by the number of models, at least 1); 0 = the cores shared out between "
+        "workers",
     )
     allow_tf32: bool = Field(
         False,
@@ -71,8 +76,8 @@ class Settings(BaseSettings):
     )
     model_name: str | None = Field(
         None,
-        description="the model's name in the OIP and OpenAI APIs; unset = the artifact's short "
-        "name (all-MiniLM-L6-v2)",
+        description="the served name of the one model (several: NAME=PATH in --artifact); unset "
+        "= the artifact's short name (all-MiniLM-L6-v2)",
     )
     metrics_port: int = Field(
         9464, ge=-1, le=65535, description="Prometheus /metrics port; 0 picks one, -1 disables"
@@ -200,6 +205,16 @@ class Settings(BaseSettings):
         "off only for tests and to measure its effect",
     )
 
+    @field_validator("artifact", mode="before")
+    @classmethod
+    def parse_artifacts(cls, value: Any) -> tuple[ArtifactEntry, ...]:
+        return parse_entries(value)
+
+    @field_validator("artifact", mode="after")
+    @classmethod
+    def expand_artifacts(cls, value: tuple[ArtifactEntry, ...]) -> tuple[ArtifactEntry, ...]:
+        return expand(value)
+
     @field_validator("auth_tokens", mode="before")
     @classmethod
     def split_tokens(cls, value: Any) -> Any:
@@ -224,8 +239,11 @@ class Settings(BaseSettings):
             )
         if isinstance(self.workers, int) and self.workers < 1:
             raise ValueError(f"workers must be at least 1 (or auto), got {self.workers}")
-        if self.artifact is not None and not self.artifact.is_dir():
-            raise ValueError(f"artifact: {self.artifact} is not a directory")
+        if self.model_name is not None and len(self.artifact) > 1:
+            raise ValueError(
+                "model_name names one model, but several artifacts are served: name each "
+                "as --artifact NAME=PATH"
+            )
         return self
 
     @classmethod
@@ -240,17 +258,22 @@ def flag_name(field: str) -> str:
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per settings field, help text from its description, defaults left to pydantic."""
+    """One flag per settings field, help text from its description, defaults left to pydantic;
+    a repeatable field's flag collects every value given."""
     for name, field in Settings.model_fields.items():
         env = f"ATTNSERVE_{name.upper()}"
         parser.add_argument(
             flag_name(name),
             dest=name,
             default=None,
+            action="append" if name in REPEATABLE else "store",
             metavar=name.split("_")[-1].upper(),
             help=f"{field.description} [env {env}; default {field.default!r}]",
         )
 
+
+# Fields whose flag may be given many times (`--artifact A --artifact B`).
+REPEATABLE = ("artifact",)
 
 # The fields under "measurement only" above: the README lists them in a table of their own.
 MEASUREMENT_ONLY = ("spin_wait", "metrics", "warmup")

@@ -18,6 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from attnserve.service.cli import build_parser
+from attnserve.service.server.model_set import parse_entries
 from attnserve.service.server.settings import Settings
 from tests.support import ROOT
 from tests.support.deploy import assert_locked_down, render_overlay
@@ -141,6 +142,16 @@ def test_command_and_settings_are_the_real_cli(rendered: tuple[str, list[Object]
     assert server["command"][:2] == ["attnserve", "serve"]
     args = build_parser().parse_args(server["command"][1:] + server.get("args", []))
     assert args.command == "serve"
+
+
+def test_the_configmap_lists_the_models_by_name(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    listed = parse_entries(one(objects, "ConfigMap")["data"]["ATTNSERVE_ARTIFACT"])
+    names = [entry.name for entry in listed]
+    assert listed
+    assert None not in names  # each model named: the API names do not depend on the image
+    assert len(set(names)) == len(names)
+    assert all(entry.path.is_absolute() for entry in listed)
 
 
 def test_images_are_pinned(rendered: tuple[str, list[Object]]) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
-from tests.support.servers import MakeServer, ServerThread, wait_until
+from tests.support.servers import MakeServer, ServerThread, metric, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +39,7 @@ def raw_call(
 def counted(server: ServerThread, method: str, code: str) -> float:
     registry = server.running.assembly.metrics.registry
     labels = {"protocol": "attnserve.v1", "method": method, "code": code}
-    value = registry.get_sample_value("attnserve_requests_total", labels)
-    return value or 0.0
+    return metric(registry, "attnserve_requests_total", **labels)
 
 
 def still_serving(server: ServerThread) -> None:
@@ -119,8 +118,11 @@ def test_a_deadline_that_passes_in_the_queue_is_counted_as_deadline_exceeded(
         busy.result()
     assert wait_until(lambda: counted(running, "Embed", "DEADLINE_EXCEEDED") == 2)
     assert counted(running, "Embed", "CANCELLED") == 0
-    errors = running.running.assembly.metrics.registry.get_sample_value(
-        "attnserve_errors_total", {"protocol": "attnserve.v1", "code": "DEADLINE_EXCEEDED"}
+    errors = metric(
+        running.running.assembly.metrics.registry,
+        "attnserve_errors_total",
+        protocol="attnserve.v1",
+        code="DEADLINE_EXCEEDED",
     )
     assert errors == 2
     logged = [r.getMessage() for r in caplog.records if "method=Embed code=" in r.getMessage()]
@@ -133,7 +135,7 @@ def test_an_oversized_response_is_refused_before_inference(
     running = make_server(max_send_message_bytes=1 << 20)
     registry = running.running.assembly.metrics.registry
     caplog.set_level(logging.DEBUG)
-    inferred = registry.get_sample_value("attnserve_batch_size_texts_sum") or 0.0
+    inferred = metric(registry, "attnserve_batch_size_texts_sum")
     with EmbedderClient(running.target, attempts=1) as client:
         with pytest.raises(grpc.RpcError) as caught:
             client.embed(["word " * 100] * 8, token_embeddings=True)  # ~1.27 MB of floats
@@ -146,7 +148,7 @@ def test_an_oversized_response_is_refused_before_inference(
         )
     assert wait_until(lambda: counted(running, "Embed", "OK") == 1)
     assert counted(running, "Embed", "RESOURCE_EXHAUSTED") == 1
-    assert (registry.get_sample_value("attnserve_batch_size_texts_sum") or 0.0) == inferred + 8
+    assert (metric(registry, "attnserve_batch_size_texts_sum")) == inferred + 8
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
@@ -155,7 +157,7 @@ def test_a_full_queue_refuses_before_any_tokenising(make_server: MakeServer) -> 
     registry = running.running.assembly.metrics.registry
 
     def tokenised() -> float:
-        return registry.get_sample_value("attnserve_tokenize_duration_seconds_count") or 0.0
+        return metric(registry, "attnserve_tokenize_duration_seconds_count")
 
     with EmbedderClient(running.target, attempts=1) as client:
         busy = client.stub.Embed.future(  # 64 long texts, one per batch: seconds of work

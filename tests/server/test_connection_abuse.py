@@ -15,7 +15,7 @@ import pytest
 
 from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
-from tests.support.servers import MakeServer, ServerThread, wait_until
+from tests.support.servers import MakeServer, ServerThread, metric, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_a_client_that_never_reads_holds_only_a_bounded_amount_of_work(
     registry = running.running.assembly.metrics.registry
 
     def tokenised() -> float:
-        return registry.get_sample_value("attnserve_tokenize_duration_seconds_count") or 0.0
+        return metric(registry, "attnserve_tokenize_duration_seconds_count")
 
     requests = [
         pb.EmbedRequest(texts=[f"never read {i} " * 30] * 4, request_id=str(i)).SerializeToString()

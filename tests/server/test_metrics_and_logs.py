@@ -48,7 +48,9 @@ def scrape(server: ServerThread) -> tuple[Samples, set[str]]:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    """Summed over the labels not given (the per-model `model` label, ...), as PromQL's `sum`."""
+    wanted = labels.items()
+    return sum(v for (n, got), v in samples.items() if n == name and wanted <= dict(got).items())
 
 
 def scrape_until(server: ServerThread, done: Callable[[Samples], bool]) -> Samples:
@@ -95,7 +97,8 @@ def test_counts_and_durations_match_the_requests_sent(metered: ServerThread) -> 
     info = [k for k in after if k[0] == "attnserve_model_info"]
     assert info
     labels = dict(info[0][1])
-    assert labels["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert labels["model"] == "all-MiniLM-L6-v2"  # the served name, as on every per-model series
+    assert labels["checkpoint"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert len(labels["artifact_sha256"]) == 64
     assert labels["provider"] == "CPUExecutionProvider"
 

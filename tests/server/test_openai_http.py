@@ -18,7 +18,7 @@ import pytest
 
 from attnserve.service.client.client import EmbedderClient
 from tests.support.certificates import make_certificates
-from tests.support.servers import MakeServer, ServerThread, wait_until
+from tests.support.servers import MakeServer, ServerThread, metric, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +130,7 @@ def test_health_and_the_metrics_count_the_protocol(http_server: ServerThread) ->
     registry = http_server.running.assembly.metrics.registry
     sdk(http_server).embeddings.create(model=MODEL, input="counted")
     labels = {"protocol": "openai", "method": "embeddings", "code": "OK"}
-    assert wait_until(lambda: registry.get_sample_value("attnserve_requests_total", labels) == 1)
+    assert wait_until(lambda: metric(registry, "attnserve_requests_total", **labels) == 1)
 
 
 def test_bearer_tokens_and_tls_as_on_grpc(make_server: MakeServer, tmp_path: Path) -> None:

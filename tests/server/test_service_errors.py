@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
-from tests.support.servers import ServerThread
+from tests.support.servers import ServerThread, metric
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,7 @@ def test_texts_whose_deadline_passed_in_the_queue_never_reach_the_model(
     registry = server.running.assembly.metrics.registry
 
     def inferred() -> float:
-        return registry.get_sample_value("attnserve_batch_size_texts_sum") or 0.0
+        return metric(registry, "attnserve_batch_size_texts_sum")
 
     before = inferred()
     with EmbedderClient(server.target, attempts=1) as client:

@@ -62,6 +62,9 @@ def scrape(url: str) -> dict[str, float]:
     return samples
 
 
+MINI, SECOND = "all-MiniLM-L6-v2", "second"
+
+
 @pytest.fixture
 def supervised(artifact_dir: Path, tmp_path: Path) -> Iterator[Supervised]:
     port_file, log = tmp_path / "port", tmp_path / "server.log"
@@ -70,7 +73,9 @@ def supervised(artifact_dir: Path, tmp_path: Path) -> Iterator[Supervised]:
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "attnserve.service.cli", "serve",
-                "--artifact", str(artifact_dir), "--workers", "2", "--host", "127.0.0.1",
+                # Two models (the artifact under a second name): every worker serves both.
+                "--artifact", str(artifact_dir), "--artifact", f"{SECOND}={artifact_dir}",
+                "--workers", "2", "--host", "127.0.0.1",
                 "--port", "0", "--port-file", str(port_file), "--metrics-port", str(metrics_port),
                 "--warmup", "false", "--drain-delay-s", "1", "--shutdown-grace-s", "20",
                 "--log-level", "debug",
@@ -100,15 +105,18 @@ def test_two_workers_share_one_port_and_one_metrics_endpoint(supervised: Supervi
             for _ in range(2):
                 assert client.embed(["which worker answers?"]).pooled is not None
                 sent += 1
+            assert client.embed(["and the second model?"], model=SECOND).pooled is not None
     samples = scrape(supervised.metrics_url)
     per_worker = [
         samples.get(f'attnserve_worker_requests_total{{worker="{i}"}}', 0.0) for i in (0, 1)
     ]
     assert all(count > 0 for count in per_worker), per_worker
-    assert sum(per_worker) == sent
-    ok = 'attnserve_requests_total{code="OK",method="Embed",protocol="attnserve.v1"}'
-    assert samples[ok] == sent
-    assert samples["attnserve_model_ready"] == 1.0
+    assert sum(per_worker) == sent + 24
+    ok = 'attnserve_requests_total{{code="OK",method="Embed",model="{}",protocol="attnserve.v1"}}'
+    assert samples[ok.format(MINI)] == sent
+    assert samples[ok.format(SECOND)] == 24  # each connection's worker served the second model
+    for model in (MINI, SECOND):  # every worker ready with every model ("livemin")
+        assert samples[f'attnserve_model_ready{{model="{model}"}}'] == 1.0
     text = supervised.log.read_text()
     assert " w0 " in text
     assert " w1 " in text  # every worker's lines say which worker wrote them

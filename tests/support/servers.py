@@ -10,14 +10,17 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from attnserve.service.server.app import RunningServer, build_server
 from attnserve.service.server.settings import Settings
 
 T = TypeVar("T")
 
 
-def server_settings(artifact: Path, **overrides: Any) -> Settings:
-    """Settings for a test server: loopback, free ports, no drain delay."""
+def server_settings(artifact: Path | list[str], **overrides: Any) -> Settings:
+    """Settings for a test server: loopback, free ports, no drain delay; `artifact` one
+    directory or several `--artifact` values (`NAME=PATH`)."""
     values: dict[str, Any] = {
         "artifact": artifact,
         "host": "127.0.0.1",
@@ -98,3 +101,14 @@ def wait_for_port_file(path: Path, process: subprocess.Popen[bytes], timeout: fl
             return int(path.read_text())
         time.sleep(0.1)
     raise AssertionError("server did not start")
+
+
+def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """A series' value summed over the labels not given (as PromQL's `sum` does): the
+    per-model `model` label and any other a test does not care about."""
+    total = 0.0
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                total += sample.value
+    return total

@@ -67,14 +67,22 @@ def fake_manifest(name: str) -> Manifest:
 
 
 def fake_model(
-    name: str, tokenizer_file: Path, engine: FakeEngine, *task_types: Any
+    name: str,
+    tokenizer_file: Path,
+    engine: FakeEngine,
+    *task_types: Any,
+    metrics: Metrics | None = None,
 ) -> ServedModel:
     """A served model over `engine` offering one task of each type (default: embed); a task
     type is built from the model's pipeline, as `app.load_model` builds `EmbedTask`."""
     manifest = fake_manifest(name)
     tokenizer = TextTokenizer(tokenizer_file, LIMITS.max_tokens_per_text)
-    batcher = Batcher(engine, 0, 1000, 16, 0.0, LIMITS.max_queue_texts)
-    pipeline = Pipeline(manifest, LIMITS, tokenizer, batcher, Metrics(), Tracer(None))
+    observed = (metrics or Metrics()).for_model(name)  # wired as app.load_model wires it
+    batcher = Batcher(
+        engine, 0, 1000, 16, 0.0, LIMITS.max_queue_texts,
+        on_batch=observed.observe_batch, on_depth=observed.queue_depth.set,
+    )  # fmt: skip
+    pipeline = Pipeline(manifest, LIMITS, tokenizer, batcher, observed, Tracer(None))
     tasks: tuple[Task, ...] = tuple(
         EmbedTask(pipeline, False) if kind is EmbedTask else kind(pipeline)
         for kind in (task_types or (EmbedTask,))

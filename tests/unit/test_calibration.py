@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from attnserve.service.artifact import GraphPurpose
-from attnserve.service.server.calibration import fit_once
+from attnserve.service.server.calibration import fit_once, fit_path
 from attnserve.service.server.cost_model import CostModel
 
 
@@ -59,3 +59,16 @@ def test_a_lone_server_fits_its_own() -> None:
     engine = CountingEngine(CostModel(3e-4, 6e-5, 5e-8))
     assert fit_once(engine, None)["fast"] == engine.fit
     assert engine.calls == 1
+
+
+def test_each_model_has_its_own_shared_fit(tmp_path: Path) -> None:
+    shared = tmp_path / "cost-model.json"
+    small, large = (
+        CountingEngine(CostModel(1e-4, 1e-5, 0.0)),
+        CountingEngine(CostModel(1.0, 1.0, 0.0)),
+    )
+    assert fit_path(shared, "small") != fit_path(shared, "large")
+    assert fit_once(small, fit_path(shared, "small"))["fast"] == small.fit
+    # The second model fits itself: the first model's fit is never read for it.
+    assert fit_once(large, fit_path(shared, "large"))["fast"] == large.fit
+    assert (small.calls, large.calls) == (1, 1)

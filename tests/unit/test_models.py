@@ -108,7 +108,8 @@ def test_a_second_model_and_a_second_task_plug_in_without_touching_the_adapters(
         ]
     )
     front = Front(Metrics(), Tracer(None))
-    servicer = EmbedderService(models, pb.InfoResponse(model_name="alpha"), front, 4)
+    infos = {name: pb.InfoResponse(model=name) for name in ("alpha", "beta", "gamma")}
+    servicer = EmbedderService(models, infos, front, 4)
     inference = InferenceService(models, front)
     http = EmbeddingsApp(models, front, None)
     embeddings = http.call("embeddings", http.embeddings)

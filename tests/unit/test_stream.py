@@ -65,7 +65,7 @@ def test_a_long_stream_keeps_at_most_the_bound_in_progress_and_answers_all(
         gated = model.task(GatedEmbed)
         service = EmbedderService(
             Registry([model]),
-            pb.InfoResponse(model_name="fake"),
+            {"fake": pb.InfoResponse(model_name="fake")},
             Front(Metrics(), Tracer(None)),
             max_stream_pending=3,
         )

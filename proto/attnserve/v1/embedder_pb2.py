@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61ttnserve/v1/embedder.proto\x12\x0c\x61ttnserve.v1\"I\n\x06Tensor\x12\"\n\x05\x64type\x18\x01 \x01(\x0e\x32\x13.attnserve.v1.DType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"v\n\x10\x41ttentionOptions\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x0e\n\x06layers\x18\x02 \x03(\r\x12\r\n\x05heads\x18\x03 \x03(\r\x12\x32\n\x0b\x61ggregation\x18\x04 \x01(\x0e\x32\x1d.attnserve.v1.HeadAggregation\"\xc8\x02\n\x0c\x45mbedOptions\x12\x13\n\x06pooled\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x18\n\x10token_embeddings\x18\x02 \x01(\x08\x12\x16\n\tnormalize\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12(\n\x08truncate\x18\x04 \x01(\x0e\x32\x16.attnserve.v1.Truncate\x12\x31\n\tattention\x18\x05 \x01(\x0b\x32\x1e.attnserve.v1.AttentionOptions\x12)\n\x0coutput_dtype\x18\x06 \x01(\x0e\x32\x13.attnserve.v1.DType\x12\x12\n\nmax_tokens\x18\x07 \x01(\r\x12\x12\n\ndimensions\x18\x08 \x01(\r\x12\x18\n\x0bprompt_name\x18\x14 \x01(\tH\x02\x88\x01\x01\x42\t\n\x07_pooledB\x0c\n\n_normalizeB\x0e\n\x0c_prompt_name\"^\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.attnserve.v1.EmbedOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"X\n\x07Timings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x13\n\x0btokenize_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\"\xa5\x01\n\nTextResult\x12\x13\n\x0btoken_count\x18\x01 \x01(\r\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12.\n\x10token_embeddings\x18\x03 \x01(\x0b\x32\x14.attnserve.v1.Tensor\x12(\n\nattentions\x18\x04 \x01(\x0b\x32\x14.attnserve.v1.Tensor\x12\x15\n\rprompt_tokens\x18\x14 \x01(\r\"\x97\x02\n\rEmbedResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12$\n\x06pooled\x18\x03 \x01(\x0b\x32\x14.attnserve.v1.Tensor\x12)\n\x07results\x18\x04 \x03(\x0b\x32\x18.attnserve.v1.TextResult\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.attnserve.v1.Timings\x12\x18\n\x10\x61ttention_layers\x18\x06 \x03(\r\x12\x17\n\x0f\x61ttention_heads\x18\x07 \x03(\r\x12\"\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x13.attnserve.v1.Error\x12\x13\n\x0bprompt_name\x18\x14 \x01(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x88\x01\n\x0fTokenizeRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12(\n\x08truncate\x18\x02 \x01(\x0e\x32\x16.attnserve.v1.Truncate\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x18\n\x0bprompt_name\x18\x14 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_prompt_name\"^\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\x12\x0f\n\x07special\x18\x05 \x01(\x08\x12\x0e\n\x06prompt\x18\x14 \x01(\x08\"G\n\rTokenizedText\x12#\n\x06tokens\x18\x01 \x03(\x0b\x32\x13.attnserve.v1.Token\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"S\n\x10TokenizeResponse\x12*\n\x05texts\x18\x01 \x03(\x0b\x32\x1b.attnserve.v1.TokenizedText\x12\x13\n\x0bprompt_name\x18\x14 \x01(\t\"\r\n\x0bInfoRequest\"\xdc\x01\n\x06Limits\x12\x1d\n\x15max_texts_per_request\x18\x01 \x01(\r\x12\x1a\n\x12max_chars_per_text\x18\x02 \x01(\r\x12\x1b\n\x13max_tokens_per_text\x18\x03 \x01(\r\x12\x1e\n\x16max_attention_elements\x18\x04 \x01(\x04\x12!\n\x19max_receive_message_bytes\x18\x05 \x01(\x04\x12\x1e\n\x16max_send_message_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fmax_queue_texts\x18\x07 \x01(\r\"\x96\x04\n\x0cInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x14\n\x0cmodel_source\x18\x02 \x01(\t\x12\x13\n\x0bhidden_size\x18\x03 \x01(\r\x12\x12\n\nnum_layers\x18\x04 \x01(\r\x12\x11\n\tnum_heads\x18\x05 \x01(\r\x12\x0f\n\x07pooling\x18\x06 \x01(\t\x12\x11\n\tnormalize\x18\x07 \x01(\x08\x12\x1a\n\x12\x64\x65\x66\x61ult_max_tokens\x18\x08 \x01(\r\x12$\n\x06limits\x18\t \x01(\x0b\x32\x14.attnserve.v1.Limits\x12\x11\n\tprecision\x18\n \x01(\t\x12\x1a\n\x12\x65xecution_provider\x18\x0b \x01(\t\x12\x16\n\x0e\x61ttention_maps\x18\x0c \x01(\x08\x12\x17\n\x0f\x61rtifact_sha256\x18\r \x01(\t\x12\x16\n\x0eserver_version\x18\x0e \x01(\t\x12\x1b\n\x13onnxruntime_version\x18\x0f \x01(\t\x12\x38\n\x07prompts\x18\x14 \x03(\x0b\x32\'.attnserve.v1.InfoResponse.PromptsEntry\x12\x1b\n\x13\x64\x65\x66\x61ult_prompt_name\x18\x15 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x16 \x01(\t\x12\x0e\n\x06\x63\x61usal\x18\x17 \x01(\x08\x1a.\n\x0cPromptsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*D\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x11\n\rDTYPE_FLOAT16\x10\x02*]\n\x08Truncate\x12\x18\n\x14TRUNCATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTRUNCATE_END\x10\x01\x12\x12\n\x0eTRUNCATE_START\x10\x02\x12\x11\n\rTRUNCATE_NONE\x10\x03*i\n\x0fHeadAggregation\x12 \n\x1cHEAD_AGGREGATION_UNSPECIFIED\x10\x00\x12\x19\n\x15HEAD_AGGREGATION_NONE\x10\x01\x12\x19\n\x15HEAD_AGGREGATION_MEAN\x10\x02\x32\xa2\x02\n\x08\x45mbedder\x12@\n\x05\x45mbed\x12\x1a.attnserve.v1.EmbedRequest\x1a\x1b.attnserve.v1.EmbedResponse\x12J\n\x0b\x45mbedStream\x12\x1a.attnserve.v1.EmbedRequest\x1a\x1b.attnserve.v1.EmbedResponse(\x01\x30\x01\x12I\n\x08Tokenize\x12\x1d.attnserve.v1.TokenizeRequest\x1a\x1e.attnserve.v1.TokenizeResponse\x12=\n\x04Info\x12\x19.attnserve.v1.InfoRequest\x1a\x1a.attnserve.v1.InfoResponseBb\n\x0fio.attnserve.v1P\x01Z>github.com/attnserve/attnserve/gen/go/attnserve/v1;attnservev1\xaa\x02\x0c\x41ttnserve.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61ttnserve/v1/embedder.proto\x12\x0c\x61ttnserve.v1\"I\n\x06Tensor\x12\"\n\x05\x64type\x18\x01 \x01(\x0e\x32\x13.attnserve.v1.DType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"v\n\x10\x41ttentionOptions\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x0e\n\x06layers\x18\x02 \x03(\r\x12\r\n\x05heads\x18\x03 \x03(\r\x12\x32\n\x0b\x61ggregation\x18\x04 \x01(\x0e\x32\x1d.attnserve.v1.HeadAggregation\"\xc8\x02\n\x0c\x45mbedOptions\x12\x13\n\x06pooled\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x18\n\x10token_embeddings\x18\x02 \x01(\x08\x12\x16\n\tnormalize\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12(\n\x08truncate\x18\x04 \x01(\x0e\x32\x16.attnserve.v1.Truncate\x12\x31\n\tattention\x18\x05 \x01(\x0b\x32\x1e.attnserve.v1.AttentionOptions\x12)\n\x0coutput_dtype\x18\x06 \x01(\x0e\x32\x13.attnserve.v1.DType\x12\x12\n\nmax_tokens\x18\x07 \x01(\r\x12\x12\n\ndimensions\x18\x08 \x01(\r\x12\x18\n\x0bprompt_name\x18\x14 \x01(\tH\x02\x88\x01\x01\x42\t\n\x07_pooledB\x0c\n\n_normalizeB\x0e\n\x0c_prompt_name\"m\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.attnserve.v1.EmbedOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x1e \x01(\t\"X\n\x07Timings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x13\n\x0btokenize_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\"\xa5\x01\n\nTextResult\x12\x13\n\x0btoken_count\x18\x01 \x01(\r\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12.\n\x10token_embeddings\x18\x03 \x01(\x0b\x32\x14.attnserve.v1.Tensor\x12(\n\nattentions\x18\x04 \x01(\x0b\x32\x14.attnserve.v1.Tensor\x12\x15\n\rprompt_tokens\x18\x14 \x01(\r\"\x97\x02\n\rEmbedResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12$\n\x06pooled\x18\x03 \x01(\x0b\x32\x14.attnserve.v1.Tensor\x12)\n\x07results\x18\x04 \x03(\x0b\x32\x18.attnserve.v1.TextResult\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.attnserve.v1.Timings\x12\x18\n\x10\x61ttention_layers\x18\x06 \x03(\r\x12\x17\n\x0f\x61ttention_heads\x18\x07 \x03(\r\x12\"\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x13.attnserve.v1.Error\x12\x13\n\x0bprompt_name\x18\x14 \x01(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x97\x01\n\x0fTokenizeRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12(\n\x08truncate\x18\x02 \x01(\x0e\x32\x16.attnserve.v1.Truncate\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x18\n\x0bprompt_name\x18\x14 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05model\x18\x1e \x01(\tB\x0e\n\x0c_prompt_name\"^\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\x12\x0f\n\x07special\x18\x05 \x01(\x08\x12\x0e\n\x06prompt\x18\x14 \x01(\x08\"G\n\rTokenizedText\x12#\n\x06tokens\x18\x01 \x03(\x0b\x32\x13.attnserve.v1.Token\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"S\n\x10TokenizeResponse\x12*\n\x05texts\x18\x01 \x03(\x0b\x32\x1b.attnserve.v1.TokenizedText\x12\x13\n\x0bprompt_name\x18\x14 \x01(\t\"\x1c\n\x0bInfoRequest\x12\r\n\x05model\x18\x1e \x01(\t\"\xdc\x01\n\x06Limits\x12\x1d\n\x15max_texts_per_request\x18\x01 \x01(\r\x12\x1a\n\x12max_chars_per_text\x18\x02 \x01(\r\x12\x1b\n\x13max_tokens_per_text\x18\x03 \x01(\r\x12\x1e\n\x16max_attention_elements\x18\x04 \x01(\x04\x12!\n\x19max_receive_message_bytes\x18\x05 \x01(\x04\x12\x1e\n\x16max_send_message_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fmax_queue_texts\x18\x07 \x01(\r\"\xc4\x04\n\x0cInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x14\n\x0cmodel_source\x18\x02 \x01(\t\x12\x13\n\x0bhidden_size\x18\x03 \x01(\r\x12\x12\n\nnum_layers\x18\x04 \x01(\r\x12\x11\n\tnum_heads\x18\x05 \x01(\r\x12\x0f\n\x07pooling\x18\x06 \x01(\t\x12\x11\n\tnormalize\x18\x07 \x01(\x08\x12\x1a\n\x12\x64\x65\x66\x61ult_max_tokens\x18\x08 \x01(\r\x12$\n\x06limits\x18\t \x01(\x0b\x32\x14.attnserve.v1.Limits\x12\x11\n\tprecision\x18\n \x01(\t\x12\x1a\n\x12\x65xecution_provider\x18\x0b \x01(\t\x12\x16\n\x0e\x61ttention_maps\x18\x0c \x01(\x08\x12\x17\n\x0f\x61rtifact_sha256\x18\r \x01(\t\x12\x16\n\x0eserver_version\x18\x0e \x01(\t\x12\x1b\n\x13onnxruntime_version\x18\x0f \x01(\t\x12\x38\n\x07prompts\x18\x14 \x03(\x0b\x32\'.attnserve.v1.InfoResponse.PromptsEntry\x12\x1b\n\x13\x64\x65\x66\x61ult_prompt_name\x18\x15 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x16 \x01(\t\x12\x0e\n\x06\x63\x61usal\x18\x17 \x01(\x08\x12\r\n\x05model\x18\x1e \x01(\t\x12\x0e\n\x06models\x18\x1f \x03(\t\x12\r\n\x05tasks\x18  \x03(\t\x1a.\n\x0cPromptsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*D\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x11\n\rDTYPE_FLOAT16\x10\x02*]\n\x08Truncate\x12\x18\n\x14TRUNCATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTRUNCATE_END\x10\x01\x12\x12\n\x0eTRUNCATE_START\x10\x02\x12\x11\n\rTRUNCATE_NONE\x10\x03*i\n\x0fHeadAggregation\x12 \n\x1cHEAD_AGGREGATION_UNSPECIFIED\x10\x00\x12\x19\n\x15HEAD_AGGREGATION_NONE\x10\x01\x12\x19\n\x15HEAD_AGGREGATION_MEAN\x10\x02\x32\xa2\x02\n\x08\x45mbedder\x12@\n\x05\x45mbed\x12\x1a.attnserve.v1.EmbedRequest\x1a\x1b.attnserve.v1.EmbedResponse\x12J\n\x0b\x45mbedStream\x12\x1a.attnserve.v1.EmbedRequest\x1a\x1b.attnserve.v1.EmbedResponse(\x01\x30\x01\x12I\n\x08Tokenize\x12\x1d.attnserve.v1.TokenizeRequest\x1a\x1e.attnserve.v1.TokenizeResponse\x12=\n\x04Info\x12\x19.attnserve.v1.InfoRequest\x1a\x1a.attnserve.v1.InfoResponseBb\n\x0fio.attnserve.v1P\x01Z>github.com/attnserve/attnserve/gen/go/attnserve/v1;attnservev1\xaa\x02\x0c\x41ttnserve.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\017io.attnserve.v1P\001Z>github.com/attnserve/attnserve/gen/go/attnserve/v1;attnservev1\252\002\014Attnserve.V1'
   _globals['_INFORESPONSE_PROMPTSENTRY']._loaded_options = None
   _globals['_INFORESPONSE_PROMPTSENTRY']._serialized_options = b'8\001'
-  _globals['_DTYPE']._serialized_start=2415
-  _globals['_DTYPE']._serialized_end=2483
-  _globals['_TRUNCATE']._serialized_start=2485
-  _globals['_TRUNCATE']._serialized_end=2578
-  _globals['_HEADAGGREGATION']._serialized_start=2580
-  _globals['_HEADAGGREGATION']._serialized_end=2685
+  _globals['_DTYPE']._serialized_start=2506
+  _globals['_DTYPE']._serialized_end=2574
+  _globals['_TRUNCATE']._serialized_start=2576
+  _globals['_TRUNCATE']._serialized_end=2669
+  _globals['_HEADAGGREGATION']._serialized_start=2671
+  _globals['_HEADAGGREGATION']._serialized_end=2776
   _globals['_TENSOR']._serialized_start=45
   _globals['_TENSOR']._serialized_end=118
   _globals['_ATTENTIONOPTIONS']._serialized_start=120
@@ -47,31 +47,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDOPTIONS']._serialized_start=241
   _globals['_EMBEDOPTIONS']._serialized_end=569
   _globals['_EMBEDREQUEST']._serialized_start=571
-  _globals['_EMBEDREQUEST']._serialized_end=665
-  _globals['_TIMINGS']._serialized_start=667
-  _globals['_TIMINGS']._serialized_end=755
-  _globals['_TEXTRESULT']._serialized_start=758
-  _globals['_TEXTRESULT']._serialized_end=923
-  _globals['_EMBEDRESPONSE']._serialized_start=926
-  _globals['_EMBEDRESPONSE']._serialized_end=1205
-  _globals['_ERROR']._serialized_start=1207
-  _globals['_ERROR']._serialized_end=1245
-  _globals['_TOKENIZEREQUEST']._serialized_start=1248
-  _globals['_TOKENIZEREQUEST']._serialized_end=1384
-  _globals['_TOKEN']._serialized_start=1386
-  _globals['_TOKEN']._serialized_end=1480
-  _globals['_TOKENIZEDTEXT']._serialized_start=1482
-  _globals['_TOKENIZEDTEXT']._serialized_end=1553
-  _globals['_TOKENIZERESPONSE']._serialized_start=1555
-  _globals['_TOKENIZERESPONSE']._serialized_end=1638
-  _globals['_INFOREQUEST']._serialized_start=1640
-  _globals['_INFOREQUEST']._serialized_end=1653
-  _globals['_LIMITS']._serialized_start=1656
-  _globals['_LIMITS']._serialized_end=1876
-  _globals['_INFORESPONSE']._serialized_start=1879
-  _globals['_INFORESPONSE']._serialized_end=2413
-  _globals['_INFORESPONSE_PROMPTSENTRY']._serialized_start=2367
-  _globals['_INFORESPONSE_PROMPTSENTRY']._serialized_end=2413
-  _globals['_EMBEDDER']._serialized_start=2688
-  _globals['_EMBEDDER']._serialized_end=2978
+  _globals['_EMBEDREQUEST']._serialized_end=680
+  _globals['_TIMINGS']._serialized_start=682
+  _globals['_TIMINGS']._serialized_end=770
+  _globals['_TEXTRESULT']._serialized_start=773
+  _globals['_TEXTRESULT']._serialized_end=938
+  _globals['_EMBEDRESPONSE']._serialized_start=941
+  _globals['_EMBEDRESPONSE']._serialized_end=1220
+  _globals['_ERROR']._serialized_start=1222
+  _globals['_ERROR']._serialized_end=1260
+  _globals['_TOKENIZEREQUEST']._serialized_start=1263
+  _globals['_TOKENIZEREQUEST']._serialized_end=1414
+  _globals['_TOKEN']._serialized_start=1416
+  _globals['_TOKEN']._serialized_end=1510
+  _globals['_TOKENIZEDTEXT']._serialized_start=1512
+  _globals['_TOKENIZEDTEXT']._serialized_end=1583
+  _globals['_TOKENIZERESPONSE']._serialized_start=1585
+  _globals['_TOKENIZERESPONSE']._serialized_end=1668
+  _globals['_INFOREQUEST']._serialized_start=1670
+  _globals['_INFOREQUEST']._serialized_end=1698
+  _globals['_LIMITS']._serialized_start=1701
+  _globals['_LIMITS']._serialized_end=1921
+  _globals['_INFORESPONSE']._serialized_start=1924
+  _globals['_INFORESPONSE']._serialized_end=2504
+  _globals['_INFORESPONSE_PROMPTSENTRY']._serialized_start=2458
+  _globals['_INFORESPONSE_PROMPTSENTRY']._serialized_end=2504
+  _globals['_EMBEDDER']._serialized_start=2779
+  _globals['_EMBEDDER']._serialized_end=3069
 # @@protoc_insertion_point(module_scope)

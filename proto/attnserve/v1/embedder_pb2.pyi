@@ -81,14 +81,16 @@ class EmbedOptions(_message.Message):
     def __init__(self, pooled: _Optional[bool] = ..., token_embeddings: _Optional[bool] = ..., normalize: _Optional[bool] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., attention: _Optional[_Union[AttentionOptions, _Mapping]] = ..., output_dtype: _Optional[_Union[DType, str]] = ..., max_tokens: _Optional[int] = ..., dimensions: _Optional[int] = ..., prompt_name: _Optional[str] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("texts", "options", "request_id")
+    __slots__ = ("texts", "options", "request_id", "model")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     options: EmbedOptions
     request_id: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[EmbedOptions, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    model: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[EmbedOptions, _Mapping]] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("queue_ms", "tokenize_ms", "inference_ms", "total_ms")
@@ -147,16 +149,18 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TokenizeRequest(_message.Message):
-    __slots__ = ("texts", "truncate", "max_tokens", "prompt_name")
+    __slots__ = ("texts", "truncate", "max_tokens", "prompt_name", "model")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATE_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     truncate: Truncate
     max_tokens: int
     prompt_name: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., prompt_name: _Optional[str] = ...) -> None: ...
+    model: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., prompt_name: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Token(_message.Message):
     __slots__ = ("id", "text", "start", "end", "special", "prompt")
@@ -191,8 +195,10 @@ class TokenizeResponse(_message.Message):
     def __init__(self, texts: _Optional[_Iterable[_Union[TokenizedText, _Mapping]]] = ..., prompt_name: _Optional[str] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_texts_per_request", "max_chars_per_text", "max_tokens_per_text", "max_attention_elements", "max_receive_message_bytes", "max_send_message_bytes", "max_queue_texts")
@@ -213,7 +219,7 @@ class Limits(_message.Message):
     def __init__(self, max_texts_per_request: _Optional[int] = ..., max_chars_per_text: _Optional[int] = ..., max_tokens_per_text: _Optional[int] = ..., max_attention_elements: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., max_send_message_bytes: _Optional[int] = ..., max_queue_texts: _Optional[int] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model_name", "model_source", "hidden_size", "num_layers", "num_heads", "pooling", "normalize", "default_max_tokens", "limits", "precision", "execution_provider", "attention_maps", "artifact_sha256", "server_version", "onnxruntime_version", "prompts", "default_prompt_name", "family", "causal")
+    __slots__ = ("model_name", "model_source", "hidden_size", "num_layers", "num_heads", "pooling", "normalize", "default_max_tokens", "limits", "precision", "execution_provider", "attention_maps", "artifact_sha256", "server_version", "onnxruntime_version", "prompts", "default_prompt_name", "family", "causal", "model", "models", "tasks")
     class PromptsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +246,9 @@ class InfoResponse(_message.Message):
     DEFAULT_PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     CAUSAL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_source: str
     hidden_size: int
@@ -259,4 +268,7 @@ class InfoResponse(_message.Message):
     default_prompt_name: str
     family: str
     causal: bool
-    def __init__(self, model_name: _Optional[str] = ..., model_source: _Optional[str] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., num_heads: _Optional[int] = ..., pooling: _Optional[str] = ..., normalize: _Optional[bool] = ..., default_max_tokens: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., precision: _Optional[str] = ..., execution_provider: _Optional[str] = ..., attention_maps: _Optional[bool] = ..., artifact_sha256: _Optional[str] = ..., server_version: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., prompts: _Optional[_Mapping[str, str]] = ..., default_prompt_name: _Optional[str] = ..., family: _Optional[str] = ..., causal: _Optional[bool] = ...) -> None: ...
+    model: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    tasks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_name: _Optional[str] = ..., model_source: _Optional[str] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., num_heads: _Optional[int] = ..., pooling: _Optional[str] = ..., normalize: _Optional[bool] = ..., default_max_tokens: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., precision: _Optional[str] = ..., execution_provider: _Optional[str] = ..., attention_maps: _Optional[bool] = ..., artifact_sha256: _Optional[str] = ..., server_version: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., prompts: _Optional[_Mapping[str, str]] = ..., default_prompt_name: _Optional[str] = ..., family: _Optional[str] = ..., causal: _Optional[bool] = ..., model: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., tasks: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -10,7 +10,7 @@ import torch
 
 from attnserve.service.client.client import EmbedderClient
 from tests.support.reference import Reference
-from tests.support.servers import ServerThread
+from tests.support.servers import ServerThread, metric
 from tests.support.texts import VARIED_TEXTS
 
 pytestmark = pytest.mark.slow
@@ -83,9 +83,8 @@ def test_sixty_four_concurrent_clients_get_their_own_results(
     registry = server.running.assembly.metrics.registry
 
     def batch_totals() -> tuple[float, float]:
-        count = registry.get_sample_value("attnserve_batch_size_texts_count")
-        total = registry.get_sample_value("attnserve_batch_size_texts_sum")
-        return count or 0.0, total or 0.0
+        count = metric(registry, "attnserve_batch_size_texts_count")
+        return count, metric(registry, "attnserve_batch_size_texts_sum")
 
     count_before, total_before = batch_totals()
 
