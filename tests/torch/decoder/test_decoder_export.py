@@ -183,9 +183,9 @@ def test_manifest_versions_one_and_two_read_and_a_later_one_is_refused(
     (tmp_path / "manifest.json").write_text(json.dumps(version_one))
     old = read_manifest(tmp_path)
     assert (old.model.family, old.model.causal, old.model.prompts) == ("bert", False, {})
-    raw["format_version"] = 3
+    raw["format_version"] = 4
     (tmp_path / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(ArtifactError, match="format_version 3, this server reads 1 and 2"):
+    with pytest.raises(ArtifactError, match="format_version 4, this server reads 1, 2 and 3"):
         read_manifest(tmp_path)
 
 
