@@ -38,13 +38,14 @@ from attnserve.service.server.limits import Limits
 from attnserve.service.server.listeners import check_ports, grpc_address
 from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.metrics import Metrics
-from attnserve.service.server.models import Registry, ServedModel
+from attnserve.service.server.models import Registry, ServedModel, Task
 from attnserve.service.server.oip import PROTOCOL as OIP_PROTOCOL
 from attnserve.service.server.oip import SERVICE_NAME as OIP_SERVICE_NAME
 from attnserve.service.server.oip import InferenceService
 from attnserve.service.server.oip import method_handlers as oip_handlers
 from attnserve.service.server.openai_http import EmbeddingsApp, start_http
 from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.score import ScoreTask
 from attnserve.service.server.servicer import PROTOCOL as SERVICE_PROTOCOL
 from attnserve.service.server.servicer import EmbedderService, build_info, method_handlers
 from attnserve.service.server.settings import Settings
@@ -140,14 +141,22 @@ def load_model(settings: Settings, metrics: Metrics, tracer: Tracer) -> ServedMo
         max_queue_texts=limits.max_queue_texts,
         on_batch=metrics.observe_batch,
         on_depth=metrics.queue_depth.set,
+        row_output=manifest.row_output,
     )
     pipeline = Pipeline(manifest, limits, tokenizer, batcher, metrics, tracer)
-    tasks = (EmbedTask(pipeline, engine.supports_maps()),)
+    tasks = offered_tasks(pipeline, manifest, engine)
     name = served_name(settings, manifest)
     return ServedModel(
         name, (manifest.model.name,), directory, manifest, limits, engine, tokenizer, batcher,
         pipeline, tasks,
     )  # fmt: skip
+
+
+def offered_tasks(pipeline: Pipeline, manifest: Manifest, engine: Engine) -> tuple[Task, ...]:
+    """What the artifact's graphs answer: pooled vectors (embed) or a head's scores (score)."""
+    if manifest.head is not None:
+        return (ScoreTask(pipeline, manifest.head),)
+    return (EmbedTask(pipeline, engine.supports_maps()),)
 
 
 @dataclass

@@ -98,6 +98,7 @@ class Engine:
         if precision == "fp16" and not self.on_cuda:
             raise EngineError("--precision fp16 needs the CUDA execution provider")
         self.threads = intra_op_threads or os.cpu_count() or 1
+        self.row_output = manifest.row_output  # "pooled", or a cross-encoder's "scores"
         fast = manifest.graph("fast", precision)
         if fast is None:
             have = ", ".join(f"{g.purpose}/{g.precision}" for g in manifest.graphs)
@@ -177,7 +178,8 @@ class Engine:
         """Time typical shapes on each graph (best of `repeats`) and fit its cost model."""
         models = {}
         for purpose in self.sessions:
-            outputs = ["pooled", "attentions"] if purpose == "maps" else ["pooled"]
+            row = self.row_output
+            outputs = [row, "attentions"] if purpose == "maps" else [row]
             timings = []
             for size, seq_len in CALIBRATION_SHAPES:
                 batch = synthetic_batch(size, seq_len)
