@@ -45,7 +45,9 @@ from attnserve.service.server.oip import InferenceService
 from attnserve.service.server.oip import method_handlers as oip_handlers
 from attnserve.service.server.openai_http import EmbeddingsApp, start_http
 from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.rerank_http import RerankRoutes
 from attnserve.service.server.score import ScoreTask
+from attnserve.service.server.score_servicer import ScoreService, score_handlers
 from attnserve.service.server.servicer import PROTOCOL as SERVICE_PROTOCOL
 from attnserve.service.server.servicer import EmbedderService, build_info, method_handlers
 from attnserve.service.server.settings import Settings
@@ -171,6 +173,7 @@ class Assembly:
     service: EmbedderService
     oip: InferenceService
     http: EmbeddingsApp | None
+    scores: ScoreService  # attnserve.v1's Rerank and Classify
 
 
 def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
@@ -187,8 +190,10 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
     info = build_info(models.default, front.version)
     service = EmbedderService(models, info, front, settings.max_stream_pending)
     oip = InferenceService(models, front)
-    http = EmbeddingsApp(models, front, tokens) if settings.http_port >= 0 else None
-    return Assembly(settings, models, metrics, front, tokens, service, oip, http)
+    routes = (RerankRoutes(models),)  # /v1/rerank, /rerank, /predict beside the OpenAI routes
+    http = EmbeddingsApp(models, front, tokens, routes) if settings.http_port >= 0 else None
+    scores = ScoreService(models, front)
+    return Assembly(settings, models, metrics, front, tokens, service, oip, http, scores)
 
 
 def auth_tokens(settings: Settings) -> Tokens | None:
@@ -249,7 +254,7 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
         interceptors.append(TokenAuthInterceptor(assembly.tokens, assembly.front, protocols))
     server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
     for name, handlers in (
-        (SERVICE_NAME, method_handlers(assembly.service)),
+        (SERVICE_NAME, {**method_handlers(assembly.service), **score_handlers(assembly.scores)}),
         (OIP_SERVICE_NAME, oip_handlers(assembly.oip)),
     ):
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))

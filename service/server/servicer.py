@@ -103,6 +103,7 @@ def limits_message(limits: Limits) -> pb.Limits:
         max_receive_message_bytes=limits.max_receive_message_bytes,
         max_send_message_bytes=limits.max_send_message_bytes,
         max_queue_texts=limits.max_queue_texts,
+        max_documents_per_request=limits.max_documents_per_request,
     )
 
 
@@ -129,6 +130,8 @@ def build_info(served: ServedModel, version: str) -> pb.InfoResponse:
         default_prompt_name=model.default_prompt_name or "",
         family=model.family,
         causal=model.causal,
+        tasks=sorted(served.by_name),
+        labels=served.manifest.head.labels if served.manifest.head is not None else (),
     )
 
 
