@@ -249,3 +249,27 @@ def test_http_predict_and_bad_requests(
         answer = post(reranker, "/v1/rerank", body)
         assert answer.status_code == status, (body, answer.text)
         assert message in answer.json()["error"]["message"]
+
+
+def test_the_rerank_command_prints_a_ranked_table(
+    cross_encoders: Callable[[str], Path],
+    reranker_servers: Callable[[str], ServerThread],
+) -> None:
+    from tests.support.cli import run_cli
+
+    server = reranker_servers("bert-reranker")
+    documents = DOCUMENTS[:4]
+    expected = expected_scores(cross_encoders("bert-reranker"), documents)
+    done = run_cli("rerank", "--target", server.target, QUERY, *documents, console=True)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.strip().splitlines()
+    assert header.split() == ["rank", "score", "index", "document"]
+    indexes = [int(row.split()[2]) for row in rows]
+    assert indexes == list(np.argsort(-expected, kind="stable"))
+    for position, row in enumerate(rows, start=1):
+        rank, score, index, *_ = row.split()
+        assert int(rank) == position
+        assert float(score) == pytest.approx(expected[int(index)], abs=1e-5)
+    refused = run_cli("rerank", "--target", server.target, QUERY, "")
+    assert refused.returncode == 1
+    assert "INVALID_ARGUMENT: document 0 is empty" in refused.stderr
