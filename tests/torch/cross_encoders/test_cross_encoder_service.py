@@ -273,3 +273,33 @@ def test_the_rerank_command_prints_a_ranked_table(
     refused = run_cli("rerank", "--target", server.target, QUERY, "")
     assert refused.returncode == 1
     assert "INVALID_ARGUMENT: document 0 is empty" in refused.stderr
+
+
+def test_oip_reranks_for_tritonclient(
+    cross_encoders: Callable[[str], Path],
+    reranker_servers: Callable[[str], ServerThread],
+) -> None:
+    """The reranker as an OIP model: BYTES query and documents in, FP32 scores out, asked by
+    Triton's own client (in its own environment, .venv-triton)."""
+    import subprocess
+
+    from tests.support import ROOT
+    from tests.support.cli import unavailable
+
+    python = ROOT / ".venv-triton" / "bin" / "python"
+    if not python.exists():
+        unavailable("tritonclient's environment .venv-triton is missing")
+    server = reranker_servers("xlm-roberta-reranker")
+    script = Path(__file__).with_name("oip_rerank_with_tritonclient.py")
+    done = subprocess.run(
+        [str(python), str(script), server.target, "xlm-roberta-reranker", QUERY, *DOCUMENTS],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["inputs"] == [["query", "BYTES"], ["documents", "BYTES"]]
+    assert answer["outputs"] == [["scores", "FP32"]]
+    folder = cross_encoders("xlm-roberta-reranker")
+    np.testing.assert_allclose(answer["scores"], expected_scores(folder, DOCUMENTS), atol=1e-5)
+    logits = expected_scores(folder, DOCUMENTS, raw=True)
+    np.testing.assert_allclose(answer["logits"], logits, atol=1e-5)
