@@ -315,7 +315,7 @@ QUERY, DOCUMENTS, SCORES = "query", "documents", "scores"
 
 def scores(model: ServedModel) -> bool:
     """Whether the model is a cross-encoder (OIP serves its rerank)."""
-    return ScoreTask.name in model.by_name
+    return isinstance(model.by_name.get(ScoreTask.name), ScoreTask)
 
 
 def bytes_input(request: oip.ModelInferRequest, name: str) -> list[str]:
