@@ -26,7 +26,7 @@ from tests.support.encoder_families import (
 
 @dataclass(frozen=True)
 class CrossEncoderShape:
-    family: Literal["bert", "xlm-roberta"]
+    family: Literal["bert", "xlm-roberta", "roberta", "distilbert"]
     hidden_size: int
     num_layers: int
     num_heads: int
@@ -35,6 +35,9 @@ class CrossEncoderShape:
     multi_label: bool = False
 
 
+TOKENIZERS: dict[str, TokenizerModel] = {
+    "bert": "wordpiece", "distilbert": "wordpiece", "roberta": "bpe", "xlm-roberta": "unigram",
+}  # fmt: skip
 CROSS_ENCODER_SHAPES = {
     "bert-reranker": CrossEncoderShape("bert", 64, 2, 4, 128),
     "xlm-roberta-reranker": CrossEncoderShape("xlm-roberta", 64, 2, 4, 128),
@@ -44,6 +47,10 @@ CROSS_ENCODER_SHAPES = {
     "xlm-roberta-tagger": CrossEncoderShape(
         "xlm-roberta", 32, 2, 2, 128, ("news", "sport", "science"), multi_label=True
     ),
+    # The other heads' tensor names (RoBERTa: classifier.dense/out_proj; DistilBERT:
+    # pre_classifier + ReLU), checked at the model level.
+    "roberta-classifier": CrossEncoderShape("roberta", 32, 2, 4, 128, ("no", "yes")),
+    "distilbert-reranker": CrossEncoderShape("distilbert", 32, 2, 4, 128),
 }
 
 QUERY = "how does attention weigh the tokens of a sentence"
@@ -59,12 +66,14 @@ DOCUMENTS = [
 
 
 def tokenizer_config(shape: CrossEncoderShape) -> dict[str, Any]:
-    if shape.family == "bert":
+    if shape.family in ("bert", "distilbert"):
         names = dict(zip(("pad", "unk", "cls", "sep", "mask"), BERT_SPECIALS, strict=True))
         special = {f"{role}_token": token for role, token in names.items()}
         return {"tokenizer_class": "BertTokenizer", "do_lower_case": True, **special}
     return {
-        "tokenizer_class": "XLMRobertaTokenizer",
+        "tokenizer_class": "RobertaTokenizer"
+        if shape.family == "roberta"
+        else "XLMRobertaTokenizer",
         "bos_token": "<s>",
         "cls_token": "<s>",
         "eos_token": "</s>",
@@ -82,13 +91,17 @@ def build_cross_encoder(directory: Path, shape: CrossEncoderShape) -> Path:
     from transformers import (
         BertConfig,
         BertForSequenceClassification,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        RobertaConfig,
+        RobertaForSequenceClassification,
         XLMRobertaConfig,
         XLMRobertaForSequenceClassification,
     )
 
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
-        kind: TokenizerModel = "wordpiece" if shape.family == "bert" else "unigram"
+        kind = TOKENIZERS[shape.family]
         tokenizer_file = build_tokenizer(kind, scratch / "tokenizer.json")
         vocab_size = Tokenizer.from_file(str(tokenizer_file)).get_vocab_size() + 8
         labels: dict[str, Any] = {
@@ -110,8 +123,17 @@ def build_cross_encoder(directory: Path, shape: CrossEncoderShape) -> Path:
             model = BertForSequenceClassification(
                 BertConfig(max_position_embeddings=shape.max_length, **sizes, **labels)
             )
+        elif shape.family == "distilbert":
+            model = DistilBertForSequenceClassification(
+                DistilBertConfig(
+                    vocab_size=vocab_size, dim=shape.hidden_size, n_layers=shape.num_layers,
+                    n_heads=shape.num_heads, hidden_dim=2 * shape.hidden_size,
+                    max_position_embeddings=shape.max_length, pad_token_id=0, **labels,
+                )
+            )  # fmt: skip
         else:
-            config = XLMRobertaConfig(
+            config_class = RobertaConfig if shape.family == "roberta" else XLMRobertaConfig
+            config: Any = config_class(
                 max_position_embeddings=shape.max_length + 2,  # RoBERTa's offset
                 type_vocab_size=1,
                 pad_token_id=1,
@@ -120,7 +142,11 @@ def build_cross_encoder(directory: Path, shape: CrossEncoderShape) -> Path:
                 **sizes,
                 **labels,
             )
-            model = XLMRobertaForSequenceClassification(config)
+            model = (
+                RobertaForSequenceClassification(config)
+                if shape.family == "roberta"
+                else XLMRobertaForSequenceClassification(config)
+            )
         torch.manual_seed(0)
         draw_at_unit_gain(model, keep_sinusoidal=False)
         hf = scratch / "hf"
