@@ -17,11 +17,16 @@ from pathlib import Path
 
 from attnserve.export.graphs import build_graphs
 from attnserve.export.progress import stage
-from attnserve.model.checkpoint import Checkpoint, load_checkpoint
+from attnserve.export.score_graphs import build_score_graphs
+from attnserve.model.checkpoint import Checkpoint, default_checkpoint_dir, load_checkpoint
+from attnserve.model.cross_encoder import is_sequence_classifier, load_cross_encoder
 from attnserve.model.decoder_config import DecoderConfig
 from attnserve.service.artifact import (
+    EMBEDDER_FORMAT_VERSION,
     FORMAT_VERSION,
     MANIFEST_FILE,
+    GraphSpec,
+    HeadSpec,
     Manifest,
     ModelSpec,
     TokenizerSpec,
@@ -77,35 +82,52 @@ def model_spec(checkpoint: Checkpoint) -> ModelSpec:
 def build_artifact(
     out_dir: Path, checkpoint_dir: Path | None = None, *, int8: bool = True, fp16: bool = True
 ) -> Manifest:
-    """Export a checkpoint (default: the packaged all-MiniLM-L6-v2) into `out_dir`."""
+    """Export a checkpoint (default: the packaged all-MiniLM-L6-v2) into `out_dir`: an embedder,
+    or a cross-encoder (a `*ForSequenceClassification` checkpoint: scoring graphs, no fp16)."""
     started = time.perf_counter()
+    directory = checkpoint_dir or default_checkpoint_dir()
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    head: HeadSpec | None = None
+    graphs: list[GraphSpec]
     with stage("load", "checkpoint") as step:
-        model, checkpoint = load_checkpoint(checkpoint_dir)
+        if is_sequence_classifier(directory):
+            scorer, checkpoint, head = load_cross_encoder(directory)
+        else:
+            model, checkpoint = load_checkpoint(directory)
         config = checkpoint.config
         step.outcome = (
             f"{checkpoint.name}: {config.num_layers} layers x {config.num_heads} heads, "
             f"{config.hidden_size} dims"
+            + ("" if head is None else f", a head of {len(head.labels)} label(s)")
         )
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-
-    graphs = build_graphs(
-        model, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8, fp16=fp16
-    )
+    if head is not None:
+        graphs = build_score_graphs(
+            scorer, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8
+        )
+    else:
+        graphs = build_graphs(
+            model, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8,
+            fp16=fp16,
+        )  # fmt: skip
     with stage("write", MANIFEST_FILE) as step:
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
         files = {p.name: describe_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
         manifest = Manifest(
-            format_version=FORMAT_VERSION,
+            format_version=EMBEDDER_FORMAT_VERSION if head is None else FORMAT_VERSION,
             model=model_spec(checkpoint),
             tokenizer=tokenizer_spec(checkpoint),
             graphs=tuple(graphs),
             files=files,
             tools=tool_versions(),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            head=head,
         )
-        (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+        # An embedder's manifest stays version 2 to the letter: no `head` key at all.
+        unwritten = {"head"} if head is None else None
+        text = manifest.model_dump_json(indent=2, exclude=unwritten)
+        (staging / MANIFEST_FILE).write_text(text + "\n")
         shutil.rmtree(out_dir, ignore_errors=True)
         staging.rename(out_dir)
         step.outcome = f"sha256 of every file; {len(files)} files in {out_dir}"

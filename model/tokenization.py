@@ -29,5 +29,12 @@ class ReferenceTokenizer:
         batch = pad([e.ids for e in encodings], [e.type_ids for e in encodings], self.pad_id)
         return {name: torch.from_numpy(value) for name, value in batch.feeds().items()}
 
+    def pairs(self, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        """Text pairs through tokenizer.json's pair template ([CLS] a [SEP] b [SEP] with token
+        types, <s> a </s></s> b </s>), truncated longest-first as CrossEncoder's tokenizer does."""
+        encodings = self.tokenizer.encode_batch(pairs)
+        batch = pad([e.ids for e in encodings], [e.type_ids for e in encodings], self.pad_id)
+        return {name: torch.from_numpy(value) for name, value in batch.feeds().items()}
+
     def tokens(self, text: str) -> list[str]:
         return list(self.tokenizer.encode(text).tokens)

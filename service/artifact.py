@@ -18,13 +18,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 MANIFEST_FILE = "manifest.json"
 # 2 added the model's family, causality, padding side and prompts; a version-1 manifest (BERT
 # only) reads as version 2 with the defaults, which describe exactly what it held. 3 added how
-# an int8 graph was quantised and what it costs (`Int8Spec`), required on its int8 graphs; older
-# manifests read without it.
-FORMAT_VERSION = 3
-READABLE_FORMAT_VERSIONS = (1, 2, 3)
+# an int8 graph was quantised and what it costs (`Int8Spec`), required on an embedder's int8
+# graphs; older manifests read without it. 4 added `head`: a cross-encoder's graphs answer
+# `scores` (logits over named labels) for text pairs instead of pooled vectors; a manifest
+# before 4 reads as one with no head (an embedder). An embedder's artifact is still written as
+# version 3, so servers that read 3 keep reading it.
+FORMAT_VERSION = 4
+EMBEDDER_FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
 
 # The artifact's vocabulary, spelled once: the server, export and tests all use these.
 GraphPurpose = Literal["fast", "maps"]  # fast: embeddings only; maps: also attention probabilities
+# What a scoring model's default answer does to its logits (raw logits are always on request).
+ScoreActivation = Literal["sigmoid", "softmax", "identity"]
 Precision = Literal["fp32", "int8", "fp16"]
 ExecutionProvider = Literal["CUDAExecutionProvider", "CPUExecutionProvider"]  # ONNX Runtime's names
 
@@ -158,6 +164,33 @@ class GraphSpec(Strict):
         return self
 
 
+class HeadSpec(Strict):
+    """A cross-encoder's head: what its graphs output and how to read it.
+
+    The graphs take one text or one text pair per row (the pair through tokenizer.json's own
+    pair template: [CLS] a [SEP] b [SEP] with token types, <s> a </s></s> b </s>) and output
+    `scores`: (B, L) logits, one per label, instead of `pooled`."""
+
+    kind: Literal["sequence_classification"] = "sequence_classification"
+    output: Literal["scores"] = "scores"
+    labels: tuple[str, ...] = Field(
+        min_length=1, description="config.json's id2label, in label order (one: a reranker)"
+    )
+    multi_label: bool = Field(
+        False, description="labels are independent (problem_type multi_label_classification)"
+    )
+    activation: ScoreActivation = Field(
+        description="the default answer's function of the logits: sigmoid for one logit (as "
+        "CrossEncoder and text-embeddings-inference) or per label where multi-label, softmax "
+        "over labels otherwise, or identity where the checkpoint asks for raw logits"
+    )
+
+    @property
+    def reranker(self) -> bool:
+        """One logit: a relevance score per pair."""
+        return len(self.labels) == 1
+
+
 class FileSpec(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
@@ -171,12 +204,22 @@ class Manifest(Strict):
     files: dict[str, FileSpec] = Field(description="every file of the artifact but the manifest")
     tools: dict[str, str] = Field(description="versions of the tools that built the artifact")
     created_at: str
+    head: HeadSpec | None = Field(
+        None, description="a cross-encoder's head (graphs answer scores); None: an embedder"
+    )
+
+    @property
+    def row_output(self) -> str:
+        """The graph output holding one vector per row: pooled vectors, or a head's scores."""
+        return "pooled" if self.head is None else self.head.output
 
     @model_validator(mode="after")
     def check_int8_recorded(self) -> Self:
-        """From version 3 an int8 graph says how it was made: one without its figures would
-        be dynamic int8 of an older export, whose vectors depend on their batch."""
-        if self.format_version >= 3:
+        """From version 3 an embedder's int8 graph says how it was made: one without its figures
+        would be dynamic int8 of an older export, whose vectors depend on their batch. (A
+        cross-encoder's int8 graph records its score gate in `parity` instead: retrieval figures
+        mean nothing for scores.)"""
+        if self.format_version >= 3 and self.head is None:
             for spec in self.graphs:
                 if spec.precision == "int8" and spec.int8 is None:
                     raise ValueError(f"{spec.file}: an int8 graph without its int8 figures")
@@ -218,7 +261,8 @@ def read_manifest(directory: Path) -> Manifest:
     except (json.JSONDecodeError, ValidationError) as exc:
         raise ArtifactError(f"{path}: not a valid manifest: {exc}") from exc
     if manifest.format_version not in READABLE_FORMAT_VERSIONS:
-        readable = ", ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
+        *earlier, last = (str(v) for v in READABLE_FORMAT_VERSIONS)
+        readable = f"{', '.join(earlier)} and {last}"
         raise ArtifactError(
             f"{path}: format_version {manifest.format_version}, this server reads {readable}"
         )

@@ -52,6 +52,24 @@ class Token:
     prompt: bool = False  # a token of the prepended prompt (offsets index the prompt)
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One document of a rerank answer."""
+
+    index: int  # its position in the request's documents
+    score: float
+    document: str  # "" unless return_documents
+    token_count: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Classification:
+    labels: list[tuple[str, float]]  # (label, score), best first
+    token_count: int
+    truncated: bool
+
+
 class EmbedderClient:
     def __init__(
         self, target: str | Connection, *, attempts: int = 4, timeout_s: float = 60.0
@@ -162,6 +180,61 @@ class EmbedderClient:
             pb.InfoRequest(model=model), timeout=self.timeout_s, metadata=self.metadata
         )
         return response
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int = 0,
+        return_documents: bool = False,
+        raw_scores: bool = False,
+        truncate: Literal["end", "start", "none"] = "end",
+        max_tokens: int = 0,
+        model: str = "",
+    ) -> list[Ranked]:
+        """The documents scored against the query by a reranker, best first (top_n: the best N;
+        0 = all), each with its index in `documents`."""
+        request = pb.RerankRequest(
+            query=query, documents=list(documents), top_n=top_n,
+            return_documents=return_documents, raw_scores=raw_scores,
+            truncation=TRUNCATE[truncate], max_tokens=max_tokens, model=model,
+        )  # fmt: skip
+        response: pb.RerankResponse = self.stub.Rerank(
+            request, timeout=self.timeout_s, metadata=self.metadata
+        )
+        return [
+            Ranked(r.index, r.score, r.document, r.token_count, r.truncated)
+            for r in response.results
+        ]
+
+    def classify(
+        self,
+        inputs: Sequence[str] | Sequence[tuple[str, str]],
+        *,
+        top_k: int = 0,
+        raw_scores: bool = False,
+        truncate: Literal["end", "start", "none"] = "end",
+        model: str = "",
+    ) -> list[Classification]:
+        """Texts, or (text, text_pair) pairs, against a classifier's labels, in input order."""
+        request = pb.ClassifyRequest(
+            top_k=top_k, raw_scores=raw_scores, truncation=TRUNCATE[truncate], model=model
+        )
+        for item in inputs:
+            if isinstance(item, str):
+                request.texts.append(item)
+            else:
+                request.pairs.add(text=item[0], text_pair=item[1])
+        response: pb.ClassifyResponse = self.stub.Classify(
+            request, timeout=self.timeout_s, metadata=self.metadata
+        )
+        return [
+            Classification(
+                [(label.label, label.score) for label in r.labels], r.token_count, r.truncated
+            )
+            for r in response.results
+        ]
 
 
 def optional_tensor(message: pb.TextResult, field: str) -> np.ndarray | None:

@@ -40,13 +40,16 @@ from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.memory import mib, rss_bytes
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.model_set import ArtifactEntry, duplicate_names
-from attnserve.service.server.models import Registry, ServedModel
+from attnserve.service.server.models import Registry, ServedModel, Task
 from attnserve.service.server.oip import PROTOCOL as OIP_PROTOCOL
 from attnserve.service.server.oip import SERVICE_NAME as OIP_SERVICE_NAME
 from attnserve.service.server.oip import InferenceService
 from attnserve.service.server.oip import method_handlers as oip_handlers
 from attnserve.service.server.openai_http import EmbeddingsApp, start_http
 from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.rerank_http import RerankRoutes
+from attnserve.service.server.score import ScoreTask
+from attnserve.service.server.score_servicer import ScoreService, score_handlers
 from attnserve.service.server.servicer import PROTOCOL as SERVICE_PROTOCOL
 from attnserve.service.server.servicer import EmbedderService, build_infos, method_handlers
 from attnserve.service.server.settings import Settings
@@ -161,9 +164,10 @@ def load_model(
         max_queue_texts=limits.max_queue_texts,
         on_batch=observed.observe_batch,
         on_depth=observed.queue_depth.set,
+        row_output=manifest.row_output,
     )
     pipeline = Pipeline(manifest, limits, tokenizer, batcher, observed, tracer)
-    tasks = (EmbedTask(pipeline, engine.supports_maps()),)
+    tasks = offered_tasks(pipeline, manifest, engine)
     return ServedModel(
         name, (manifest.model.name,), directory, manifest, limits, engine, tokenizer, batcher,
         pipeline, tasks,
@@ -190,6 +194,13 @@ def load_models(settings: Settings, metrics: Metrics, tracer: Tracer) -> Registr
     return Registry(models)
 
 
+def offered_tasks(pipeline: Pipeline, manifest: Manifest, engine: Engine) -> tuple[Task, ...]:
+    """What the artifact's graphs answer: pooled vectors (embed) or a head's scores (score)."""
+    if manifest.head is not None:
+        return (ScoreTask(pipeline, manifest.head),)
+    return (EmbedTask(pipeline, engine.supports_maps()),)
+
+
 @dataclass
 class Assembly:
     """Every part of one server, built and wired, not yet started."""
@@ -202,6 +213,7 @@ class Assembly:
     service: EmbedderService
     oip: InferenceService
     http: EmbeddingsApp | None
+    scores: ScoreService  # attnserve.v1's Rerank and Classify
 
 
 def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
@@ -218,8 +230,10 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
     infos = build_infos(models, front.version)
     service = EmbedderService(models, infos, front, settings.max_stream_pending)
     oip = InferenceService(models, front)
-    http = EmbeddingsApp(models, front, tokens) if settings.http_port >= 0 else None
-    return Assembly(settings, models, metrics, front, tokens, service, oip, http)
+    routes = (RerankRoutes(models),)  # /v1/rerank, /rerank, /predict beside the OpenAI routes
+    http = EmbeddingsApp(models, front, tokens, routes) if settings.http_port >= 0 else None
+    scores = ScoreService(models, front)
+    return Assembly(settings, models, metrics, front, tokens, service, oip, http, scores)
 
 
 def auth_tokens(settings: Settings) -> Tokens | None:
@@ -283,7 +297,7 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
         interceptors.append(TokenAuthInterceptor(assembly.tokens, assembly.front, protocols))
     server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
     for name, handlers in (
-        (SERVICE_NAME, method_handlers(assembly.service)),
+        (SERVICE_NAME, {**method_handlers(assembly.service), **score_handlers(assembly.scores)}),
         (OIP_SERVICE_NAME, oip_handlers(assembly.oip)),
     ):
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))

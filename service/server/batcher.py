@@ -60,7 +60,7 @@ class BatchStats:
 
 @dataclass(frozen=True)
 class ItemResult:
-    pooled: np.ndarray  # (H,) float32, not normalised
+    pooled: np.ndarray  # (H,) float32, not normalised; a scoring model's (L,) logits (row_output)
     token_embeddings: np.ndarray | None  # (n, H)
     attentions: np.ndarray | None  # (layers, heads, n, n): every layer and head
     queue_s: float
@@ -115,8 +115,12 @@ class Batcher:
         max_queue_texts: int,
         on_batch: Callable[[BatchStats], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
+        row_output: str = "pooled",
     ) -> None:
         self.engine = engine
+        # The graph output holding each row's vector: "pooled", or a cross-encoder's "scores"
+        # (a head is pooling's variation: Manifest.row_output).
+        self.row_output = row_output
         self.pad_token_id = pad_token_id
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_texts = max_batch_texts
@@ -341,7 +345,7 @@ class Batcher:
             [item.text.type_ids for item in items],
             self.pad_token_id,
         )
-        outputs = ["pooled"]
+        outputs = [self.row_output]
         if any(item.token_embeddings for item in items):
             outputs.append("token_embeddings")
         if purpose == "maps":
@@ -358,7 +362,8 @@ class Batcher:
             tokens = values["token_embeddings"][row, :n] if item.token_embeddings else None
             maps = values["attentions"][:, row, :, :n, :n] if purpose == "maps" else None
             queue_s = dequeued - item.enqueued_at
-            results.append(ItemResult(values["pooled"][row], tokens, maps, queue_s, stats))
+            vector = values[self.row_output][row]
+            results.append(ItemResult(vector, tokens, maps, queue_s, stats))
         return results, stats
 
 

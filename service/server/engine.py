@@ -102,6 +102,7 @@ class Engine:
         # Warm-up and calibration shapes never exceed what the model can hold: a small model's
         # position table (fewer than 128 rows) would otherwise fail the server's start.
         self.max_tokens = manifest.model.max_positions
+        self.row_output = manifest.row_output  # "pooled", or a cross-encoder's "scores"
         fast = manifest.graph("fast", precision)
         if fast is None:
             have = ", ".join(f"{g.purpose}/{g.precision}" for g in manifest.graphs)
@@ -181,7 +182,8 @@ class Engine:
         """Time typical shapes on each graph (best of `repeats`) and fit its cost model."""
         models = {}
         for purpose in self.sessions:
-            outputs = ["pooled", "attentions"] if purpose == "maps" else ["pooled"]
+            row = self.row_output
+            outputs = [row, "attentions"] if purpose == "maps" else [row]
             timings = []
             for size, seq_len in self.shapes(CALIBRATION_SHAPES):
                 batch = synthetic_batch(size, seq_len)

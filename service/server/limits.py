@@ -22,6 +22,7 @@ class Limits:
     max_receive_message_bytes: int
     max_send_message_bytes: int
     max_queue_texts: int
+    max_documents_per_request: int = 1000  # a rerank request's pairs
 
     @classmethod
     def of(cls, settings: Settings, max_positions: int) -> Limits:
@@ -34,6 +35,7 @@ class Limits:
             max_receive_message_bytes=settings.max_receive_message_bytes,
             max_send_message_bytes=settings.max_send_message_bytes,
             max_queue_texts=settings.max_queue_texts,
+            max_documents_per_request=settings.max_documents_per_request,
         )
 
     def describe(self) -> str:
@@ -41,5 +43,6 @@ class Limits:
         return (
             f"{self.max_texts_per_request} texts/request, {self.max_chars_per_text} chars/text, "
             f"{self.max_tokens_per_text} tokens/text, {self.max_attention_elements} attention "
-            f"elements/response, {self.max_queue_texts} texts queued"
+            f"elements/response, {self.max_queue_texts} texts queued, "
+            f"{self.max_documents_per_request} documents/rerank"
         )

@@ -25,7 +25,8 @@ from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of
 from attnserve.service.server.embed import EmbedResult, EmbedTask
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.models import Registry, ServedModel
-from attnserve.service.server.options import EmbedOptions, Truncation
+from attnserve.service.server.options import EmbedOptions, ScoreOptions, Truncation
+from attnserve.service.server.score import RerankResult, ScoreTask
 
 PROTOCOL = "oip"
 SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -61,7 +62,9 @@ class Statistics:
     batches: int = 0
     last_ms: int = 0
 
-    def succeeded(self, seconds: float, result: EmbedResult, texts: int, output_s: float) -> None:
+    def succeeded(
+        self, seconds: float, result: EmbedResult | RerankResult, texts: int, output_s: float
+    ) -> None:
         self.success.add(seconds)
         self.queue.add(result.timings.queue_s)
         self.tokenize.add(result.timings.tokenize_s)
@@ -194,6 +197,8 @@ class InferenceService:
         async with self.call("ModelMetadata", context):
             request = parse(oip.ModelMetadataRequest, data)
             model = self.find(request.name, request.version)
+            if scores(model):
+                return reranker_metadata(model)
             hidden = model.manifest.model.hidden_size
             tensor = oip.ModelMetadataResponse.TensorMetadata
             return oip.ModelMetadataResponse(
@@ -209,6 +214,8 @@ class InferenceService:
         async with self.call("ModelConfig", context):
             request = parse(oip.ModelConfigRequest, data)
             model = self.find(request.name, request.version)
+            if scores(model):
+                return oip.ModelConfigResponse(config=reranker_config(model))
             hidden = model.manifest.model.hidden_size
             config = oip.ModelConfig(
                 name=model.name,
@@ -278,6 +285,14 @@ class InferenceService:
                 request = parse(oip.ModelInferRequest, data)
                 model = self.find(request.model_name, request.model_version)
                 stats_name = model.name
+                if scores(model):  # a reranker: query + documents in, scores out
+                    ranked = await rerank(model, request, deadline_of(context))
+                    response = rerank_response(request, model.name, ranked)
+                    succeeded = True
+                    finished = time.perf_counter()
+                    documents = len(ranked.results)
+                    self.statistics[stats_name].succeeded(finished - started, ranked, documents, 0)
+                    return response
                 for requested in request.outputs:
                     if requested.name != OUTPUT:
                         raise invalid(f"unknown output {requested.name!r}: only {OUTPUT!r}")
@@ -313,6 +328,112 @@ class InferenceService:
             outputs=[output],
             raw_output_contents=[pooled.tobytes()],
         )
+
+
+# --- a reranker: a BYTES `query` [1] and BYTES `documents` [N] in, FP32 `scores` [N] out -----
+
+QUERY, DOCUMENTS, SCORES = "query", "documents", "scores"
+
+
+def scores(model: ServedModel) -> bool:
+    """Whether the model is a cross-encoder (OIP serves its rerank)."""
+    return isinstance(model.by_name.get(ScoreTask.name), ScoreTask)
+
+
+def bytes_input(request: oip.ModelInferRequest, name: str) -> list[str]:
+    """One BYTES input's strings, by name, from typed or raw contents."""
+    position = next((i for i, t in enumerate(request.inputs) if t.name == name), None)
+    if position is None:
+        raise invalid(f"expected BYTES inputs {QUERY!r} and {DOCUMENTS!r}, no {name!r} given")
+    tensor = request.inputs[position]
+    if tensor.datatype != "BYTES":
+        raise invalid(f"input {name!r} must be BYTES, got {tensor.datatype or 'no datatype'}")
+    if request.raw_input_contents:
+        if len(request.raw_input_contents) != len(request.inputs):
+            raise invalid("raw_input_contents must hold exactly one entry per input")
+        elements = bytes_elements(request.raw_input_contents[position])
+    else:
+        elements = list(tensor.contents.bytes_contents)
+    expected = 1
+    for size in tensor.shape:
+        expected *= size
+    if len(elements) != expected:
+        raise invalid(f"input {name!r} has shape {list(tensor.shape)} but {len(elements)} elements")
+    try:
+        return [element.decode("utf-8") for element in elements]
+    except UnicodeDecodeError:
+        raise invalid(f"input {name!r}: an element is not valid UTF-8") from None
+
+
+async def rerank(
+    model: ServedModel, request: oip.ModelInferRequest, deadline: float | None
+) -> RerankResult:
+    names = sorted(tensor.name for tensor in request.inputs)
+    if names != sorted((QUERY, DOCUMENTS)):
+        raise invalid(f"expected BYTES inputs {QUERY!r} and {DOCUMENTS!r}, got {names}")
+    for requested in request.outputs:
+        if requested.name != SCORES:
+            raise invalid(f"unknown output {requested.name!r}: only {SCORES!r}")
+    queries = bytes_input(request, QUERY)
+    if len(queries) != 1:
+        raise invalid(f"input {QUERY!r} must hold one query, got {len(queries)}")
+    raw = False
+    truncation = Truncation.END
+    for name, value in request.parameters.items():
+        kind = value.WhichOneof("parameter_choice")
+        if name == "raw_scores" and kind == "bool_param":
+            raw = value.bool_param
+        elif name == "truncate" and kind == "bool_param":
+            truncation = Truncation.END if value.bool_param else Truncation.NONE
+        else:
+            raise invalid(f"parameter {name!r}: a reranker takes raw_scores and truncate (bools)")
+    options = ScoreOptions(truncation=truncation, raw_scores=raw)
+    documents = bytes_input(request, DOCUMENTS)
+    return await model.task(ScoreTask).rerank(queries[0], documents, options, deadline)
+
+
+def rerank_response(
+    request: oip.ModelInferRequest, model: str, result: RerankResult
+) -> oip.ModelInferResponse:
+    """The scores in document order (a tensor, not a ranking)."""
+    values = np.empty(len(result.results), dtype="<f4")
+    for ranked in result.results:
+        values[ranked.index] = ranked.score
+    output = oip.ModelInferResponse.InferOutputTensor(
+        name=SCORES, datatype="FP32", shape=[len(values)]
+    )
+    return oip.ModelInferResponse(
+        model_name=model, model_version=VERSION, id=request.id, outputs=[output],
+        raw_output_contents=[values.tobytes()],
+    )  # fmt: skip
+
+
+def reranker_metadata(model: ServedModel) -> oip.ModelMetadataResponse:
+    tensor = oip.ModelMetadataResponse.TensorMetadata
+    return oip.ModelMetadataResponse(
+        name=model.name,
+        versions=[VERSION],
+        platform="onnxruntime_onnx",
+        inputs=[
+            tensor(name=QUERY, datatype="BYTES", shape=[1]),
+            tensor(name=DOCUMENTS, datatype="BYTES", shape=[-1]),
+        ],
+        outputs=[tensor(name=SCORES, datatype="FP32", shape=[-1])],
+    )
+
+
+def reranker_config(model: ServedModel) -> oip.ModelConfig:
+    return oip.ModelConfig(
+        name=model.name,
+        platform="onnxruntime_onnx",
+        backend="onnxruntime",
+        max_batch_size=0,  # the documents are the batch, inside one request
+        input=[
+            oip.ModelInput(name=QUERY, data_type=oip.TYPE_STRING, dims=[1]),
+            oip.ModelInput(name=DOCUMENTS, data_type=oip.TYPE_STRING, dims=[-1]),
+        ],
+        output=[oip.ModelOutput(name=SCORES, data_type=oip.TYPE_FP32, dims=[-1])],
+    )
 
 
 def method_handlers(service: InferenceService) -> dict[str, grpc.RpcMethodHandler]:

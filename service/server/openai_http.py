@@ -20,8 +20,8 @@ from __future__ import annotations
 import base64
 import ssl
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from aiohttp import web
@@ -100,26 +100,43 @@ def options_of(body: dict[str, Any]) -> tuple[EmbedOptions, str]:
     return EmbedOptions(truncation=truncation, dimensions=dimensions), encoding
 
 
+class Routes(Protocol):
+    """More routes on the same app and envelope (`rerank_http.RerankRoutes`)."""
+
+    def add_to(
+        self, app: web.Application, envelope: Callable[[str, Handler, str], Handler]
+    ) -> None: ...
+
+
 class EmbeddingsApp:
-    def __init__(self, models: Registry, front: Front, tokens: Tokens | None) -> None:
+    def __init__(
+        self,
+        models: Registry,
+        front: Front,
+        tokens: Tokens | None,
+        routes: Sequence[Routes] = (),
+    ) -> None:
         self.models = models
         self.front = front
         self.tokens = tokens
         self.created = int(time.time())
+        self.routes = routes
 
     def application(self, max_body_bytes: int) -> web.Application:
         app = web.Application(client_max_size=max_body_bytes)
         app.router.add_post("/v1/embeddings", self.call("embeddings", self.embeddings))
         app.router.add_get("/v1/models", self.call("models", self.list_models))
         app.router.add_get("/health", self.health)
+        for routes in self.routes:
+            routes.add_to(app, self.call)
         return app
 
-    def call(self, method: str, handler: Handler) -> Handler:
+    def call(self, method: str, handler: Handler, protocol: str = PROTOCOL) -> Handler:
         """The envelope: request id, auth, drain, metrics and log, failures as OpenAI errors."""
 
         async def enveloped(request: web.Request) -> web.Response:
             call_id = request_id(request.headers.get("x-request-id"))
-            record = CallRecord(self.front, PROTOCOL, method, call_id)
+            record = CallRecord(self.front, protocol, method, call_id)
             try:
                 if self.tokens is not None and not self.tokens.allowed(
                     token_of(request.headers.get("authorization"))

@@ -43,3 +43,15 @@ class TokenizeOptions:
     truncation: Truncation = Truncation.END
     max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
     prompt_name: str | None = None  # None = the model's default prompt; "" = no prompt
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """What a rerank or classify request may ask for (the score task's input)."""
+
+    truncation: Truncation = Truncation.END  # each pair longest-first, as CrossEncoder
+    max_tokens: int | None = None  # per pair; None = the model's default (manifest)
+    raw_scores: bool = False  # the logits, without the head's activation
+    top_n: int | None = None  # rerank: the best N documents (None: all)
+    top_k: int | None = None  # classify: the best K labels per input (None: all)
+    return_documents: bool = False  # rerank: each result carries its document's text

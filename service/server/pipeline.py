@@ -20,6 +20,7 @@ from attnserve.service.server.finite import refuse_non_finite
 from attnserve.service.server.limits import Limits
 from attnserve.service.server.metrics import ModelMetrics
 from attnserve.service.server.options import TokenizeOptions, Truncation
+from attnserve.service.server.pairs import PairTokenizer
 from attnserve.service.server.prompts import NO_PROMPT, Prompt, PromptBook
 from attnserve.service.server.tokenizer import EncodedText, TextTokenizer
 from attnserve.service.server.tracing import Tracer
@@ -73,6 +74,7 @@ class Pipeline:
         self.batcher = batcher
         self.metrics = metrics
         self.tracer = tracer
+        self.pairs = PairTokenizer(tokenizer.tokenizer, tokenizer.max_tokens)
         self.prompts = PromptBook(manifest.model.prompts, manifest.model.default_prompt_name)
         # A request without max_tokens gets the manifest's default, within what the server allows.
         self.default_max_tokens = min(manifest.tokenizer.default_max_tokens, tokenizer.max_tokens)
@@ -138,6 +140,23 @@ class Pipeline:
         finished = time.perf_counter()
         self.metrics.tokenize_seconds.observe(finished - started)
         return Tokenized(encoded, prompt, started, finished)
+
+    async def admit_pairs(
+        self, pairs: list[tuple[str, str | None]], options: TokenizeOptions
+    ) -> Tokenized:
+        """`admit` for text pairs (a cross-encoder's rows): queue room, then each pair through
+        the tokenizer's pair template. The task has checked the pairs' count and texts."""
+        started = time.perf_counter()
+        self.batcher.check_room(len(pairs))
+        max_tokens = options.max_tokens or self.default_max_tokens
+        args = (pairs, options.truncation, max_tokens)
+        if sum(len(a) + len(b or "") for a, b in pairs) <= INLINE_TOKENIZE_CHARS:
+            encoded = self.pairs.encode(*args)
+        else:  # as encode_off_loop: a big request never stalls the event loop
+            encoded = await asyncio.to_thread(self.pairs.encode, *args)
+        finished = time.perf_counter()
+        self.metrics.tokenize_seconds.observe(finished - started)
+        return Tokenized(encoded, NO_PROMPT, started, finished)
 
     async def run(
         self,

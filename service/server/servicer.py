@@ -103,6 +103,7 @@ def limits_message(limits: Limits) -> pb.Limits:
         max_receive_message_bytes=limits.max_receive_message_bytes,
         max_send_message_bytes=limits.max_send_message_bytes,
         max_queue_texts=limits.max_queue_texts,
+        max_documents_per_request=limits.max_documents_per_request,
     )
 
 
@@ -133,6 +134,7 @@ def build_info(served: ServedModel, version: str, models: list[str]) -> pb.InfoR
         model=served.name,
         models=models,
         tasks=served.task_names,
+        labels=served.manifest.head.labels if served.manifest.head is not None else (),
     )
 
 

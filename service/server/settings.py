@@ -139,6 +139,12 @@ class Settings(BaseSettings):
 
     # --- limits per request --------------------------------------------------------------------
     max_texts_per_request: int = Field(512, gt=0, description="texts in one request")
+    max_documents_per_request: int = Field(
+        1000,
+        gt=0,
+        description="documents in one rerank request (one query-document pair each, batched "
+        "like texts); a pair's tokens are capped by max_tokens_per_text",
+    )
     max_stream_pending: int = Field(
         64,
         gt=0,
@@ -236,6 +242,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"max_texts_per_request ({self.max_texts_per_request}) exceeds max_queue_texts "
                 f"({self.max_queue_texts}): such a request could never be queued"
+            )
+        if self.max_documents_per_request > self.max_queue_texts:
+            raise ValueError(
+                f"max_documents_per_request ({self.max_documents_per_request}) exceeds "
+                f"max_queue_texts ({self.max_queue_texts}): such a request could never be queued"
             )
         if isinstance(self.workers, int) and self.workers < 1:
             raise ValueError(f"workers must be at least 1 (or auto), got {self.workers}")

@@ -55,6 +55,16 @@ class EmbedderStub:
                 request_serializer=attnserve_dot_v1_dot_embedder__pb2.InfoRequest.SerializeToString,
                 response_deserializer=attnserve_dot_v1_dot_embedder__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.Rerank = channel.unary_unary(
+                '/attnserve.v1.Embedder/Rerank',
+                request_serializer=attnserve_dot_v1_dot_embedder__pb2.RerankRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_embedder__pb2.RerankResponse.FromString,
+                _registered_method=True)
+        self.Classify = channel.unary_unary(
+                '/attnserve.v1.Embedder/Classify',
+                request_serializer=attnserve_dot_v1_dot_embedder__pb2.ClassifyRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_embedder__pb2.ClassifyResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServicer:
@@ -90,6 +100,22 @@ class EmbedderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rerank(self, request, context):
+        """Scores documents against a query with a cross-encoder (a reranker): one (query, document)
+        pair per row; results sorted by score, best first, each with its document's index. A
+        model that is not a reranker answers INVALID_ARGUMENT naming the tasks it offers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Classify(self, request, context):
+        """Scores texts, or text pairs, against a cross-encoder's labels (a classifier).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +138,16 @@ def add_EmbedderServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=attnserve_dot_v1_dot_embedder__pb2.InfoRequest.FromString,
                     response_serializer=attnserve_dot_v1_dot_embedder__pb2.InfoResponse.SerializeToString,
+            ),
+            'Rerank': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rerank,
+                    request_deserializer=attnserve_dot_v1_dot_embedder__pb2.RerankRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_embedder__pb2.RerankResponse.SerializeToString,
+            ),
+            'Classify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Classify,
+                    request_deserializer=attnserve_dot_v1_dot_embedder__pb2.ClassifyRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_embedder__pb2.ClassifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +259,60 @@ class Embedder:
             '/attnserve.v1.Embedder/Info',
             attnserve_dot_v1_dot_embedder__pb2.InfoRequest.SerializeToString,
             attnserve_dot_v1_dot_embedder__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rerank(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attnserve.v1.Embedder/Rerank',
+            attnserve_dot_v1_dot_embedder__pb2.RerankRequest.SerializeToString,
+            attnserve_dot_v1_dot_embedder__pb2.RerankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Classify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attnserve.v1.Embedder/Classify',
+            attnserve_dot_v1_dot_embedder__pb2.ClassifyRequest.SerializeToString,
+            attnserve_dot_v1_dot_embedder__pb2.ClassifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -173,7 +173,7 @@ def test_int8_passed_the_gate_and_fp16_keeps_norms_and_rotary_angles_in_fp32(
 
 
 @pytest.mark.parametrize("decoder_checkpoint", [FULL_EXPORT_SHAPE], indirect=True)
-def test_manifest_versions_one_to_three_read_and_a_later_one_is_refused(
+def test_known_manifest_versions_read_and_a_later_one_is_refused(
     decoder_artifact: Path, tmp_path: Path
 ) -> None:
     raw = json.loads((decoder_artifact / "manifest.json").read_text())
@@ -195,9 +195,9 @@ def test_manifest_versions_one_to_three_read_and_a_later_one_is_refused(
     (tmp_path / "manifest.json").write_text(json.dumps(version_two))
     with pytest.raises(ArtifactError, match="an int8 graph without its int8 figures"):
         read_manifest(tmp_path)
-    raw["format_version"] = 4
+    raw["format_version"] = 5
     (tmp_path / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(ArtifactError, match="format_version 4, this server reads 1, 2, 3"):
+    with pytest.raises(ArtifactError, match="format_version 5, this server reads 1, 2, 3 and 4"):
         read_manifest(tmp_path)
 
 

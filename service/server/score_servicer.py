@@ -1,0 +1,119 @@
+"""attnserve.v1's `Rerank` and `Classify`: protobuf <-> the score task, a thin adapter.
+
+Beside `servicer.py` (Embed, Tokenize, Info), on the same `attnserve.v1.Embedder` service: the
+same call envelope (`GrpcCall`: request id, metrics under protocol "attnserve.v1", the log line,
+failures -> status codes). A request may name its model (`model`, "" = the default); the model
+answers only if it offers the score task, else INVALID_ARGUMENT names the tasks it does offer.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of, parse
+from attnserve.service.server.errors import invalid
+from attnserve.service.server.models import Registry, ServedModel
+from attnserve.service.server.options import ScoreOptions
+from attnserve.service.server.score import ClassifyResult, RerankResult, ScoreTask
+from attnserve.service.server.servicer import PROTOCOL, TRUNCATIONS, enum_value
+from attnserve.v1 import embedder_pb2 as pb
+
+
+def score_handlers(service: ScoreService) -> dict[str, grpc.RpcMethodHandler]:
+    """The score task's methods of `attnserve.v1.Embedder`, taking raw bytes (see `parse`)."""
+    return {
+        "Rerank": grpc.unary_unary_rpc_method_handler(
+            service.Rerank, response_serializer=pb.RerankResponse.SerializeToString
+        ),
+        "Classify": grpc.unary_unary_rpc_method_handler(
+            service.Classify, response_serializer=pb.ClassifyResponse.SerializeToString
+        ),
+    }
+
+
+def timings_message(result: RerankResult | ClassifyResult, started: float) -> pb.Timings:
+    timings = result.timings
+    return pb.Timings(
+        queue_ms=timings.queue_s * 1000,
+        tokenize_ms=timings.tokenize_s * 1000,
+        inference_ms=timings.inference_s * 1000,
+        total_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+class ScoreService:
+    def __init__(self, models: Registry, front: Front) -> None:
+        self.models = models
+        self.front = front
+
+    def model(self, name: str) -> ServedModel:
+        return self.models.find(name) if name else self.models.default
+
+    async def Rerank(self, data: bytes, context: Context) -> pb.RerankResponse:
+        async with GrpcCall(self.front, PROTOCOL, "Rerank", context):
+            started = time.perf_counter()
+            request = parse(pb.RerankRequest, data)
+            model = self.model(request.model)
+            options = ScoreOptions(
+                truncation=enum_value(TRUNCATIONS, request.truncation, "truncation"),
+                max_tokens=request.max_tokens or None,
+                raw_scores=request.raw_scores,
+                top_n=request.top_n or None,
+                return_documents=request.return_documents,
+            )
+            documents = list(request.documents)
+            result = await model.task(ScoreTask).rerank(
+                request.query, documents, options, deadline_of(context)
+            )
+            results = [
+                pb.RerankResult(
+                    index=ranked.index,
+                    score=ranked.score,
+                    document=documents[ranked.index] if request.return_documents else "",
+                    token_count=ranked.token_count,
+                    truncated=ranked.truncated,
+                )
+                for ranked in result.results
+            ]
+            return pb.RerankResponse(
+                request_id=request.request_id,
+                model=model.manifest.model.name,
+                results=results,
+                total_tokens=result.tokens,
+                timings=timings_message(result, started),
+            )
+
+    async def Classify(self, data: bytes, context: Context) -> pb.ClassifyResponse:
+        async with GrpcCall(self.front, PROTOCOL, "Classify", context):
+            started = time.perf_counter()
+            request = parse(pb.ClassifyRequest, data)
+            model = self.model(request.model)
+            options = ScoreOptions(
+                truncation=enum_value(TRUNCATIONS, request.truncation, "truncation"),
+                max_tokens=request.max_tokens or None,
+                raw_scores=request.raw_scores,
+                top_k=request.top_k or None,
+            )
+            if request.texts and request.pairs:
+                raise invalid("set either texts or pairs, not both")
+            inputs: list[str] | list[tuple[str, str]] = list(request.texts) or [
+                (pair.text, pair.text_pair) for pair in request.pairs
+            ]
+            result = await model.task(ScoreTask).classify(inputs, options, deadline_of(context))
+            results = [
+                pb.Classification(
+                    labels=[pb.LabelScore(label=s.label, score=s.score) for s in item.labels],
+                    token_count=item.token_count,
+                    truncated=item.truncated,
+                )
+                for item in result.inputs
+            ]
+            return pb.ClassifyResponse(
+                request_id=request.request_id,
+                model=model.manifest.model.name,
+                results=results,
+                total_tokens=result.tokens,
+                timings=timings_message(result, started),
+            )
