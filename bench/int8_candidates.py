@@ -1,7 +1,7 @@
 """int8 candidates side by side: served speed, cosine, retrieval agreement, batch invariance.
 
     python bench/int8_candidates.py quality --artifact DIR --workdir W [--held-out 1000]
-    flock /tmp/attnserve-bench.lock python bench/int8_candidates.py speed --artifact DIR --workdir W
+    python bench/int8_candidates.py speed --artifact DIR --workdir W
 
 Two steps, so that only the timed one holds a shared machine's benchmark lock: `quality` builds
 the candidates into W and measures them; `speed` serves each and prints the table.

@@ -1,7 +1,7 @@
 """Rerank throughput side by side: attnserve (fp32, int8) against infinity-emb's `/rerank` on the
 same checkpoint, and sentence-transformers' CrossEncoder.predict in-process.
 
-    flock /tmp/attnserve-bench.lock python bench/rerank.py --checkpoint CROSS_ENCODER_DIR \\
+    python bench/rerank.py --checkpoint CROSS_ENCODER_DIR \\
         --artifact ARTIFACT_DIR [--infinity PATH/TO/infinity_emb] [--seconds 10]
 
 Loads: 1 query x 100 documents per request, from one caller and from 16 concurrent callers
