@@ -30,6 +30,7 @@ from attnserve.service.server.auth import REFUSAL, Tokens, token_of
 from attnserve.service.server.calls import CallRecord, Front, request_id, shutting_down
 from attnserve.service.server.embed import EmbedTask
 from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.http_body import json_object
 from attnserve.service.server.listeners import bind_sockets
 from attnserve.service.server.models import Registry
 from attnserve.service.server.options import EmbedOptions, Truncation
@@ -54,18 +55,6 @@ ERROR_TYPE = {
     Code.UNAVAILABLE: ("server_error", "service_unavailable"),
 }
 Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-
-class BodyTooLargeError(ServiceError):
-    """A body over the size limit: RESOURCE_EXHAUSTED as gRPC counts it, but HTTP's own 413
-    (a 429 would tell the client to retry what can never fit)."""
-
-    http_status = 413
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            Code.RESOURCE_EXHAUSTED, f"the request body is over the limit of {limit} bytes"
-        )
 
 
 def error_response(error: ServiceError, request_id: str) -> web.Response:
@@ -157,16 +146,7 @@ class EmbeddingsApp:
         return enveloped
 
     async def embeddings(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except web.HTTPRequestEntityTooLarge:
-            raise BodyTooLargeError(request.app._client_max_size) from None
-        except ConnectionResetError:  # the client left before its body arrived: not our fault
-            raise ServiceError(Code.CANCELLED, "the client left before sending its body") from None
-        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
-            raise invalid("the request body is not JSON") from None
-        if not isinstance(body, dict):
-            raise invalid("the request body must be a JSON object")
+        body = await json_object(request)
         model = self.models.find(body.get("model"))  # its name or an alias
         texts = texts_of(body)
         options, encoding = options_of(body)

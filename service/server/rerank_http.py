@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from attnserve.service.server.errors import invalid
+from attnserve.service.server.http_body import json_object
 from attnserve.service.server.models import Registry, ServedModel
 from attnserve.service.server.options import ScoreOptions, Truncation
 from attnserve.service.server.score import ScoreTask
@@ -32,16 +33,6 @@ from attnserve.service.server.score import ScoreTask
 PROTOCOL = "http"
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 Envelope = Callable[[str, Handler, str], Handler]
-
-
-async def json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise invalid("the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise invalid("the request body must be a JSON object")
-    return body
 
 
 def strings(body: dict[str, Any], field: str) -> list[str]:

@@ -213,6 +213,22 @@ def test_http_rerank_routes_answer_cross_encoder_scores(
     np.testing.assert_allclose(by_index_json(ranked, len(DOCUMENTS)), logits, atol=1e-5)
 
 
+def post_raw(server: ServerThread, path: str, data: bytes) -> HttpAnswer:
+    """POST bytes as they come, JSON or not."""
+    import aiohttp
+
+    async def send() -> HttpAnswer:
+        url = f"http://127.0.0.1:{server.running.http_port}{path}"
+        headers = {"Content-Type": "application/json"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=data, headers=headers) as answer,
+        ):
+            return HttpAnswer(answer.status, await answer.text())
+
+    return asyncio.run(send())
+
+
 def by_index_json(ranked: list[dict[str, Any]], n: int) -> np.ndarray:
     scores = np.full(n, np.nan)
     for result in ranked:
@@ -249,6 +265,10 @@ def test_http_predict_and_bad_requests(
         answer = post(reranker, "/v1/rerank", body)
         assert answer.status_code == status, (body, answer.text)
         assert message in answer.json()["error"]["message"]
+    for path in ("/v1/rerank", "/rerank", "/predict"):  # bodies no JSON parser should crash on
+        for raw in (b"[" * 100_000, b"{not json", b'["a list"]'):
+            answer = post_raw(reranker, path, raw)
+            assert answer.status_code == 400, (path, raw[:10], answer.text)
 
 
 def test_the_rerank_command_prints_a_ranked_table(
