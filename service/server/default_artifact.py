@@ -51,7 +51,7 @@ def ensure_default_artifact(cache_dir: Path) -> Path:
         verify(directory)
         return directory
     except ArtifactError as reason:
-        log.info("building the default artifact into %s (%s), about 40 s", directory, reason)
+        log.info("building the default artifact into %s (%s), a minute or two", directory, reason)
     directory.parent.mkdir(parents=True, exist_ok=True)
     returncode, last = run_export(directory)
     if returncode != 0:
