@@ -143,7 +143,8 @@ class Settings(BaseSettings):
         1000,
         gt=0,
         description="documents in one rerank request (one query-document pair each, batched "
-        "like texts); a pair's tokens are capped by max_tokens_per_text",
+        "like texts); a pair's tokens are capped by max_tokens_per_text; left unset, at most "
+        "max_queue_texts",
     )
     max_stream_pending: int = Field(
         64,
@@ -244,10 +245,15 @@ class Settings(BaseSettings):
                 f"({self.max_queue_texts}): such a request could never be queued"
             )
         if self.max_documents_per_request > self.max_queue_texts:
-            raise ValueError(
-                f"max_documents_per_request ({self.max_documents_per_request}) exceeds "
-                f"max_queue_texts ({self.max_queue_texts}): such a request could never be queued"
-            )
+            if "max_documents_per_request" in self.model_fields_set:
+                raise ValueError(
+                    f"max_documents_per_request ({self.max_documents_per_request}) exceeds "
+                    f"max_queue_texts ({self.max_queue_texts}): such a request could never be "
+                    "queued"
+                )
+            # The default follows a smaller queue: a start must not fail over a rerank limit
+            # its operator never set (frozen model: set once, here, during validation).
+            object.__setattr__(self, "max_documents_per_request", self.max_queue_texts)
         if isinstance(self.workers, int) and self.workers < 1:
             raise ValueError(f"workers must be at least 1 (or auto), got {self.workers}")
         if self.model_name is not None and len(self.artifact) > 1:

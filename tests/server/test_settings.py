@@ -53,6 +53,16 @@ def test_bad_settings_stop_the_server_with_a_clear_message(flags: list[str], mes
     assert "Traceback" not in result.stderr
 
 
+def test_the_default_document_limit_follows_a_smaller_queue() -> None:
+    """A queue smaller than the default rerank limit is an ordinary setting, not an error: the
+    unset limit shrinks to the queue; one set explicitly past the queue is refused."""
+    small = Settings(max_queue_texts=64, max_texts_per_request=32)
+    assert small.max_documents_per_request == 64
+    assert Settings().max_documents_per_request == 1000
+    with pytest.raises(ValidationError, match="max_documents_per_request"):
+        Settings(max_queue_texts=64, max_texts_per_request=32, max_documents_per_request=100)
+
+
 def test_unknown_settings_are_refused() -> None:
     with pytest.raises(ValidationError):
         Settings(no_such_setting=1)  # type: ignore[call-arg]
