@@ -21,7 +21,7 @@ from attnserve.oip import inference_pb2_grpc
 from attnserve.service.artifact import read_manifest
 from attnserve.service.client.client import EmbedderClient
 from tests.support.encoder_families import ENCODER_SHAPES, poison_token
-from tests.support.servers import ServerThread
+from tests.support.servers import ServerThread, metric
 from tests.support.texts import VARIED_TEXTS
 
 
@@ -161,7 +161,8 @@ def test_a_nan_output_is_never_served(
                 served = client.embed([clean], **options)  # type: ignore[arg-type]
                 assert served.pooled is not None
                 assert np.isfinite(served.pooled).all()
-        assert running.running.assembly.metrics.non_finite_outputs._value.get() == 2
+        registry = running.running.assembly.metrics.registry
+        assert metric(registry, "attnserve_non_finite_outputs_total") == 2
         logged = [r for r in caplog.records if r.name == finite.__name__]
         assert len(logged) == 1  # once, however often it happens
     finally:
