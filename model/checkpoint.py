@@ -71,13 +71,24 @@ def load_state(model: EmbeddingModel, tensors: dict[str, torch.Tensor]) -> None:
     unexpected = sorted(set(tensors) - set(mapping) - architecture.ignored)
     if unexpected:
         raise CheckpointError(f"checkpoint has unexpected tensor(s): {', '.join(unexpected)}")
+    copy_tensors(mapping, tensors, params)
+
+
+def copy_tensors(
+    mapping: dict[str, str],
+    tensors: dict[str, torch.Tensor],
+    params: dict[str, torch.nn.Parameter],
+    why: str = "",
+) -> None:
+    """Copy each checkpoint tensor (`mapping`: its name -> our parameter's) into place, refusing
+    one whose shape differs; `why` is added to that refusal (what the shape depends on)."""
     with torch.no_grad():
         for theirs, ours in mapping.items():
             source, target = tensors[theirs], params[ours]
             if source.shape != target.shape:
                 raise CheckpointError(
                     f"tensor {theirs} has shape {tuple(source.shape)}, "
-                    f"expected {tuple(target.shape)}"
+                    f"expected {tuple(target.shape)}{why}"
                 )
             target.copy_(source.to(target.dtype))
 

@@ -18,6 +18,7 @@ import torch
 from attnserve.model.checkpoint import (
     Checkpoint,
     CheckpointError,
+    copy_tensors,
     load_state,
     read_config,
     read_family,
@@ -95,15 +96,7 @@ def load_head_state(model: CrossEncoderModel, tensors: dict[str, torch.Tensor]) 
     missing = sorted(set(mapping) - set(tensors))
     if missing:
         raise CheckpointError(f"checkpoint is missing head tensor(s): {', '.join(missing)}")
-    with torch.no_grad():
-        for theirs, ours in mapping.items():
-            source, target = tensors[theirs], params[ours]
-            if source.shape != target.shape:
-                raise CheckpointError(
-                    f"tensor {theirs} has shape {tuple(source.shape)}, "
-                    f"expected {tuple(target.shape)} (labels: {len(model.head_spec.labels)})"
-                )
-            target.copy_(source.to(target.dtype))
+    copy_tensors(mapping, tensors, params, f" (labels: {len(model.head_spec.labels)})")
 
 
 def load_cross_encoder(directory: Path) -> tuple[CrossEncoderModel, Checkpoint, HeadSpec]:
