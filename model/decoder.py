@@ -26,6 +26,7 @@ from attnserve.model.masks import additive_attention_mask
 from attnserve.model.norms import RMSNorm
 from attnserve.model.pooling import pool
 from attnserve.model.positions import RotaryEmbedding, rotate
+from attnserve.model.prenorm import PreNormLayer
 
 
 class GroupedQueryAttention(nn.Module):
@@ -86,8 +87,9 @@ class SwiGLU(nn.Module):
         return out
 
 
-class DecoderLayer(nn.Module):
-    """Pre-norm: each sub-layer reads a normalised copy and adds its result to the raw stream."""
+class DecoderLayer(PreNormLayer):
+    """Pre-norm (prenorm.py's residual wiring): each sub-layer reads a normalised copy and adds
+    its result to the raw stream."""
 
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__()
@@ -95,22 +97,6 @@ class DecoderLayer(nn.Module):
         self.attention = GroupedQueryAttention(config)
         self.feed_forward_norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.feed_forward = SwiGLU(config)
-
-    def forward(
-        self,
-        x: Tensor,
-        additive_mask: Tensor,
-        cos: Tensor,
-        sin: Tensor,
-        impl: AttentionImpl,
-        want_probs: bool,
-    ) -> tuple[Tensor, Tensor | None]:
-        attended, probs = self.attention(
-            self.attention_norm(x), additive_mask, cos, sin, impl, want_probs
-        )
-        x = x + attended  # (B, T, H)
-        x = x + self.feed_forward(self.feed_forward_norm(x))
-        return x, probs
 
 
 class Decoder(EmbeddingModel):

@@ -28,6 +28,7 @@ from attnserve.model.masks import additive_attention_mask
 from attnserve.model.modernbert_config import ModernBertConfig
 from attnserve.model.pooling import pool
 from attnserve.model.positions import RotaryEmbedding, rotate
+from attnserve.model.prenorm import PreNormLayer
 
 
 class Embeddings(nn.Module):
@@ -94,8 +95,9 @@ class GeGLU(nn.Module):
         return out
 
 
-class ModernBertLayer(nn.Module):
-    """Pre-norm: each sub-layer reads a normalised copy and adds its result to the raw stream."""
+class ModernBertLayer(PreNormLayer):
+    """Pre-norm (prenorm.py's residual wiring): each sub-layer reads a normalised copy and adds
+    its result to the raw stream."""
 
     def __init__(self, config: ModernBertConfig, index: int) -> None:
         super().__init__()
@@ -108,22 +110,6 @@ class ModernBertLayer(nn.Module):
         self.feed_forward_norm = nn.LayerNorm(*norm, bias=config.norm_bias)
         self.feed_forward = GeGLU(config)
         self.local = config.is_local(index)
-
-    def forward(
-        self,
-        x: Tensor,
-        additive_mask: Tensor,
-        cos: Tensor,
-        sin: Tensor,
-        impl: AttentionImpl,
-        want_probs: bool,
-    ) -> tuple[Tensor, Tensor | None]:
-        attended, probs = self.attention(
-            self.attention_norm(x), additive_mask, cos, sin, impl, want_probs
-        )
-        x = x + attended  # (B, T, H)
-        x = x + self.feed_forward(self.feed_forward_norm(x))
-        return x, probs
 
 
 class ModernBert(EmbeddingModel):
