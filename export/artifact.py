@@ -83,7 +83,7 @@ def build_artifact(
     out_dir: Path, checkpoint_dir: Path | None = None, *, int8: bool = True, fp16: bool = True
 ) -> Manifest:
     """Export a checkpoint (default: the packaged all-MiniLM-L6-v2) into `out_dir`: an embedder,
-    or a cross-encoder (a `*ForSequenceClassification` checkpoint: scoring graphs, no fp16)."""
+    or a cross-encoder (a `*ForSequenceClassification` checkpoint: scoring graphs)."""
     started = time.perf_counter()
     directory = checkpoint_dir or default_checkpoint_dir()
     staging = out_dir.with_name(out_dir.name + ".partial")
@@ -104,8 +104,9 @@ def build_artifact(
         )
     if head is not None:
         graphs = build_score_graphs(
-            scorer, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8
-        )
+            scorer, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8,
+            fp16=fp16,
+        )  # fmt: skip
     else:
         graphs = build_graphs(
             model, checkpoint.tokenizer_path, checkpoint.max_seq_length, staging, int8=int8,

@@ -342,26 +342,32 @@ def rotary_angle_nodes(model: onnx.ModelProto) -> list[str]:
     return sorted(names)
 
 
-def build_fp16_graph(
-    fast_fp32: GraphSpec, out_dir: Path, tokenizer: ReferenceTokenizer
-) -> GraphSpec:
+def convert_to_fp16(fp32_path: Path, path: Path) -> None:
     """Half-precision weights and matmuls for CUDA; inputs, outputs and norms stay fp32 (a
-    decoder's residual stream can exceed fp16's range once squared for RMSNorm)."""
+    decoder's residual stream can exceed fp16's range once squared for RMSNorm), and so do the
+    rotary angles. The one conversion for embedders' and cross-encoders' graphs."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
 
+    model = onnx.load(str(fp32_path))
+    half = convert_float_to_float16(
+        model,
+        keep_io_types=True,
+        op_block_list=["LayerNormalization", "RMSNormalization"],
+        node_block_list=rotary_angle_nodes(model),
+    )
+    OnnxModel(half).topological_sort()  # the converter appends the casts it inserts
+    save_graph(half, path)
+
+
+def build_fp16_graph(
+    fast_fp32: GraphSpec, out_dir: Path, tokenizer: ReferenceTokenizer
+) -> GraphSpec:
+    """The fp16 CUDA graph, checked on CPU against fp32 (no NaN/Inf, pooled cosines)."""
     fp32_path = out_dir / fast_fp32.file
     path = out_dir / fast_fp32.file.replace(".fp32.", ".fp16.")
     with stage("fp16", path.name) as step:
-        model = onnx.load(str(fp32_path))
-        half = convert_float_to_float16(
-            model,
-            keep_io_types=True,
-            op_block_list=["LayerNormalization", "RMSNormalization"],
-            node_block_list=rotary_angle_nodes(model),
-        )
-        OnnxModel(half).topological_sort()  # the converter appends the casts it inserts
-        save_graph(half, path)
+        convert_to_fp16(fp32_path, path)
         texts = varied_corpus(64)
         check_finite(path, tokenizer, texts)  # fp16 overflows where fp32 does not
         report = check_quality(

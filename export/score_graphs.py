@@ -5,7 +5,8 @@ attention fusion, parity against PyTorch, the NaN/Inf check), with the head's `s
 logits as the output in place of `pooled`, and pairs as the parity inputs: each row is a
 (query, document) pair through tokenizer.json's own pair template, truncated longest-first as
 CrossEncoder does. int8 is quantised by `export/quantize.py`'s quantiser behind a gate measured
-on scores: per query, the documents' ranking (Spearman) and the largest score change.
+on scores: per query, the documents' ranking (Spearman) and the largest score change. fp16 (for
+CUDA) is the embedders' conversion behind the same gate, measured on CPU.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from attnserve.export.finite import NonFiniteOutputError, first_non_finite
 from attnserve.export.graphs import (
     CPU_AND_CUDA,
     OPSET,
+    convert_to_fp16,
     export_graph,
     op_counts,
     specialise_attention,
@@ -104,7 +106,13 @@ def measure_parity(
 
 
 def build_score_graphs(
-    model: CrossEncoderModel, tokenizer_path: Path, max_tokens: int, out_dir: Path, *, int8: bool
+    model: CrossEncoderModel,
+    tokenizer_path: Path,
+    max_tokens: int,
+    out_dir: Path,
+    *,
+    int8: bool,
+    fp16: bool,
 ) -> list[GraphSpec]:
     tokenizer = ReferenceTokenizer(tokenizer_path, max_tokens, model.config.pad_token_id)
     inputs = model.config.inputs
@@ -134,6 +142,8 @@ def build_score_graphs(
         )  # fmt: skip
     if int8:
         built += build_int8_scorer(built[0], out_dir, tokenizer, model.head_spec)
+    if fp16:
+        built += build_fp16_scorer(built[0], out_dir, tokenizer, model.head_spec)
     return built
 
 
@@ -259,3 +269,37 @@ def build_int8_scorer(
     remove_graph(path)
     log.warning("int8: no candidate passed the score gate; no int8 scoring graph written")
     return []
+
+
+def build_fp16_scorer(
+    fast_fp32: GraphSpec, out_dir: Path, tokenizer: ReferenceTokenizer, head: HeadSpec
+) -> list[GraphSpec]:
+    """The fp16 CUDA scoring graph, behind the int8 gate's measure (run on CPU here: CUDA's
+    fp16 kernels round alike, and the test on a GPU host compares them to fp32 again)."""
+    fp32_path = out_dir / fast_fp32.file
+    path = out_dir / fast_fp32.file.replace(".fp32.", ".fp16.")
+    pairs = gate_pairs()
+    with stage("fp16", path.name) as step:
+        convert_to_fp16(fp32_path, path)
+        scores = scores_of(path, tokenizer, pairs)
+        if not np.isfinite(scores).all():  # fp16 overflows where fp32 does not
+            gate = None
+            step.outcome = "NaN or Inf in its scores: not written"
+        else:
+            gate = measure_gate(scores_of(fp32_path, tokenizer, pairs), scores, head)
+            step.outcome = (
+                f"CPU gate over {gate.pairs} pairs: Spearman mean {gate.mean_spearman:.4f}, min "
+                f"{gate.min_spearman:.4f}, score error {gate.max_score_error:.4f}: "
+                + ("PASS" if gate.passed else "fail")
+            )
+    if gate is None or not gate.passed:
+        remove_graph(path)
+        log.warning("fp16: the scores failed the gate on CPU; no fp16 scoring graph written")
+        return []
+    parity = {
+        "cpu_mean_spearman_to_fp32": gate.mean_spearman,
+        "cpu_min_spearman_to_fp32": gate.min_spearman,
+        "cpu_max_score_error_to_fp32": gate.max_score_error,
+        "n_pairs": float(gate.pairs),
+    }
+    return [variant_of(fast_fp32, path, "fp16", ("CUDAExecutionProvider",), parity)]

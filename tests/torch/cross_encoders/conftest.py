@@ -30,7 +30,7 @@ def cross_encoders(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
 def cross_encoder_artifacts(
     cross_encoders: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], Path]:
-    """name -> its artifact (fp32 graphs; int8 for the BERT reranker), exported once."""
+    """name -> its artifact (fp32 graphs; int8 and fp16 for the BERT reranker), exported once."""
     from attnserve.export.artifact import build_artifact
 
     root = tmp_path_factory.mktemp("cross-encoder-artifacts")
@@ -38,9 +38,8 @@ def cross_encoder_artifacts(
 
     def get(name: str) -> Path:
         if name not in built:
-            build_artifact(
-                root / name, cross_encoders(name), int8=name == "bert-reranker", fp16=False
-            )
+            reduced = name == "bert-reranker"
+            build_artifact(root / name, cross_encoders(name), int8=reduced, fp16=reduced)
             built[name] = root / name
         return built[name]
 
