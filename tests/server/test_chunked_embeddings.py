@@ -90,7 +90,7 @@ def test_a_chunked_vector_is_the_token_weighted_mean_of_its_windows(
     np.testing.assert_allclose(pooled(response)[0], expected, atol=1e-5)
     long, short = response.results
     starts = window_starts(300, WINDOW - 2, overlap)  # the overlap is honoured
-    assert long.windows == len(starts) == (5 if overlap == 0 else 6)
+    assert long.windows == len(starts) == (5 if overlap == 0 else 7)
     assert long.token_count == 302
     assert not long.truncated
     assert long.window_tokens == sum(min(62, 300 - s) + 2 for s in starts)
@@ -119,7 +119,8 @@ def test_without_chunking_the_same_text_is_truncated_to_its_window(server: Serve
 def test_per_token_vectors_of_a_chunked_text_are_refused(server: ServerThread) -> None:
     error = refusal(server, [DOCUMENT], chunking=True, max_tokens=WINDOW, token_embeddings=True)
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert "text 0 runs as 5 windows" in (error.details() or "")
+    # The default overlap (32) capped under half of the 62 text tokens (30): a stride of 32.
+    assert "text 0 runs as 9 windows" in (error.details() or "")
     # ... while a text within one window may have them.
     ok = embed(server, ["hello"], chunking=True, max_tokens=WINDOW, token_embeddings=True)
     assert list(ok.results[0].token_embeddings.shape) == [3, 384]
@@ -163,7 +164,7 @@ def test_the_server_default_chunks_and_info_says_so(make_server: MakeServer) -> 
     assert info.chunking
     assert info.chunk_overlap == 16
     default = embed(server, [DOCUMENT], max_tokens=WINDOW)
-    assert default.results[0].windows == 6  # 16 tokens of overlap
+    assert default.results[0].windows == 7  # 16 tokens of overlap
     np.testing.assert_allclose(
         pooled(default)[0], independent(server, DOCUMENT, WINDOW, 16), atol=1e-5
     )
