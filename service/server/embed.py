@@ -88,25 +88,17 @@ class EmbedTask:
         through the batcher like a text, and each text's window vectors are pooled into one.
         A text within one window runs exactly as without chunking."""
         self.check_dimensions(options.dimensions)
-        window = options.max_tokens or self.pipeline.default_max_tokens
+        window, overlap = self.window_of(options)
         asked = options.chunk_overlap is not None
-        overlap = self.limits.chunk_overlap_tokens
-        if options.chunk_overlap is not None:
-            overlap = options.chunk_overlap
-        room = window - self.pipeline.tokenizer.special_count
-        if asked and overlap > max_overlap(room):  # refused even when no text needs windows
-            raise invalid(
-                f"chunk_overlap {overlap} is too large for windows of {window} tokens: at "
-                f"most {max_overlap(room)}, under half a window"
-            )
+        # Never below the window: a text that fits one window is never cut by chunking.
+        document_tokens = max(self.limits.max_document_tokens, window)
         tokenizing = TokenizeOptions(
-            options.truncation, options.max_tokens, options.prompt_name,
-            document_tokens=self.limits.max_document_tokens,
-        )  # fmt: skip
+            options.truncation, options.max_tokens, options.prompt_name, document_tokens
+        )
         documents = await self.pipeline.admit(texts, tokenizing)
         split = [chunking.split(text, window, overlap, asked) for text in documents.texts]
         self.check_windows(split, options)
-        windows = [window for text in split for window in text.windows]
+        windows = [piece for text in split for piece in text.windows]
         admitted = self.admit_tokens(replace(documents, texts=windows), options)
         ran = await self.pipeline.run(
             admitted.tokenized, admitted.purpose, options.token_embeddings, deadline
@@ -122,6 +114,20 @@ class EmbedTask:
             for embedding, text in zip(result.texts, split, strict=True)
         ]
         return replace(result, texts=counted)
+
+    def window_of(self, options: EmbedOptions) -> tuple[int, int]:
+        """The request's window (its max_tokens) and overlap; an overlap it asked for that no
+        window of that size allows is refused even when no text needs windows."""
+        window = options.max_tokens or self.pipeline.default_max_tokens
+        if options.chunk_overlap is None:
+            return window, self.limits.chunk_overlap_tokens  # capped per text by split()
+        room = window - self.pipeline.tokenizer.special_count
+        if options.chunk_overlap > max_overlap(room):
+            raise invalid(
+                f"chunk_overlap {options.chunk_overlap} is too large for windows of {window} "
+                f"tokens: at most {max_overlap(room)}, under half a window"
+            )
+        return window, options.chunk_overlap
 
     def check_windows(self, split: list[Windows], options: EmbedOptions) -> None:
         """A request's windows count as texts (max_texts_per_request; the queue's room is

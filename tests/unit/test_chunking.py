@@ -209,3 +209,25 @@ def test_per_token_vectors_of_a_text_in_several_windows_are_refused(
     with pytest.raises(ServiceError, match="text 0 runs as 4 windows") as caught:
         asyncio.run(model.task(EmbedTask).embed([TEXT], asking, None))
     assert caught.value.code is Code.INVALID_ARGUMENT
+
+
+def test_a_document_limit_below_the_window_never_cuts_a_text_that_fits_one(
+    tokenizer_file: Path,
+) -> None:
+    model = fake_model("m", tokenizer_file, FakeEngine())
+    task = model.task(EmbedTask)
+    assert isinstance(task, EmbedTask)
+    task.limits = replace(LIMITS, max_document_tokens=4)
+
+    async def scenario() -> list[tuple[int, bool, int]]:
+        model.batcher.start()
+        try:
+            fits = await task.embed([TEXT], replace(CHUNKED, max_tokens=12), None)
+            longer = await task.embed([TEXT], replace(CHUNKED, max_tokens=6), None)
+        finally:
+            await model.batcher.stop()
+        return [(t.token_count, t.truncated, t.windows) for t in [*fits.texts, *longer.texts]]
+
+    # Within its window of 12: untouched. Over its window of 6: cut at the window (the limit
+    # is never below it), so one window.
+    assert asyncio.run(scenario()) == [(10, False, 1), (6, True, 1)]
