@@ -27,7 +27,7 @@ class Limits:
     # Chunked embeddings' defaults, which a request may override (not limits, but fixed for the
     # server's life and shown by Info beside them).
     chunking: bool = False
-    chunk_overlap_tokens: int = 32
+    chunk_overlap_tokens: int = 0
 
     @classmethod
     def of(cls, settings: Settings, max_positions: int) -> Limits:

@@ -163,10 +163,11 @@ class Settings(BaseSettings):
         "one, instead of being truncated or refused; a request may say otherwise",
     )
     chunk_overlap_tokens: int = Field(
-        32,
+        0,
         ge=0,
         description="text tokens neighbouring windows share by default (context across each "
-        "cut, for ~overlap/window more work); capped below half a window",
+        "cut, for ~overlap/window more work; measured, it brought the vector no closer to the "
+        "full-context one: docs/benchmarks.md); capped below half a window",
     )
     max_document_tokens: int = Field(
         8192,
