@@ -16,6 +16,7 @@ import pytest
 from attnserve.oip import inference_pb2 as oip
 from attnserve.oip import inference_pb2_grpc as oip_grpc
 from attnserve.service import wire
+from attnserve.service.client.client import EmbedderClient
 from attnserve.service.server.chunking import window_starts
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc as pb_grpc
@@ -108,6 +109,20 @@ def test_texts_within_their_window_are_unchanged_by_chunking(server: ServerThrea
         assert after.window_tokens == after.token_count
         assert after.token_count == before.token_count
         assert not after.truncated
+
+
+def test_the_typed_client_asks_for_chunking_and_reads_the_windows(server: ServerThread) -> None:
+    with EmbedderClient(server.target) as client:
+        served = client.embed([DOCUMENT, "hello"], max_tokens=WINDOW, chunking=True)
+        plain = client.embed([DOCUMENT], max_tokens=WINDOW)  # the server's default: off
+    assert served.windows == [5, 1]
+    assert served.token_counts == [302, 3]
+    assert served.pooled is not None
+    np.testing.assert_allclose(
+        served.pooled[0], independent(server, DOCUMENT, WINDOW, 0), atol=1e-5
+    )
+    assert plain.windows == [1]
+    assert plain.truncated == [True]
 
 
 def test_without_chunking_the_same_text_is_truncated_to_its_window(server: ServerThread) -> None:
