@@ -1,7 +1,7 @@
 """Chunked embeddings, measured: how close the chunked vector stays to the full-context one, and
 what each costs per document as documents grow.
 
-    python bench/long_inputs.py [--quick]
+    python bench/long_inputs.py [--quick] [--only packaged|long] [--packaged-artifact DIR]
 
 Two models, each served by a real attnserve server on loopback and asked over gRPC (the
 chunking measured is the server's own, EmbedOptions.chunking):
@@ -82,11 +82,13 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def quality(embedder: Embedder, cap: int, windows: tuple[int, ...], documents: int) -> list[str]:
-    texts = [embedder.document(seed, cap, cap) for seed in range(documents)]
-    full = [embedder.embed(text, max_tokens=cap, chunking=False) for text in texts]
+def quality(
+    embedder: Embedder, length: int, cap: int, windows: tuple[int, ...], documents: int
+) -> list[str]:
+    texts = [embedder.document(seed, length, cap) for seed in range(documents)]
+    full = [embedder.embed(text, max_tokens=length, chunking=False) for text in texts]
     rows = []
-    for window in windows:
+    for window in (window for window in windows if window < length):
         for overlap in (0, window // 4):
             cosines, counts = [], []
             for text, (vector, _) in zip(texts, full, strict=True):
@@ -136,14 +138,18 @@ COST_HEAD = [
 
 
 def measure(name: str, artifact: Path, cap: int, windows: tuple[int, ...],
-            lengths: tuple[int, ...], cost_window: int, documents: int) -> None:  # fmt: skip
+            lengths: tuple[int, ...], cost_window: int, documents: int,
+            quality_lengths: tuple[int, ...]) -> None:  # fmt: skip
     # Warm-up off: the cost model's fit over a 2048-position model takes minutes on 2 cores, and
     # one document per request needs no batching policy; the paired rounds warm each shape.
     server = ServerThread(server_settings(artifact, warmup=False, max_document_tokens=cap * 4))
     embedder = Embedder(server)
     try:
         print(f"\n### {name}: quality (documents within the {cap}-token cap)\n")
-        print("\n".join([*QUALITY_HEAD, *quality(embedder, cap, windows, documents)]), flush=True)
+        rows = []
+        for length in quality_lengths:
+            rows += quality(embedder, length, cap, windows, documents)
+        print("\n".join([*QUALITY_HEAD, *rows]), flush=True)
         print(f"\n### {name}: cost per document (chunked: windows of {cost_window})\n")
         overlap = cost_window // 8
         rows = cost(embedder, lengths, cost_window, overlap, cap)
@@ -157,20 +163,29 @@ def measure(name: str, artifact: Path, cap: int, windows: tuple[int, ...],
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer documents and lengths")
+    parser.add_argument("--only", choices=("packaged", "long"), default=None, help="one model")
+    parser.add_argument(
+        "--packaged-artifact", type=Path, default=None, help="an export of the packaged model"
+    )
     args = parser.parse_args()
     documents = 3 if args.quick else 8
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-long-inputs-"))
     print(f"machine: {machine_line()}")
-    packaged = workdir / "all-MiniLM-L6-v2"
-    build_artifact(packaged, int8=False, fp16=False)
-    measure("all-MiniLM-L6-v2", packaged, 512, (64, 128, 256), (128, 256, 512), 128, documents)
+    if args.only != "long":
+        packaged = args.packaged_artifact or workdir / "all-MiniLM-L6-v2"
+        if args.packaged_artifact is None:
+            build_artifact(packaged, int8=False, fp16=False)
+        measure("all-MiniLM-L6-v2", packaged, 512, (64, 128, 256), (128, 256, 512), 128,
+                documents, (256, 512))  # fmt: skip
+    if args.only == "packaged":
+        return 0
     tokenizer = build_tokenizer("wordpiece", workdir / "wordpiece.json")
     checkpoint = build_encoder_checkpoint(workdir / "distilbert-2048", LONG_SHAPE, tokenizer)
     long_artifact = workdir / "distilbert-2048-artifact"
     build_artifact(long_artifact, checkpoint, int8=False, fp16=False)
     lengths = (256, 512, 1024) if args.quick else (256, 512, 1024, 2048)
     measure("random DistilBERT, 2048 positions", long_artifact, 2048, (128, 256, 512),
-            lengths, 256, documents)  # fmt: skip
+            lengths, 256, documents, (2048,))  # fmt: skip
     return 0
 
 
