@@ -40,6 +40,7 @@ class Embeddings:
     request_id: str
     prompt_name: str = ""  # the prompt the server prepended ("" = none)
     prompt_tokens: list[int] = field(default_factory=list)  # per text, of its token count
+    windows: list[int] = field(default_factory=list)  # per text: chunked embeddings' windows
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,14 @@ class EmbedderClient:
         request_id: str = "",
         timeout_s: float | None = None,
         model: str = "",
+        chunking: bool | None = None,
+        chunk_overlap: int | None = None,
     ) -> Embeddings:
         """`prompt_name`: None = the model's default prompt (Info.default_prompt_name), "" = no
         prompt, otherwise one of Info.prompts (e.g. "query"). `model`: a served model's name
-        (Info.models); "" = the server's default."""
+        (Info.models); "" = the server's default. `chunking`: a text over `max_tokens` as
+        pooled windows of it (None = the server's default, Info.chunking), neighbours sharing
+        `chunk_overlap` tokens (None = Info.chunk_overlap); `windows` says how many ran."""
         options = pb.EmbedOptions(
             pooled=pooled,
             token_embeddings=token_embeddings,
@@ -148,6 +153,10 @@ class EmbedderClient:
             options.normalize = normalize
         if prompt_name is not None:
             options.prompt_name = prompt_name
+        if chunking is not None:  # None: the server's default (Info.chunking)
+            options.chunking = chunking
+        if chunk_overlap is not None:
+            options.chunk_overlap = chunk_overlap
         request = pb.EmbedRequest(
             texts=list(texts), options=options, request_id=request_id, model=model
         )
@@ -255,4 +264,5 @@ def to_embeddings(response: pb.EmbedResponse) -> Embeddings:
         request_id=response.request_id,
         prompt_name=response.prompt_name,
         prompt_tokens=[r.prompt_tokens for r in response.results],
+        windows=[r.windows for r in response.results],
     )

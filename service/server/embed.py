@@ -8,13 +8,15 @@ batcher's rows into the answer (Matryoshka truncation, normalising, attention se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
 from attnserve.service.artifact import GraphPurpose
+from attnserve.service.server import chunking
 from attnserve.service.server.batcher import ItemResult
+from attnserve.service.server.chunking import Windows, max_overlap
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, TokenizeOptions
 from attnserve.service.server.pipeline import Pipeline, Ran, Timings, Tokenized
@@ -28,6 +30,8 @@ class TextEmbedding:
     token_count: int
     truncated: bool
     prompt_tokens: int = 0  # of token_count
+    windows: int = 1  # chunked embeddings: the windows the text ran as
+    window_tokens: int = 0  # tokens run over all its windows (token_count for one window)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class EmbedTask:
     async def embed(
         self, texts: list[str], options: EmbedOptions, deadline: float | None
     ) -> EmbedResult:
+        if self.limits.chunking if options.chunking is None else options.chunking:
+            return await self.embed_chunked(texts, options, deadline)
         admitted = await self.admit(texts, options)
         ran = await self.pipeline.run(
             admitted.tokenized, admitted.purpose, options.token_embeddings, deadline
@@ -73,7 +79,77 @@ class EmbedTask:
         the attention asked for, and a response larger than the transport may send."""
         self.check_dimensions(options.dimensions)
         tokenizing = TokenizeOptions(options.truncation, options.max_tokens, options.prompt_name)
-        tokenized = await self.pipeline.admit(texts, tokenizing)
+        return self.admit_tokens(await self.pipeline.admit(texts, tokenizing), options)
+
+    async def embed_chunked(
+        self, texts: list[str], options: EmbedOptions, deadline: float | None
+    ) -> EmbedResult:
+        """Texts over the window (max_tokens) run as windows (chunking.py), every window
+        through the batcher like a text, and each text's window vectors are pooled into one.
+        A text within one window runs exactly as without chunking."""
+        self.check_dimensions(options.dimensions)
+        window, overlap = self.window_of(options)
+        asked = options.chunk_overlap is not None
+        # Never below the window: a text that fits one window is never cut by chunking.
+        document_tokens = max(self.limits.max_document_tokens, window)
+        tokenizing = TokenizeOptions(
+            options.truncation, options.max_tokens, options.prompt_name, document_tokens
+        )
+        documents = await self.pipeline.admit(texts, tokenizing)
+        split = [chunking.split(text, window, overlap, asked) for text in documents.texts]
+        self.check_windows(split, options)
+        windows = [piece for text in split for piece in text.windows]
+        admitted = self.admit_tokens(replace(documents, texts=windows), options)
+        ran = await self.pipeline.run(
+            admitted.tokenized, admitted.purpose, options.token_embeddings, deadline
+        )
+        results, at = [], 0
+        for text in split:
+            mine, at = ran.results[at : at + len(text.windows)], at + len(text.windows)
+            results.append(mine[0] if len(mine) == 1 else pooled_result(text, mine))
+        per_text = replace(admitted, tokenized=documents)
+        result = self.finish(per_text, Ran(results, ran.timings), options)
+        counted = [
+            replace(embedding, windows=len(text.windows), window_tokens=text.tokens_run)
+            for embedding, text in zip(result.texts, split, strict=True)
+        ]
+        return replace(result, texts=counted)
+
+    def window_of(self, options: EmbedOptions) -> tuple[int, int]:
+        """The request's window (its max_tokens) and overlap; an overlap it asked for that no
+        window of that size allows is refused even when no text needs windows."""
+        window = options.max_tokens or self.pipeline.default_max_tokens
+        if options.chunk_overlap is None:
+            return window, self.limits.chunk_overlap_tokens  # capped per text by split()
+        room = window - self.pipeline.tokenizer.special_count
+        if options.chunk_overlap > max_overlap(room):
+            raise invalid(
+                f"chunk_overlap {options.chunk_overlap} is too large for windows of {window} "
+                f"tokens: at most {max_overlap(room)}, under half a window"
+            )
+        return window, options.chunk_overlap
+
+    def check_windows(self, split: list[Windows], options: EmbedOptions) -> None:
+        """A request's windows count as texts (max_texts_per_request; the queue's room is
+        checked as they are queued): a long document costs what that many texts cost."""
+        for index, text in enumerate(split):
+            if len(text.windows) > 1 and (options.token_embeddings or options.attention):
+                raise invalid(
+                    f"text {index} runs as {len(text.windows)} windows: chunked embeddings "
+                    "give one pooled vector, without per-token vectors or attention maps; "
+                    "ask for those without chunking (truncated to max_tokens)"
+                )
+        windows = sum(len(text.windows) for text in split)
+        limit = self.limits.max_texts_per_request
+        if windows > limit:
+            raise invalid(
+                f"the texts run as {windows} windows, over the limit of {limit} texts per "
+                "request (max_texts_per_request: each window counts as a text); send fewer "
+                "or shorter texts, or larger windows (max_tokens)"
+            )
+
+    def admit_tokens(self, tokenized: Tokenized, options: EmbedOptions) -> Admitted:
+        """The checks on a request's tokens: the attention asked for, the response's size."""
         if options.attention is None:
             self.check_response_size(tokenized.texts, options, 0, 0)
             return Admitted(tokenized, "fast")
@@ -176,5 +252,17 @@ def text_embedding(
         if attention.average_heads:
             attentions = attentions.mean(axis=1, keepdims=True)
     return TextEmbedding(
-        result.token_embeddings, attentions, text.length, text.truncated, text.prompt_tokens
+        result.token_embeddings,
+        attentions,
+        text.length,
+        text.truncated,
+        text.prompt_tokens,
+        window_tokens=text.length,
     )
+
+
+def pooled_result(text: Windows, windows: list[ItemResult]) -> ItemResult:
+    """One text's windows as one result: their vectors pooled (chunking.pool)."""
+    vector = chunking.pool(text, np.stack([result.pooled for result in windows]))  # (H,)
+    queue_s = max(result.queue_s for result in windows)
+    return ItemResult(vector, None, None, queue_s, windows[0].batch)

@@ -23,6 +23,11 @@ class Limits:
     max_send_message_bytes: int
     max_queue_texts: int
     max_documents_per_request: int = 1000  # a rerank request's pairs
+    max_document_tokens: int = 8192  # a chunked text's tokens, over all its windows
+    # Chunked embeddings' defaults, which a request may override (not limits, but fixed for the
+    # server's life and shown by Info beside them).
+    chunking: bool = False
+    chunk_overlap_tokens: int = 0
 
     @classmethod
     def of(cls, settings: Settings, max_positions: int) -> Limits:
@@ -36,6 +41,9 @@ class Limits:
             max_send_message_bytes=settings.max_send_message_bytes,
             max_queue_texts=settings.max_queue_texts,
             max_documents_per_request=settings.max_documents_per_request,
+            max_document_tokens=settings.max_document_tokens,
+            chunking=settings.chunking,
+            chunk_overlap_tokens=settings.chunk_overlap_tokens,
         )
 
     def describe(self) -> str:
@@ -44,5 +52,8 @@ class Limits:
             f"{self.max_texts_per_request} texts/request, {self.max_chars_per_text} chars/text, "
             f"{self.max_tokens_per_text} tokens/text, {self.max_attention_elements} attention "
             f"elements/response, {self.max_queue_texts} texts queued, "
-            f"{self.max_documents_per_request} documents/rerank"
+            f"{self.max_documents_per_request} documents/rerank, "
+            f"{self.max_document_tokens} tokens/chunked document (chunking "
+            f"{'on' if self.chunking else 'off'} by default, {self.chunk_overlap_tokens} tokens "
+            "overlap)"
         )

@@ -118,8 +118,9 @@ def texts_of(request: oip.ModelInferRequest) -> list[str]:
 
 
 def options_of(parameters: Mapping[str, oip.InferParameter]) -> EmbedOptions:
-    """normalize (bool), truncate (bool, or "end" / "start" / "none"), dimensions (int)."""
-    normalize = truncation = dimensions = None
+    """normalize (bool), truncate (bool, or "end" / "start" / "none"), dimensions (int),
+    chunking (bool), chunk_overlap (int)."""
+    normalize = truncation = dimensions = chunking = overlap = None
     for name, value in parameters.items():
         kind = value.WhichOneof("parameter_choice")
         if name == "normalize":
@@ -137,8 +138,20 @@ def options_of(parameters: Mapping[str, oip.InferParameter]) -> EmbedOptions:
             if kind not in ("int64_param", "uint64_param"):
                 raise invalid("parameter 'dimensions' must be an integer")
             dimensions = int(getattr(value, kind))
+        elif name == "chunking":
+            if kind != "bool_param":
+                raise invalid("parameter 'chunking' must be a bool")
+            chunking = value.bool_param
+        elif name == "chunk_overlap":
+            if kind not in ("int64_param", "uint64_param") or getattr(value, kind) < 0:
+                raise invalid("parameter 'chunk_overlap' must be a non-negative integer")
+            overlap = int(getattr(value, kind))
     return EmbedOptions(
-        normalize=normalize, truncation=truncation or Truncation.END, dimensions=dimensions
+        normalize=normalize,
+        truncation=truncation or Truncation.END,
+        dimensions=dimensions,
+        chunking=chunking,
+        chunk_overlap=overlap,
     )
 
 

@@ -2,7 +2,9 @@
 
     POST /v1/embeddings   {"input": str | [str], "model": str, "encoding_format": "float" |
                            "base64", "dimensions": int}   (and, beyond OpenAI's API,
-                           "truncate": true to cut over-long texts instead of refusing them)
+                           "truncate": true to cut over-long texts instead of refusing them;
+                           "chunking": true to embed them as pooled windows, "chunk_overlap":
+                           int; each item then says its "windows")
     GET  /v1/models       the models served
     GET  /health          200 while ready, 503 otherwise (no token needed)
 
@@ -86,7 +88,18 @@ def options_of(body: dict[str, Any]) -> tuple[EmbedOptions, str]:
     if not isinstance(truncate, bool):
         raise invalid("'truncate' must be true or false")
     truncation = Truncation.END if truncate else Truncation.NONE
-    return EmbedOptions(truncation=truncation, dimensions=dimensions), encoding
+    chunking = body.get("chunking")
+    if chunking is not None and not isinstance(chunking, bool):
+        raise invalid("'chunking' must be true or false")
+    overlap = body.get("chunk_overlap")
+    if overlap is not None and (
+        not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0
+    ):
+        raise invalid("'chunk_overlap' must be a non-negative integer")
+    options = EmbedOptions(
+        truncation=truncation, dimensions=dimensions, chunking=chunking, chunk_overlap=overlap
+    )
+    return options, encoding
 
 
 class Routes(Protocol):
@@ -153,10 +166,14 @@ class EmbeddingsApp:
         result = await model.task(EmbedTask).embed(texts, options, None)
         assert result.pooled is not None
         vectors = np.ascontiguousarray(result.pooled, dtype="<f4")
-        data = [
+        data: list[dict[str, Any]] = [
             {"object": "embedding", "index": index, "embedding": encode(vector, encoding)}
             for index, vector in enumerate(vectors)
         ]
+        if model.limits.chunking if options.chunking is None else options.chunking:
+            for item, text in zip(data, result.texts, strict=True):
+                item["windows"] = text.windows  # an extension, as "truncate" in the request
+
         tokens = sum(text.token_count for text in result.texts)
         return web.json_response(
             {

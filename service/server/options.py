@@ -34,6 +34,10 @@ class EmbedOptions:
     float_bytes: int = 4  # each float of the response: 4 (float32) or 2 (float16)
     dimensions: int | None = None  # Matryoshka: keep the first N of each pooled vector
     prompt_name: str | None = None  # None = the model's default prompt; "" = no prompt
+    # Chunked embeddings: a text over max_tokens runs as windows of max_tokens, pooled into one
+    # vector (server/chunking.py). None = the server's default (Limits.chunking).
+    chunking: bool | None = None
+    chunk_overlap: int | None = None  # tokens neighbouring windows share; None = the default
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class TokenizeOptions:
     truncation: Truncation = Truncation.END
     max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
     prompt_name: str | None = None  # None = the model's default prompt; "" = no prompt
+    # Chunked embeddings: texts are cut (or refused) at this many tokens instead of max_tokens,
+    # which becomes the window (max_document_tokens); None = no chunking.
+    document_tokens: int | None = None
 
 
 @dataclass(frozen=True)

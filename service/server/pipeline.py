@@ -105,10 +105,16 @@ class Pipeline:
         max_tokens: int | None,
         offsets: bool,
         prompt: Prompt = NO_PROMPT,
+        document_tokens: int | None = None,
     ) -> list[EncodedText]:
         self.check_texts(texts)
         return self.tokenizer.encode(
-            texts, truncation, max_tokens or self.default_max_tokens, offsets, prompt.text
+            texts,
+            truncation,
+            max_tokens or self.default_max_tokens,
+            offsets,
+            prompt.text,
+            document_tokens,
         )
 
     async def encode_off_loop(
@@ -116,11 +122,10 @@ class Pipeline:
     ) -> list[EncodedText]:
         """Small requests tokenise inline (a thread hop costs more than they do); large ones
         in a worker thread, so one big request never stalls every other call's I/O."""
+        args = (texts, options.truncation, options.max_tokens, offsets, prompt)
         if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:
-            return self.encode(texts, options.truncation, options.max_tokens, offsets, prompt)
-        return await asyncio.to_thread(
-            self.encode, texts, options.truncation, options.max_tokens, offsets, prompt
-        )
+            return self.encode(*args, options.document_tokens)
+        return await asyncio.to_thread(self.encode, *args, options.document_tokens)
 
     async def tokenize(self, texts: list[str], options: TokenizeOptions) -> Tokenized:
         """The tokens a request's texts would run as, with offsets (the `Tokenize` call)."""

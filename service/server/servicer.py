@@ -90,6 +90,8 @@ def options_from_proto(options: pb.EmbedOptions) -> tuple[EmbedOptions, int]:
         float_bytes=wire.WIRE_DTYPES[dtype].itemsize,
         dimensions=options.dimensions or None,
         prompt_name=options.prompt_name if options.HasField("prompt_name") else None,
+        chunking=options.chunking if options.HasField("chunking") else None,
+        chunk_overlap=options.chunk_overlap if options.HasField("chunk_overlap") else None,
     )
     return parsed, dtype
 
@@ -104,6 +106,7 @@ def limits_message(limits: Limits) -> pb.Limits:
         max_send_message_bytes=limits.max_send_message_bytes,
         max_queue_texts=limits.max_queue_texts,
         max_documents_per_request=limits.max_documents_per_request,
+        max_document_tokens=limits.max_document_tokens,
     )
 
 
@@ -135,6 +138,8 @@ def build_info(served: ServedModel, version: str, models: list[str]) -> pb.InfoR
         models=models,
         tasks=served.task_names,
         labels=served.manifest.head.labels if served.manifest.head is not None else (),
+        chunking=served.limits.chunking,
+        chunk_overlap=served.limits.chunk_overlap_tokens,
     )
 
 
@@ -311,6 +316,8 @@ def to_proto(
             token_count=text.token_count,
             truncated=text.truncated,
             prompt_tokens=text.prompt_tokens,
+            windows=text.windows,
+            window_tokens=text.window_tokens,
         )
         if text.token_embeddings is not None:
             entry.token_embeddings.CopyFrom(wire.encode(text.token_embeddings, dtype))

@@ -156,6 +156,26 @@ class Settings(BaseSettings):
     max_tokens_per_text: int = Field(
         0, ge=0, description="token cap per text; 0 = the model's max positions"
     )
+    chunking: bool = Field(
+        False,
+        description="chunked embeddings by default: a text over the token cap runs as "
+        "overlapping windows of the cap whose vectors are averaged (weighted by tokens) into "
+        "one, instead of being truncated or refused; a request may say otherwise",
+    )
+    chunk_overlap_tokens: int = Field(
+        0,
+        ge=0,
+        description="text tokens neighbouring windows share by default (context across each "
+        "cut, for ~overlap/window more work; measured, it brought the vector no closer to the "
+        "full-context one: docs/benchmarks.md); capped below half a window",
+    )
+    max_document_tokens: int = Field(
+        8192,
+        gt=0,
+        description="tokens in one chunked text, over all its windows; longer ones are "
+        "truncated or refused as the request's truncation says (each window counts as a "
+        "text against max_texts_per_request and the queue)",
+    )
     max_attention_elements: int = Field(
         8_000_000,
         gt=0,

@@ -79,9 +79,12 @@ class TextTokenizer:
         max_tokens: int,
         offsets: bool = False,
         prompt: str = "",
+        document_tokens: int | None = None,
     ) -> list[EncodedText]:
         """Tokenise texts, each behind `prompt` (as sentence-transformers does: one string);
         over-long ones are truncated on the chosen side, never inside the prompt, or refused.
+        Over-long means past `max_tokens`, or, for chunked embeddings (the text will run as
+        windows of `max_tokens`), past `document_tokens` (max_document_tokens).
 
         Character offsets are computed only when needed (`Tokenize`, or to find a prompt's
         tokens): plain embedding requests skip them, which makes tokenisation ~20% cheaper."""
@@ -90,6 +93,9 @@ class TextTokenizer:
                 f"max_tokens must be in {self.special_count + 1}..{self.max_tokens}, "
                 f"got {max_tokens}"
             )
+        limit, limit_name = max_tokens, "the limit"
+        if document_tokens is not None:
+            limit, limit_name = document_tokens, "max_document_tokens"
         inputs = [prompt + text for text in texts] if prompt else texts
         results = []
         for index, encoding in enumerate(self.encodings(inputs, offsets or bool(prompt))):
@@ -97,22 +103,22 @@ class TextTokenizer:
             type_ids = np.asarray(encoding.type_ids, dtype=np.int64)
             kept = None
             in_prompt = prompt_mask(encoding, len(prompt)) if prompt else None
-            truncated = ids.shape[0] > max_tokens
+            truncated = ids.shape[0] > limit
             if truncated:
                 if truncation is Truncation.NONE:
                     raise invalid(
-                        f"text {index} has {ids.shape[0]} tokens, over the limit of "
-                        f"{max_tokens}; shorten it or allow truncation"
+                        f"text {index} has {ids.shape[0]} tokens, over {limit_name} of "
+                        f"{limit}; shorten it or allow truncation"
                     )
                 kept_whole = np.asarray(encoding.special_tokens_mask, dtype=bool)
                 if in_prompt is not None:
                     kept_whole |= in_prompt
-                if int(kept_whole.sum()) >= max_tokens:
+                if int(kept_whole.sum()) >= limit:
                     raise invalid(
                         f"text {index}: the prompt and special tokens take {kept_whole.sum()} "
-                        f"of the {max_tokens} tokens allowed, leaving none for the text"
+                        f"of the {limit} tokens allowed, leaving none for the text"
                     )
-                kept = keep_positions(encoding, truncation, max_tokens, kept_whole)
+                kept = keep_positions(encoding, truncation, limit, kept_whole)
                 ids, type_ids = ids[kept], type_ids[kept]
             prompt_tokens = 0 if in_prompt is None else int(in_prompt.sum())  # all kept
             results.append(

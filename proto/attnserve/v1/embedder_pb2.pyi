@@ -59,7 +59,7 @@ class AttentionOptions(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., layers: _Optional[_Iterable[int]] = ..., heads: _Optional[_Iterable[int]] = ..., aggregation: _Optional[_Union[HeadAggregation, str]] = ...) -> None: ...
 
 class EmbedOptions(_message.Message):
-    __slots__ = ("pooled", "token_embeddings", "normalize", "truncate", "attention", "output_dtype", "max_tokens", "dimensions", "prompt_name")
+    __slots__ = ("pooled", "token_embeddings", "normalize", "truncate", "attention", "output_dtype", "max_tokens", "dimensions", "prompt_name", "chunking", "chunk_overlap")
     POOLED_FIELD_NUMBER: _ClassVar[int]
     TOKEN_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,8 @@ class EmbedOptions(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     pooled: bool
     token_embeddings: bool
     normalize: bool
@@ -78,7 +80,9 @@ class EmbedOptions(_message.Message):
     max_tokens: int
     dimensions: int
     prompt_name: str
-    def __init__(self, pooled: _Optional[bool] = ..., token_embeddings: _Optional[bool] = ..., normalize: _Optional[bool] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., attention: _Optional[_Union[AttentionOptions, _Mapping]] = ..., output_dtype: _Optional[_Union[DType, str]] = ..., max_tokens: _Optional[int] = ..., dimensions: _Optional[int] = ..., prompt_name: _Optional[str] = ...) -> None: ...
+    chunking: bool
+    chunk_overlap: int
+    def __init__(self, pooled: _Optional[bool] = ..., token_embeddings: _Optional[bool] = ..., normalize: _Optional[bool] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., attention: _Optional[_Union[AttentionOptions, _Mapping]] = ..., output_dtype: _Optional[_Union[DType, str]] = ..., max_tokens: _Optional[int] = ..., dimensions: _Optional[int] = ..., prompt_name: _Optional[str] = ..., chunking: _Optional[bool] = ..., chunk_overlap: _Optional[int] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("texts", "options", "request_id", "model")
@@ -105,18 +109,22 @@ class Timings(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., tokenize_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class TextResult(_message.Message):
-    __slots__ = ("token_count", "truncated", "token_embeddings", "attentions", "prompt_tokens")
+    __slots__ = ("token_count", "truncated", "token_embeddings", "attentions", "prompt_tokens", "windows", "window_tokens")
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     TOKEN_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     ATTENTIONS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     token_count: int
     truncated: bool
     token_embeddings: Tensor
     attentions: Tensor
     prompt_tokens: int
-    def __init__(self, token_count: _Optional[int] = ..., truncated: _Optional[bool] = ..., token_embeddings: _Optional[_Union[Tensor, _Mapping]] = ..., attentions: _Optional[_Union[Tensor, _Mapping]] = ..., prompt_tokens: _Optional[int] = ...) -> None: ...
+    windows: int
+    window_tokens: int
+    def __init__(self, token_count: _Optional[int] = ..., truncated: _Optional[bool] = ..., token_embeddings: _Optional[_Union[Tensor, _Mapping]] = ..., attentions: _Optional[_Union[Tensor, _Mapping]] = ..., prompt_tokens: _Optional[int] = ..., windows: _Optional[int] = ..., window_tokens: _Optional[int] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
     __slots__ = ("request_id", "model", "pooled", "results", "timings", "attention_layers", "attention_heads", "error", "prompt_name")
@@ -201,7 +209,7 @@ class InfoRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_texts_per_request", "max_chars_per_text", "max_tokens_per_text", "max_attention_elements", "max_receive_message_bytes", "max_send_message_bytes", "max_queue_texts", "max_documents_per_request")
+    __slots__ = ("max_texts_per_request", "max_chars_per_text", "max_tokens_per_text", "max_attention_elements", "max_receive_message_bytes", "max_send_message_bytes", "max_queue_texts", "max_documents_per_request", "max_document_tokens")
     MAX_TEXTS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_CHARS_PER_TEXT_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_PER_TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +218,7 @@ class Limits(_message.Message):
     MAX_SEND_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_TEXTS_FIELD_NUMBER: _ClassVar[int]
     MAX_DOCUMENTS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    MAX_DOCUMENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     max_texts_per_request: int
     max_chars_per_text: int
     max_tokens_per_text: int
@@ -218,10 +227,11 @@ class Limits(_message.Message):
     max_send_message_bytes: int
     max_queue_texts: int
     max_documents_per_request: int
-    def __init__(self, max_texts_per_request: _Optional[int] = ..., max_chars_per_text: _Optional[int] = ..., max_tokens_per_text: _Optional[int] = ..., max_attention_elements: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., max_send_message_bytes: _Optional[int] = ..., max_queue_texts: _Optional[int] = ..., max_documents_per_request: _Optional[int] = ...) -> None: ...
+    max_document_tokens: int
+    def __init__(self, max_texts_per_request: _Optional[int] = ..., max_chars_per_text: _Optional[int] = ..., max_tokens_per_text: _Optional[int] = ..., max_attention_elements: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., max_send_message_bytes: _Optional[int] = ..., max_queue_texts: _Optional[int] = ..., max_documents_per_request: _Optional[int] = ..., max_document_tokens: _Optional[int] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model_name", "model_source", "hidden_size", "num_layers", "num_heads", "pooling", "normalize", "default_max_tokens", "limits", "precision", "execution_provider", "attention_maps", "artifact_sha256", "server_version", "onnxruntime_version", "prompts", "default_prompt_name", "family", "causal", "model", "models", "tasks", "labels")
+    __slots__ = ("model_name", "model_source", "hidden_size", "num_layers", "num_heads", "pooling", "normalize", "default_max_tokens", "limits", "precision", "execution_provider", "attention_maps", "artifact_sha256", "server_version", "onnxruntime_version", "prompts", "default_prompt_name", "family", "causal", "model", "models", "tasks", "labels", "chunking", "chunk_overlap")
     class PromptsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -252,6 +262,8 @@ class InfoResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_source: str
     hidden_size: int
@@ -275,7 +287,9 @@ class InfoResponse(_message.Message):
     models: _containers.RepeatedScalarFieldContainer[str]
     tasks: _containers.RepeatedScalarFieldContainer[str]
     labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model_name: _Optional[str] = ..., model_source: _Optional[str] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., num_heads: _Optional[int] = ..., pooling: _Optional[str] = ..., normalize: _Optional[bool] = ..., default_max_tokens: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., precision: _Optional[str] = ..., execution_provider: _Optional[str] = ..., attention_maps: _Optional[bool] = ..., artifact_sha256: _Optional[str] = ..., server_version: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., prompts: _Optional[_Mapping[str, str]] = ..., default_prompt_name: _Optional[str] = ..., family: _Optional[str] = ..., causal: _Optional[bool] = ..., model: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., tasks: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
+    chunking: bool
+    chunk_overlap: int
+    def __init__(self, model_name: _Optional[str] = ..., model_source: _Optional[str] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., num_heads: _Optional[int] = ..., pooling: _Optional[str] = ..., normalize: _Optional[bool] = ..., default_max_tokens: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., precision: _Optional[str] = ..., execution_provider: _Optional[str] = ..., attention_maps: _Optional[bool] = ..., artifact_sha256: _Optional[str] = ..., server_version: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., prompts: _Optional[_Mapping[str, str]] = ..., default_prompt_name: _Optional[str] = ..., family: _Optional[str] = ..., causal: _Optional[bool] = ..., model: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., tasks: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., chunking: _Optional[bool] = ..., chunk_overlap: _Optional[int] = ...) -> None: ...
 
 class RerankRequest(_message.Message):
     __slots__ = ("query", "documents", "top_n", "return_documents", "raw_scores", "truncation", "max_tokens", "request_id", "model")
