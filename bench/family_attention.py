@@ -2,6 +2,11 @@
 (MPNet's relative position bias, ModernBERT's window), paired in one process.
 
     python bench/family_attention.py --checkpoint DIR [--quick]
+    python bench/family_attention.py --random-modernbert [--quick]
+
+`--random-modernbert` builds ModernBERT at ModernBERT-base's layer shape (768 wide, 12 heads,
+GeGLU 1152, a 128-token window, every 3rd layer global), 6 layers, random weights, saved as a
+sentence-transformers folder (tests/support/mpnet_modernbert_checkpoints.py).
 
 Graphs, each checked against the PyTorch model first (max |diff| of token vectors):
 - plain: the explicit path exported (MatMul, Add bias/mask, Softmax, MatMul);
@@ -9,6 +14,8 @@ Graphs, each checked against the PyTorch model first (max |diff| of token vector
 - contrib: each standard Attention and its Q/K/V projections folded into ONNX Runtime's
   com.microsoft.Attention, the additive mask as its attention_bias (only where Q, K and V are
   plain projections: not ModernBERT, whose Q and K are rotated first).
+- ST: sentence-transformers' own model forward on the same checkpoint folder and the same ids
+  (no tokenising), the peer a user would otherwise run.
 Sentences/s per cell (batch x tokens, random ids, no padding), 2 threads everywhere.
 """
 
@@ -24,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from sentence_transformers import SentenceTransformer
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,6 +43,7 @@ from attnserve.model.checkpoint import load_checkpoint
 from attnserve.model.embedding_model import EmbeddingModel
 from attnserve.service.sessions import open_session
 from bench.common import machine_line, paired_medians
+from bench.families import st_forward
 
 THREADS = 2
 CELLS = ((1, 128), (8, 128), (1, 512), (8, 512))
@@ -57,6 +66,21 @@ def build_graphs(model: EmbeddingModel, workdir: Path) -> dict[str, Path]:
     return graphs
 
 
+def random_modernbert(scratch: Path) -> Path:
+    from tests.support.mpnet_modernbert_checkpoints import (
+        ModernBertShape,
+        build_modernbert_checkpoint,
+        build_wordpiece_tokenizer,
+    )
+
+    shape = ModernBertShape(
+        768, 6, 12, 3, 128, masked_lm=False, biases=False, published_config=False,
+        pooling="cls", normalize=True, max_seq_length=512,
+    )  # fmt: skip
+    tokenizer = build_wordpiece_tokenizer(scratch / "tokenizer.json")
+    return build_modernbert_checkpoint(scratch / "modernbert-base-shape", shape, tokenizer)
+
+
 def feeds_for(model: EmbeddingModel, batch: int, tokens: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     ids = rng.integers(5, model.config.vocab_size, size=(batch, tokens), dtype=np.int64)
@@ -66,16 +90,21 @@ def feeds_for(model: EmbeddingModel, batch: int, tokens: int) -> dict[str, np.nd
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a sentence-transformers folder")
+    source.add_argument("--random-modernbert", action="store_true", help="see above")
     parser.add_argument("--quick", action="store_true", help="two cells, short budgets")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
-    model, checkpoint = load_checkpoint(args.checkpoint)
-    cells = [c for c in (QUICK_CELLS if args.quick else CELLS) if c[1] <= checkpoint.max_seq_length]
     with tempfile.TemporaryDirectory() as scratch:
+        folder = args.checkpoint or random_modernbert(Path(scratch))
+        model, checkpoint = load_checkpoint(folder)
+        cells = [c for c in (QUICK_CELLS if args.quick else CELLS)
+                 if c[1] <= checkpoint.max_seq_length]  # fmt: skip
         graphs = build_graphs(model, Path(scratch))
         sessions = {name: open_session(path, threads=THREADS, spinning=False)
                     for name, path in graphs.items()}  # fmt: skip
+        st_model = SentenceTransformer(str(folder), device="cpu")
         check = feeds_for(model, 2, 64)
         with torch.no_grad():
             expected = model(**{k: torch.from_numpy(v) for k, v in check.items()}).last_hidden_state
@@ -85,18 +114,22 @@ def main() -> int:
         print(f"\n{checkpoint.name} ({model.config.family.value}, {model.config.num_layers} "
               f"layers, {model.config.hidden_size} wide); {machine_line()}")  # fmt: skip
         names = list(sessions)
-        print("| batch x tokens | " + " | ".join(f"{n} sent/s" for n in names) + " | vs plain |")
-        print("|---" * (len(names) + 2) + "|")
+        heading = " | ".join(f"{n} sent/s" for n in [*names, "ST"])
+        print(f"| batch x tokens | {heading} | vs plain | standard vs ST |")
+        print("|---" * (len(names) + 4) + "|")
         for batch, tokens in cells:
             feeds = feeds_for(model, batch, tokens)
             paths: dict[str, Callable[[], object]] = {
                 name: partial(session.run, None, feeds) for name, session in sessions.items()
             }
+            torch_feeds = {name: torch.from_numpy(value) for name, value in feeds.items()}
+            paths["ST"] = partial(st_forward, st_model, torch_feeds)
             seconds = paired_medians(paths, budget_s=2.0 if args.quick else 8.0)
-            rates = {name: batch / seconds[name] for name in names}
+            rates = {name: batch / seconds[name] for name in [*names, "ST"]}
             ratios = ", ".join(f"{n} {rates[n] / rates['plain']:.2f}x" for n in names[1:])
-            cells_text = " | ".join(f"{rates[n]:.1f}" for n in names)
-            print(f"| {batch} x {tokens} | {cells_text} | {ratios} |")
+            cells_text = " | ".join(f"{rates[n]:.1f}" for n in [*names, "ST"])
+            standard = rates["standard"] / rates["ST"]
+            print(f"| {batch} x {tokens} | {cells_text} | {ratios} | {standard:.2f}x |")
     return 0
 
 
