@@ -1,6 +1,7 @@
 """The BERT-like families side by side: exactness against the references and speed, per family.
 
     python bench/families.py [--quick] [--only FAMILY]
+    python bench/families.py --checkpoint DIR [--checkpoint DIR ...] [--random-modernbert]
 
 For each family (RoBERTa, XLM-RoBERTa, DistilBERT) it builds a random checkpoint with the layer
 shape of a popular embedder (all-distilroberta-v1: 6 x 768; multilingual-e5-small: 12 x 384;
@@ -15,6 +16,9 @@ as a sentence-transformers folder by tests/support/encoder_families.py, exports 
 - speed: paired medians (bench/common.py) of the fast graph, the plain export (explicit
   attention), the int8 graph and sentence-transformers' model forward (no tokenising: the same
   ids for every path), 2 threads, on batch x tokens cells.
+
+`--checkpoint` measures sentence-transformers folders instead (all-mpnet-base-v2's real weights,
+say), and `--random-modernbert` a ModernBERT at ModernBERT-base's layer shape, random weights.
 
 Timing depends on shapes, not on trained weights; exactness is measured on these random weights,
 which make attention far from uniform (a stricter test than trained weights).
@@ -47,6 +51,7 @@ from tests.support.encoder_families import (
     build_encoder_checkpoint,
     build_tokenizer,
 )
+from tests.support.mpnet_modernbert_checkpoints import modernbert_base_shape
 from tests.support.texts import VARIED_TEXTS
 
 THREADS = 2
@@ -138,23 +143,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="exactness only, no timing")
     parser.add_argument("--only", default=None, help="one family (roberta, xlm-roberta, ...)")
+    parser.add_argument(
+        "--checkpoint", type=Path, action="append", default=[], help="a folder to measure"
+    )
+    parser.add_argument("--random-modernbert", action="store_true", help="see above")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-families-"))
     print(f"machine: {machine_line()}; {THREADS} threads\n")
-    for label, shape in FAMILIES.items():
-        if args.only is not None and shape.family != args.only:
-            continue
-        tokenizer = build_tokenizer(shape.tokenizer, workdir / f"{shape.tokenizer}.json")
-        checkpoint = build_encoder_checkpoint(workdir / shape.family, shape, tokenizer)
-        artifact = workdir / f"{shape.family}-artifact"
+    checkpoints: dict[str, Path] = {folder.name: folder for folder in args.checkpoint}
+    if args.random_modernbert:
+        checkpoints["modernbert (ModernBERT-base layer shape, 6 layers)"] = modernbert_base_shape(
+            workdir
+        )
+    if not checkpoints:
+        for label, shape in FAMILIES.items():
+            if args.only is None or shape.family == args.only:
+                tokenizer = build_tokenizer(shape.tokenizer, workdir / f"{shape.tokenizer}.json")
+                checkpoints[label] = build_encoder_checkpoint(
+                    workdir / shape.family, shape, tokenizer
+                )
+    for index, (label, checkpoint) in enumerate(checkpoints.items()):
+        artifact = workdir / f"artifact-{index}"
         build_artifact(artifact, checkpoint, fp16=False)
         manifest = verify(artifact)
         figures = exactness(checkpoint, artifact, manifest)
         fast = manifest.graph("fast", "fp32")
         int8 = manifest.graph("fast", "int8")
         assert fast is not None
-        fused = fast.op_counts.get("com.microsoft.Attention", 0)
+        fused = ", ".join(
+            f"{count} x {op}" for op, count in fast.op_counts.items() if op.endswith("Attention")
+        )
         gate = (
             f"mean {int8.parity['mean_cosine_to_fp32']:.4f}, "
             f"min {int8.parity['min_cosine_to_fp32']:.4f}"
@@ -163,8 +182,7 @@ def main() -> int:
         )
         print(
             f"{label}: hidden |diff| {figures['hidden']:.1e}, maps |diff| {figures['maps']:.1e}, "
-            f"pooled cosine to ST {figures['cosine']:.7f}, {fused} x com.microsoft.Attention, "
-            f"int8 gate {gate}",
+            f"pooled cosine to ST {figures['cosine']:.7f}, {fused}, int8 gate {gate}",
             flush=True,
         )
         if not args.quick:

@@ -44,6 +44,7 @@ from attnserve.model.embedding_model import EmbeddingModel
 from attnserve.service.sessions import open_session
 from bench.common import machine_line, paired_medians
 from bench.families import st_forward
+from tests.support.mpnet_modernbert_checkpoints import modernbert_base_shape
 
 THREADS = 2
 CELLS = ((1, 128), (8, 128), (1, 512), (8, 512))
@@ -66,21 +67,6 @@ def build_graphs(model: EmbeddingModel, workdir: Path) -> dict[str, Path]:
     return graphs
 
 
-def random_modernbert(scratch: Path) -> Path:
-    from tests.support.mpnet_modernbert_checkpoints import (
-        ModernBertShape,
-        build_modernbert_checkpoint,
-        build_wordpiece_tokenizer,
-    )
-
-    shape = ModernBertShape(
-        768, 6, 12, 3, 128, masked_lm=False, biases=False, published_config=False,
-        pooling="cls", normalize=True, max_seq_length=512,
-    )  # fmt: skip
-    tokenizer = build_wordpiece_tokenizer(scratch / "tokenizer.json")
-    return build_modernbert_checkpoint(scratch / "modernbert-base-shape", shape, tokenizer)
-
-
 def feeds_for(model: EmbeddingModel, batch: int, tokens: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     ids = rng.integers(5, model.config.vocab_size, size=(batch, tokens), dtype=np.int64)
@@ -97,7 +83,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory() as scratch:
-        folder = args.checkpoint or random_modernbert(Path(scratch))
+        folder = args.checkpoint or modernbert_base_shape(Path(scratch))
         model, checkpoint = load_checkpoint(folder)
         cells = [c for c in (QUICK_CELLS if args.quick else CELLS)
                  if c[1] <= checkpoint.max_seq_length]  # fmt: skip

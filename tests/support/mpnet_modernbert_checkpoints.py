@@ -301,3 +301,16 @@ def sentence_transformers_cosines(model: Any, directory: Path, batch: dict[str, 
         / np.linalg.norm(ours, axis=-1)
         / np.linalg.norm(expected, axis=-1)
     )
+
+
+def modernbert_base_shape(scratch: Path) -> Path:
+    """ModernBERT at ModernBERT-base's layer shape (768 wide, 12 heads, GeGLU 1152, a 128-token
+    window, every 3rd layer global), 6 layers, 512 tokens, random weights, CLS pooling and
+    Normalize as gte-modernbert: the benchmarks' ModernBERT (bench/families.py,
+    bench/family_attention.py)."""
+    shape = ModernBertShape(
+        768, 6, 12, 3, 128, masked_lm=False, biases=False, published_config=False,
+        pooling="cls", normalize=True, max_seq_length=512,
+    )  # fmt: skip
+    tokenizer = build_wordpiece_tokenizer(scratch / "wordpiece.json")
+    return build_modernbert_checkpoint(scratch / "modernbert-base-shape", shape, tokenizer)
