@@ -197,7 +197,7 @@ def load_models(settings: Settings, metrics: Metrics, tracer: Tracer) -> Registr
 def offered_tasks(pipeline: Pipeline, manifest: Manifest, engine: Engine) -> tuple[Task, ...]:
     """What the artifact's graphs answer: pooled vectors (embed) or a head's scores (score)."""
     if manifest.head is not None:
-        return (ScoreTask(pipeline, manifest.head),)
+        return (ScoreTask(pipeline, manifest.head, engine.supports_maps()),)
     return (EmbedTask(pipeline, engine.supports_maps()),)
 
 

@@ -12,12 +12,18 @@ import time
 
 import grpc
 
+from attnserve.service import wire
 from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of, parse
 from attnserve.service.server.errors import invalid
 from attnserve.service.server.models import Registry, ServedModel
 from attnserve.service.server.options import ScoreOptions
-from attnserve.service.server.score import ClassifyResult, RerankResult, ScoreTask
-from attnserve.service.server.servicer import PROTOCOL, TRUNCATIONS, enum_value
+from attnserve.service.server.score import ClassifyResult, PairMaps, RerankResult, ScoreTask
+from attnserve.service.server.servicer import (
+    PROTOCOL,
+    TRUNCATIONS,
+    attention_request,
+    enum_value,
+)
 from attnserve.v1 import embedder_pb2 as pb
 
 
@@ -43,6 +49,21 @@ def timings_message(result: RerankResult | ClassifyResult, started: float) -> pb
     )
 
 
+def pair_attention(
+    maps: PairMaps | None, result: RerankResult | ClassifyResult
+) -> pb.PairAttention | None:
+    """A pair's maps as `PairAttention` (None when not asked for: the field stays unset)."""
+    if maps is None:
+        return None
+    return pb.PairAttention(
+        attentions=wire.encode(maps.maps, pb.DTYPE_FLOAT32),
+        layers=result.layers,
+        heads=result.heads,
+        segments=[pb.TokenSpan(start=start, end=end) for start, end in maps.segments],
+        tokens=maps.tokens,
+    )
+
+
 class ScoreService:
     def __init__(self, models: Registry, front: Front) -> None:
         self.models = models
@@ -62,6 +83,7 @@ class ScoreService:
                 raw_scores=request.raw_scores,
                 top_n=request.top_n or None,
                 return_documents=request.return_documents,
+                attention=attention_request(request.attention),
             )
             documents = list(request.documents)
             result = await model.task(ScoreTask).rerank(
@@ -74,6 +96,7 @@ class ScoreService:
                     document=documents[ranked.index] if request.return_documents else "",
                     token_count=ranked.token_count,
                     truncated=ranked.truncated,
+                    attention=pair_attention(ranked.attention, result),
                 )
                 for ranked in result.results
             ]
@@ -95,6 +118,7 @@ class ScoreService:
                 max_tokens=request.max_tokens or None,
                 raw_scores=request.raw_scores,
                 top_k=request.top_k or None,
+                attention=attention_request(request.attention),
             )
             if request.texts and request.pairs:
                 raise invalid("set either texts or pairs, not both")
@@ -107,6 +131,7 @@ class ScoreService:
                     labels=[pb.LabelScore(label=s.label, score=s.score) for s in item.labels],
                     token_count=item.token_count,
                     truncated=item.truncated,
+                    attention=pair_attention(item.attention, result),
                 )
                 for item in result.inputs
             ]

@@ -69,16 +69,19 @@ def enum_value(table: Mapping[Any, T], value: int, field: str) -> T:
     return table[value]
 
 
+def attention_request(options: pb.AttentionOptions) -> AttentionRequest | None:
+    """The maps an `AttentionOptions` asks for (Embed's, Rerank's and Classify's alike)."""
+    if not options.enabled:
+        return None
+    return AttentionRequest(
+        layers=tuple(options.layers),
+        heads=tuple(options.heads),
+        average_heads=enum_value(AGGREGATIONS, options.aggregation, "attention.aggregation"),
+    )
+
+
 def options_from_proto(options: pb.EmbedOptions) -> tuple[EmbedOptions, int]:
-    attention = None
-    if options.attention.enabled:
-        attention = AttentionRequest(
-            layers=tuple(options.attention.layers),
-            heads=tuple(options.attention.heads),
-            average_heads=enum_value(
-                AGGREGATIONS, options.attention.aggregation, "attention.aggregation"
-            ),
-        )
+    attention = attention_request(options.attention)
     dtype = enum_value(OUTPUT_DTYPES, options.output_dtype, "output_dtype")
     parsed = EmbedOptions(
         pooled=options.pooled if options.HasField("pooled") else True,
