@@ -232,7 +232,7 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
     oip = InferenceService(models, front)
     routes = (RerankRoutes(models),)  # /v1/rerank, /rerank, /predict beside the OpenAI routes
     http = EmbeddingsApp(models, front, tokens, routes) if settings.http_port >= 0 else None
-    scores = ScoreService(models, front)
+    scores = ScoreService(models, front, settings.max_stream_pending)
     return Assembly(settings, models, metrics, front, tokens, service, oip, http, scores)
 
 

@@ -416,3 +416,13 @@ class PairAttention(_message.Message):
     segments: _containers.RepeatedCompositeFieldContainer[TokenSpan]
     tokens: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, attentions: _Optional[_Union[Tensor, _Mapping]] = ..., layers: _Optional[_Iterable[int]] = ..., heads: _Optional[_Iterable[int]] = ..., segments: _Optional[_Iterable[_Union[TokenSpan, _Mapping]]] = ..., tokens: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RerankStreamResponse(_message.Message):
+    __slots__ = ("request_id", "response", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    response: RerankResponse
+    error: Error
+    def __init__(self, request_id: _Optional[str] = ..., response: _Optional[_Union[RerankResponse, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
