@@ -85,7 +85,9 @@ class ScoreService:
         self.max_stream_pending = max_stream_pending
 
     def model(self, name: str) -> ServedModel:
-        return self.models.find(name) if name else self.models.default
+        """The model a request names, or the default: through `route`, which labels the call's
+        metrics with the model found (the default too)."""
+        return self.models.route(name)
 
     async def Rerank(self, data: bytes, context: Context) -> pb.RerankResponse:
         async with GrpcCall(self.front, PROTOCOL, "Rerank", context):

@@ -168,6 +168,7 @@ def test_pair_maps_are_refused_clearly_and_counted_under_their_task(
 
     assert wait_until(lambda: count("rerank") == 4 and count("") == 1)
     assert count("rerank", code="INVALID_ARGUMENT") == 3
+    assert count("rerank", model="xlm-roberta-reranker") == 4  # the default model, named
     assert count("", code="NOT_FOUND") == 1
     assert wait_until(
         lambda: metric(registry, calls, protocol="http", method="rerank", task="rerank") == 1
