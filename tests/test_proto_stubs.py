@@ -88,7 +88,9 @@ def test_the_documentation_check_can_fail() -> None:
     assert undocumented(["message A {", "  string name = 1;", "}"]) == ["line 2: string name = 1;"]
 
 
-@pytest.mark.parametrize("rpc", ["Embed", "EmbedStream", "Tokenize", "Info"])
+@pytest.mark.parametrize(
+    "rpc", ["Embed", "EmbedStream", "Tokenize", "Info", "Rerank", "Classify", "RerankStream"]
+)
 def test_service_has_rpc(rpc: str) -> None:
     from attnserve.v1 import embedder_pb2
 

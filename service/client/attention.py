@@ -2,7 +2,10 @@
 
 The heatmaps and the HTML view both draw from `TextAttention`: the exact post-softmax maps from
 the server (Embed with attention), the token strings from Tokenize (so labels are the tokens the
-model saw, word pieces included), and which layers and heads the maps are, averaged or not.
+model saw, word pieces included), and which layers and heads the maps are, averaged or not. A
+(query, document) pair read by a reranker is drawn the same way, from Rerank with attention
+(the pair's maps and tokens), with its cross block marked: the query's tokens (rows) looking at
+the document's (columns).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from attnserve.service.client.client import EmbedderClient
+
+Span = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,9 @@ class TextAttention:
     heads: list[int]  # the heads the maps cover: one each, or averaged together
     averaged: bool  # maps[:, 0] is the mean over `heads`
     difference_from: str | None = None  # set when maps are this text's minus another's
+    document: str | None = None  # set for a pair: `text` is the query, this the document
+    # A pair's cross block: the query's token rows [start, end), the document's columns.
+    block: tuple[Span, Span] | None = None
 
     def __post_init__(self) -> None:
         layers, heads, rows, cols = self.maps.shape
@@ -50,10 +58,12 @@ def fetch_attention(
     heads: Sequence[int] = (),
     average: bool = False,
     prompt_name: str | None = None,
+    model: str = "",
 ) -> TextAttention:
     """Tokens and maps of one text; empty `layers` / `heads` mean all of them; `prompt_name`
-    as `EmbedderClient.embed` takes it (the prompt's tokens are part of what is shown)."""
-    (tokens,) = client.tokenize([text], prompt_name=prompt_name)
+    and `model` as `EmbedderClient.embed` takes them (the prompt's tokens are part of what is
+    shown)."""
+    (tokens,) = client.tokenize([text], prompt_name=prompt_name, model=model)
     served = client.embed(
         [text],
         pooled=False,
@@ -62,6 +72,7 @@ def fetch_attention(
         heads=heads,
         average_heads=average,
         prompt_name=prompt_name,
+        model=model,
     )
     maps = served.attentions[0]
     assert maps is not None  # asked for, so the server sent them (or failed the call)
@@ -74,6 +85,40 @@ def fetch_attention(
         layers=served.attention_layers,
         heads=served.attention_heads,
         averaged=average,
+    )
+
+
+def fetch_pair_attention(
+    client: EmbedderClient,
+    query: str,
+    document: str,
+    *,
+    layers: Sequence[int] = (),
+    heads: Sequence[int] = (),
+    average: bool = False,
+    model: str = "",
+) -> TextAttention:
+    """A reranker's maps over the pair (query, document), as it read them together, with the
+    cross block (query rows x document columns) marked; `model` as `EmbedderClient.rerank`."""
+    (ranked,) = client.rerank(
+        query, [document], attention=True, layers=layers, heads=heads, average_heads=average,
+        model=model,
+    )  # fmt: skip
+    served = ranked.attention
+    assert served is not None  # asked for, so the server sent them (or failed the call)
+    query_span, document_span = served.segments
+    inside = [range(start, end) for start, end in served.segments]
+    return TextAttention(
+        text=query,
+        model=client.info(model).model_name,
+        tokens=served.tokens,
+        special=[not any(i in span for span in inside) for i in range(len(served.tokens))],
+        maps=np.asarray(served.maps, dtype=np.float32),
+        layers=served.layers,
+        heads=served.heads,
+        averaged=average,
+        document=document,
+        block=(query_span, document_span),
     )
 
 

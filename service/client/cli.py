@@ -10,7 +10,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from attnserve.service.client.attention import TextAttention, difference, fetch_attention
+from attnserve.service.client.attention import (
+    TextAttention,
+    difference,
+    fetch_attention,
+    fetch_pair_attention,
+)
 from attnserve.service.client.channel import add_connection_flags, connection_from_args
 from attnserve.service.client.client import EmbedderClient
 from attnserve.service.client.embed_output import (
@@ -114,9 +119,16 @@ def register_attend(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "attend",
         help="a text's attention maps: heatmaps (PNG) and an interactive view (HTML)",
         description="With several texts, each gets its own file: map.png becomes "
-        "map-1-<first words>.png, map-2-<...>.png, and so on.",
+        "map-1-<first words>.png, map-2-<...>.png, and so on. With --query and --document, a "
+        "reranker's maps over the pair, its cross block (the query's tokens looking at the "
+        "document's) outlined.",
     )
-    parser.add_argument("texts", nargs="+", metavar="text", help="the text(s) to look at")
+    parser.add_argument("texts", nargs="*", metavar="text", help="the text(s) to look at")
+    parser.add_argument("--query", default=None, help="a pair's query (with --document)")
+    parser.add_argument(
+        "--document", default=None, help="a pair's document: the reranker reads both together"
+    )
+    parser.add_argument("--model", default="", help="the served model to ask (default: the first)")
     add_connection_flags(parser)
     parser.add_argument("--out", type=Path, default=None, help="PNG heatmap grid to write")
     parser.add_argument(
@@ -162,9 +174,19 @@ def output_paths(path: Path, texts: list[str]) -> list[Path]:
 def attend_problem(args: argparse.Namespace) -> str | None:
     if args.out is None and args.html is None:
         return "say what to write: --out FILE.png and/or --html FILE.html"
+    pair = args.query is not None or args.document is not None
+    if pair and (args.query is None or args.document is None or args.texts):
+        return "a pair takes --query and --document, and no other texts"
+    if not pair and not args.texts:
+        return "say what to look at: text(s), or --query and --document"
     if args.diff and (len(args.texts) != 2 or args.out is None):
         return "--diff needs exactly two texts and --out"
     return None
+
+
+def subjects(args: argparse.Namespace) -> list[str]:
+    """What the files are named after: the texts, or a pair's query."""
+    return list(args.texts) or [args.query]
 
 
 def run_attend(args: argparse.Namespace) -> int:
@@ -201,27 +223,23 @@ def fetch_all(
     """The maps the PNGs show (as selected) and the views need (every selected head apart)."""
     pictures: list[TextAttention] = []
     views: list[TextAttention] = []
-    for text in args.texts:
-        if args.out is not None:
-            pictures.append(
-                fetch_attention(
-                    client,
-                    text,
-                    layers=args.layers,
-                    heads=args.heads,
-                    average=not args.per_head,
-                    prompt_name=args.prompt_name,
-                )
+
+    def fetch(text: str, average: bool) -> TextAttention:
+        selection = {"layers": args.layers, "heads": args.heads, "average": average}
+        if args.query is not None:
+            return fetch_pair_attention(
+                client, args.query, args.document, model=args.model, **selection
             )
+        return fetch_attention(
+            client, text, prompt_name=args.prompt_name, model=args.model, **selection
+        )
+
+    for text in subjects(args):
+        if args.out is not None:
+            pictures.append(fetch(text, not args.per_head))
         if args.html is not None:
             reuse = args.out is not None and args.per_head
-            views.append(
-                pictures[-1]
-                if reuse
-                else fetch_attention(
-                    client, text, layers=args.layers, heads=args.heads, prompt_name=args.prompt_name
-                )
-            )
+            views.append(pictures[-1] if reuse else fetch(text, False))
     return pictures, views
 
 
@@ -244,7 +262,7 @@ def write_views(args: argparse.Namespace, views: list[TextAttention]) -> None:
         return
     from attnserve.service.client.html_view import view_html
 
-    for view, path in zip(views, output_paths(args.html, args.texts), strict=True):
+    for view, path in zip(views, output_paths(args.html, subjects(args)), strict=True):
         page = view_html(view)
         path.write_text(page, encoding="utf-8")
         layers, heads = view.maps.shape[:2]

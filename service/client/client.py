@@ -54,6 +54,23 @@ class Token:
 
 
 @dataclass(frozen=True)
+class PairMaps:
+    """A pair's attention maps as served (`PairAttention`), and where its texts lie."""
+
+    maps: np.ndarray  # (layers, heads or 1, n, n) over the pair's n tokens
+    layers: list[int]
+    heads: list[int]  # before any averaging
+    segments: list[tuple[int, int]]  # [start, end) of the first text (the query), the second's
+    tokens: list[str]  # the pair's tokens, special tokens included
+
+    @property
+    def cross_block(self) -> np.ndarray:
+        """Where the query's tokens look in the document: (layers, heads, query, document)."""
+        (q0, q1), (d0, d1) = self.segments
+        return self.maps[:, :, q0:q1, d0:d1]
+
+
+@dataclass(frozen=True)
 class Ranked:
     """One document of a rerank answer."""
 
@@ -62,6 +79,7 @@ class Ranked:
     document: str  # "" unless return_documents
     token_count: int
     truncated: bool
+    attention: PairMaps | None = None  # when asked for
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ class Classification:
     labels: list[tuple[str, float]]  # (label, score), best first
     token_count: int
     truncated: bool
+    attention: PairMaps | None = None  # when asked for
 
 
 class EmbedderClient:
@@ -142,12 +161,7 @@ class EmbedderClient:
             truncate=TRUNCATE[truncate],
             output_dtype=DTYPES[dtype],
             max_tokens=max_tokens,
-            attention=pb.AttentionOptions(
-                enabled=attention,
-                layers=list(layers),
-                heads=list(heads),
-                aggregation=pb.HEAD_AGGREGATION_MEAN if average_heads else pb.HEAD_AGGREGATION_NONE,
-            ),
+            attention=attention_options(attention, layers, heads, average_heads),
         )
         if normalize is not None:
             options.normalize = normalize
@@ -201,19 +215,25 @@ class EmbedderClient:
         truncate: Literal["end", "start", "none"] = "end",
         max_tokens: int = 0,
         model: str = "",
+        attention: bool = False,
+        layers: Sequence[int] = (),
+        heads: Sequence[int] = (),
+        average_heads: bool = False,
     ) -> list[Ranked]:
         """The documents scored against the query by a reranker, best first (top_n: the best N;
-        0 = all), each with its index in `documents`."""
+        0 = all), each with its index in `documents`; with `attention`, each pair's maps (the
+        layers and heads as `embed` selects them)."""
         request = pb.RerankRequest(
             query=query, documents=list(documents), top_n=top_n,
             return_documents=return_documents, raw_scores=raw_scores,
             truncation=TRUNCATE[truncate], max_tokens=max_tokens, model=model,
+            attention=attention_options(attention, layers, heads, average_heads),
         )  # fmt: skip
         response: pb.RerankResponse = self.stub.Rerank(
             request, timeout=self.timeout_s, metadata=self.metadata
         )
         return [
-            Ranked(r.index, r.score, r.document, r.token_count, r.truncated)
+            Ranked(r.index, r.score, r.document, r.token_count, r.truncated, pair_maps(r))
             for r in response.results
         ]
 
@@ -225,11 +245,17 @@ class EmbedderClient:
         raw_scores: bool = False,
         truncate: Literal["end", "start", "none"] = "end",
         model: str = "",
+        attention: bool = False,
+        layers: Sequence[int] = (),
+        heads: Sequence[int] = (),
+        average_heads: bool = False,
     ) -> list[Classification]:
-        """Texts, or (text, text_pair) pairs, against a classifier's labels, in input order."""
+        """Texts, or (text, text_pair) pairs, against a classifier's labels, in input order;
+        with `attention`, each input's maps as `rerank` gives them."""
         request = pb.ClassifyRequest(
-            top_k=top_k, raw_scores=raw_scores, truncation=TRUNCATE[truncate], model=model
-        )
+            top_k=top_k, raw_scores=raw_scores, truncation=TRUNCATE[truncate], model=model,
+            attention=attention_options(attention, layers, heads, average_heads),
+        )  # fmt: skip
         for item in inputs:
             if isinstance(item, str):
                 request.texts.append(item)
@@ -240,10 +266,37 @@ class EmbedderClient:
         )
         return [
             Classification(
-                [(label.label, label.score) for label in r.labels], r.token_count, r.truncated
+                [(label.label, label.score) for label in r.labels],
+                r.token_count,
+                r.truncated,
+                pair_maps(r),
             )
             for r in response.results
         ]
+
+
+def attention_options(
+    enabled: bool, layers: Sequence[int], heads: Sequence[int], average_heads: bool
+) -> pb.AttentionOptions:
+    return pb.AttentionOptions(
+        enabled=enabled,
+        layers=list(layers),
+        heads=list(heads),
+        aggregation=pb.HEAD_AGGREGATION_MEAN if average_heads else pb.HEAD_AGGREGATION_NONE,
+    )
+
+
+def pair_maps(result: pb.RerankResult | pb.Classification) -> PairMaps | None:
+    if not result.HasField("attention"):
+        return None
+    served = result.attention
+    return PairMaps(
+        maps=decode(served.attentions),
+        layers=list(served.layers),
+        heads=list(served.heads),
+        segments=[(span.start, span.end) for span in served.segments],
+        tokens=list(served.tokens),
+    )
 
 
 def optional_tensor(message: pb.TextResult, field: str) -> np.ndarray | None:

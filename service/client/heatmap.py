@@ -5,7 +5,9 @@ averaged (or when one axis has a single entry). Every map shares one colour scal
 which sits in its own column so it never covers a map. Token labels are thinned for long texts so
 that none overlaps another, and only the outer maps carry them (rows are queries, columns the keys
 they attend to). The figure fits a 16 x 10 inch page or slide; the title names the model, the
-text, the layers and heads, and how the heads were combined.
+text, the layers and heads, and how the heads were combined. A (query, document) pair's maps
+carry its cross block outlined on every map: the query's tokens (rows) looking at the
+document's (columns).
 """
 
 from __future__ import annotations
@@ -144,7 +146,11 @@ def title_lines(attention: TextAttention, width_in: float) -> str:
     """The text (cut to the figure's width), the model, then what the maps are."""
     limit = max(24, int(width_in * 72 / (TITLE_FONT * 0.62)) - 4)
     what = f"{describe(attention)}; {len(attention.tokens)} tokens"
-    if attention.difference_from is None:
+    if attention.document is not None:
+        half = max(10, (limit - 10) // 2)
+        subject = f"“{shorten(attention.text, half)}” with “{shorten(attention.document, half)}”"
+        what = f"{what}; outlined: the query's tokens (rows) x the document's (columns)"
+    elif attention.difference_from is None:
         subject = f"“{shorten(attention.text, limit - 2)}”"
     else:
         half = max(10, (limit - 10) // 2)
@@ -209,6 +215,8 @@ def attention_figure(attention: TextAttention, scale: Scale = "linear") -> Figur
             interpolation="nearest",
             aspect="auto",
         )
+        if attention.block is not None:
+            outline_block(axis, attention.block)
         axis.set_title(p.title, fontsize=9)
         axis.set_xticks([])
         axis.set_yticks([])
@@ -226,6 +234,19 @@ def attention_figure(attention: TextAttention, scale: Scale = "linear") -> Figur
     figure.supylabel(f"query: the token attending{rows_say}", fontsize=9)
     square_panels(figure, axes[0], rows, cols)
     return figure
+
+
+def outline_block(axis: Axes, block: tuple[tuple[int, int], tuple[int, int]]) -> None:
+    """A pair's cross block, outlined on one map (cells are centred on whole numbers)."""
+    from matplotlib.patches import Rectangle
+
+    (row_start, row_end), (col_start, col_end) = block
+    axis.add_patch(
+        Rectangle(
+            (col_start - 0.5, row_start - 0.5), col_end - col_start, row_end - row_start,
+            fill=False, edgecolor="#ff3b30", linewidth=1.5, label="query x document",
+        )
+    )  # fmt: skip
 
 
 def save_heatmap(attention: TextAttention, out: Path, scale: Scale = "linear") -> tuple[int, int]:

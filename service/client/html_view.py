@@ -43,12 +43,23 @@ def page_data(attention: TextAttention) -> dict[str, object]:
     if attention.averaged or attention.difference_from is not None:
         raise ValueError("the HTML view needs per-head probabilities, not averages or differences")
     n = len(attention.tokens)
+    title = f"Attention: “{attention.text}”"
+    subtitle = (
+        f"{attention.model}; {n} tokens; layers {', '.join(map(str, attention.layers))}; "
+        f"{len(attention.heads)} heads"
+    )
+    block = None
+    if attention.block is not None:  # a pair: its cross block is outlined on the map
+        (row_start, row_end), (col_start, col_end) = attention.block
+        block = {"rows": [row_start, row_end], "cols": [col_start, col_end]}
+        title = f"Attention: “{attention.text}” with “{attention.document}”"
+        subtitle += (
+            f"; outlined: the query's tokens {row_start}-{row_end - 1} (rows) looking at the "
+            f"document's {col_start}-{col_end - 1} (columns)"
+        )
     return {
-        "title": f"Attention: “{attention.text}”",
-        "subtitle": (
-            f"{attention.model}; {n} tokens; layers {', '.join(map(str, attention.layers))}; "
-            f"{len(attention.heads)} heads"
-        ),
+        "title": title,
+        "subtitle": subtitle,
         "footer": (
             "Exact post-softmax attention probabilities from attnserve's maps graph, stored here "
             f"at {QUANTISATION} (within 0.002 of the exact value). The map's colours share one "
@@ -63,6 +74,7 @@ def page_data(attention: TextAttention) -> dict[str, object]:
         "shape": list(attention.maps.shape),
         "maps": encode_maps(attention.maps),
         "colour_top": colour_top(attention.maps),
+        "block": block,
     }
 
 

@@ -197,7 +197,7 @@ def load_models(settings: Settings, metrics: Metrics, tracer: Tracer) -> Registr
 def offered_tasks(pipeline: Pipeline, manifest: Manifest, engine: Engine) -> tuple[Task, ...]:
     """What the artifact's graphs answer: pooled vectors (embed) or a head's scores (score)."""
     if manifest.head is not None:
-        return (ScoreTask(pipeline, manifest.head),)
+        return (ScoreTask(pipeline, manifest.head, engine.supports_maps()),)
     return (EmbedTask(pipeline, engine.supports_maps()),)
 
 
@@ -232,7 +232,7 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
     oip = InferenceService(models, front)
     routes = (RerankRoutes(models),)  # /v1/rerank, /rerank, /predict beside the OpenAI routes
     http = EmbeddingsApp(models, front, tokens, routes) if settings.http_port >= 0 else None
-    scores = ScoreService(models, front)
+    scores = ScoreService(models, front, settings.max_stream_pending)
     return Assembly(settings, models, metrics, front, tokens, service, oip, http, scores)
 
 

@@ -24,7 +24,7 @@ from grpc import aio
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.logs import request_id_var
 from attnserve.service.server.metrics import Metrics
-from attnserve.service.server.routed import routed_model
+from attnserve.service.server.routed import routed_model, routed_task
 from attnserve.service.server.status import STATUS, abort
 from attnserve.service.server.tracing import Tracer
 
@@ -77,7 +77,9 @@ class CallRecord:
         self.method = method
         self.request_id = request_id
         self.started = time.perf_counter()
-        routed_model.set("")  # one task may carry several calls (an HTTP keep-alive connection)
+        # one asyncio task may carry several calls (an HTTP keep-alive connection)
+        routed_model.set("")
+        routed_task.set("")
         self.span: AbstractContextManager[Any] = front.tracer.request(method, request_id)
         front.metrics.in_flight.inc()
         self.span.__enter__()
@@ -87,15 +89,16 @@ class CallRecord:
         metrics = self.front.metrics
         metrics.in_flight.dec()
         elapsed = time.perf_counter() - self.started
-        model = routed_model.get()
-        metrics.observe_call(self.protocol, self.method, status, elapsed, model)
+        model, task = routed_model.get(), routed_task.get()
+        metrics.observe_call(self.protocol, self.method, status, elapsed, model, task)
         log.debug(
-            "rpc protocol=%s method=%s code=%s duration_ms=%.2f model=%s",
+            "rpc protocol=%s method=%s code=%s duration_ms=%.2f model=%s task=%s",
             self.protocol,
             self.method,
             status,
             elapsed * 1000,
             model,
+            task,
         )
 
     def failed(self, error: BaseException) -> ServiceError:

@@ -15,11 +15,18 @@ import numpy as np
 
 from attnserve.service.artifact import GraphPurpose
 from attnserve.service.server import chunking
+from attnserve.service.server.attention_maps import (
+    check_attention_size,
+    check_response_bytes,
+    resolve_attention,
+    select_maps,
+)
 from attnserve.service.server.batcher import ItemResult
 from attnserve.service.server.chunking import Windows, max_overlap
-from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.errors import invalid
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, TokenizeOptions
 from attnserve.service.server.pipeline import Pipeline, Ran, Timings, Tokenized
+from attnserve.service.server.routed import routed_task
 from attnserve.service.server.tokenizer import EncodedText
 
 
@@ -66,6 +73,7 @@ class EmbedTask:
     async def embed(
         self, texts: list[str], options: EmbedOptions, deadline: float | None
     ) -> EmbedResult:
+        routed_task.set("embed")  # the call's `task` label (routed.py)
         if self.limits.chunking if options.chunking is None else options.chunking:
             return await self.embed_chunked(texts, options, deadline)
         admitted = await self.admit(texts, options)
@@ -153,9 +161,9 @@ class EmbedTask:
         if options.attention is None:
             self.check_response_size(tokenized.texts, options, 0, 0)
             return Admitted(tokenized, "fast")
-        layers, heads = self.resolve_attention(options.attention)
+        layers, heads = resolve_attention(self.model, self.maps_available, options.attention)
         shown_heads = 1 if options.attention.average_heads else len(heads)
-        self.check_attention_size(tokenized.texts, len(layers), shown_heads)
+        check_attention_size(self.limits, tokenized.texts, len(layers), shown_heads)
         self.check_response_size(tokenized.texts, options, len(layers), shown_heads)
         return Admitted(tokenized, "maps", layers, heads)
 
@@ -183,43 +191,9 @@ class EmbedTask:
         if dimensions is not None and not 1 <= dimensions <= hidden:
             raise invalid(f"dimensions must be in 1..{hidden} (the model's size), got {dimensions}")
 
-    def resolve_attention(
-        self, request: AttentionRequest
-    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        if not self.maps_available:
-            raise invalid("this artifact has no attention-maps graph")
-        model = self.model
-        layers = request.layers or tuple(range(model.num_layers))
-        heads = request.heads or tuple(range(model.num_heads))
-        for kind, chosen, count in (
-            ("layer", layers, model.num_layers),
-            ("head", heads, model.num_heads),
-        ):
-            bad = [i for i in chosen if not 0 <= i < count]
-            if bad:
-                raise invalid(
-                    f"{kind} {bad[0]} is out of range: the model has {count} {kind}s "
-                    f"(0..{count - 1})"
-                )
-            if len(set(chosen)) != len(chosen):
-                raise invalid(f"{kind}s must not repeat: {list(chosen)}")
-        return layers, heads
-
-    def check_attention_size(self, encoded: list[EncodedText], layers: int, heads: int) -> None:
-        elements = sum(layers * heads * text.length**2 for text in encoded)
-        limit = self.limits.max_attention_elements
-        if elements > limit:
-            raise invalid(
-                f"the attention maps asked for hold {elements} elements, over the limit of "
-                f"{limit} per response (max_attention_elements); select fewer layers or heads, "
-                "average the heads, or send fewer or shorter texts"
-            )
-
     def check_response_size(
         self, encoded: list[EncodedText], options: EmbedOptions, layers: int, heads: int
     ) -> None:
-        """Refuse, before any inference, a response larger than the transport may send: gRPC
-        would fail it on the way out, after the work was done."""
         hidden = self.model.hidden_size
         floats = 0
         for text in encoded:
@@ -228,14 +202,8 @@ class EmbedTask:
             floats += layers * heads * text.length**2
         # The floats, plus a generous allowance for framing, shapes and the per-text results.
         size = floats * options.float_bytes + 1024 + 64 * len(encoded)
-        limit = self.limits.max_send_message_bytes
-        if size > limit:
-            raise ServiceError(
-                Code.RESOURCE_EXHAUSTED,
-                f"the response would take about {size} bytes, over the server's limit of "
-                f"{limit} (max_send_message_bytes); send fewer texts, ask for pooled vectors "
-                "only, fewer attention maps, or float16",
-            )
+        advice = "send fewer texts, ask for pooled vectors only, fewer attention maps, or float16"
+        check_response_bytes(size, self.limits.max_send_message_bytes, advice)
 
 
 def text_embedding(
@@ -248,9 +216,7 @@ def text_embedding(
     """One text's answer: its token vectors and the attention maps asked for."""
     attentions = None
     if attention is not None and result.attentions is not None:
-        attentions = result.attentions[np.ix_(layers, heads)]  # (l, h, n, n)
-        if attention.average_heads:
-            attentions = attentions.mean(axis=1, keepdims=True)
+        attentions = select_maps(result.attentions, layers, heads, attention.average_heads)
     return TextEmbedding(
         result.token_embeddings,
         attentions,

@@ -1,12 +1,12 @@
 """Prometheus metrics: what operators autoscale and page on.
 
 Histograms and gauges (not cumulative-time counters), millisecond-scale buckets, bounded labels
-(method, code, graph, worker; never per-text values). Each server owns its own registry so
-several can run in one process (tests) without sharing counts; the process collectors come
-along. With `--workers N` every worker writes its values to files shared with the supervisor
-(prometheus_client's multiprocess mode, switched on by `PROMETHEUS_MULTIPROC_DIR` before the
-worker starts); each gauge says how the workers' values combine, and the supervisor serves one
-/metrics for all of them (`serve_multiprocess`).
+(method, code, graph, worker, model, task; never per-text values). Each server owns its own
+registry so several can run in one process (tests) without sharing counts; the process
+collectors come along. With `--workers N` every worker writes its values to files shared with
+the supervisor (prometheus_client's multiprocess mode, switched on by `PROMETHEUS_MULTIPROC_DIR`
+before the worker starts); each gauge says how the workers' values combine, and the supervisor
+serves one /metrics for all of them (`serve_multiprocess`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ BATCH_TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 PADDING_BUCKETS = (1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 # `model` is the served name (the label every per-model series carries, so they join);
 # `checkpoint` the manifest's full model name.
+# A call's labels: `task` is what the call asked of its model (embed, rerank, classify; "" for
+# a call that reached no task), set by the task itself (routed.py), so it is bounded as `model` is.
+CALL_LABELS = ("protocol", "method", "code", "model", "task")
 INFO_LABELS = ("model", "checkpoint", "artifact_sha256", "provider", "precision", "onnxruntime")
 
 
@@ -54,7 +57,7 @@ class Disabled:
 class Metrics:
     def __init__(self, enabled: bool = True) -> None:
         self.http_server: MetricsListener | None = None
-        self.call_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        self.call_children: dict[tuple[str, str, str, str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -62,8 +65,8 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "attnserve_requests",
-            "calls finished, by protocol, method, status code and model",
-            ["protocol", "method", "code", "model"],
+            "calls finished, by protocol, method, status code, model and task",
+            CALL_LABELS,
             registry=r,
         )
         # Kept beside attnserve_requests{code!="OK"} on purpose: it is the failure count an
@@ -77,8 +80,8 @@ class Metrics:
         )
         self.request_seconds = Histogram(
             "attnserve_request_duration_seconds",
-            "call wall time in the server, by protocol, method, status code and model",
-            ["protocol", "method", "code", "model"],
+            "call wall time in the server, by protocol, method, status code, model and task",
+            CALL_LABELS,
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -199,15 +202,16 @@ class Metrics:
         return ModelMetrics(self, model)
 
     def observe_call(
-        self, protocol: str, method: str, code: str, seconds: float, model: str = ""
+        self, protocol: str, method: str, code: str, seconds: float, model: str = "", task: str = ""
     ) -> None:
         """One finished call. Labelled children are cached: `labels()` costs a lock and a dict.
 
         `code` is the gRPC status name for every protocol (HTTP statuses map onto them), so
         one query counts failures whatever the caller spoke. `model` is the served model the
         call was routed to ("" when it reached none: an unknown name, a server-wide call, a
-        stream), so the label holds only served names, never a caller's string."""
-        key = (protocol, method, code, model)
+        stream), so the label holds only served names, never a caller's string; `task` likewise
+        holds only the tasks' own names."""
+        key = (protocol, method, code, model, task)
         children = self.call_children.get(key)
         if children is None:
             children = (self.requests.labels(*key), self.request_seconds.labels(*key))

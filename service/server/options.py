@@ -62,3 +62,4 @@ class ScoreOptions:
     top_n: int | None = None  # rerank: the best N documents (None: all)
     top_k: int | None = None  # classify: the best K labels per input (None: all)
     return_documents: bool = False  # rerank: each result carries its document's text
+    attention: AttentionRequest | None = None  # each pair's attention maps, when set

@@ -76,5 +76,8 @@ class PairTokenizer:
             )
             ids = np.asarray(encoding.ids, dtype=np.int64)
             type_ids = np.asarray(encoding.type_ids, dtype=np.int64)
-            encoded.append(EncodedText(ids, type_ids, truncated, encoding, None))
+            kept = (len(first.ids), len(second.ids)) if pair else (len(first.ids),)
+            encoded.append(
+                EncodedText(ids, type_ids, truncated, encoding, None, segment_tokens=kept)
+            )
         return encoded

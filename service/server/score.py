@@ -6,20 +6,43 @@ texts (queue room, then the tokenizer's pair template), run one pair per row thr
 batcher (a request of 1000 documents is split across model batches and merged back in order), and
 only `finish` is the task's own: the head's activation over the logits (sigmoid for one logit, as
 CrossEncoder and text-embeddings-inference; softmax over labels, or sigmoid per label where the
-head is multi-label), raw logits on request, then sorting and top-n / top-k.
+head is multi-label), raw logits on request, then sorting and top-n / top-k. On request each
+pair's exact attention maps come back too (the maps graph in place of the fast one, the layers
+and heads selected as `embed` selects them: `attention_maps.py`), with where each text of the
+pair lies among its tokens, so a client can read where the query's tokens look in the document.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import numpy as np
+from tokenizers import Tokenizer
 
-from attnserve.service.artifact import HeadSpec
+from attnserve.service.artifact import GraphPurpose, HeadSpec
+from attnserve.service.server.attention_maps import (
+    check_attention_size,
+    check_response_bytes,
+    resolve_attention,
+    select_maps,
+)
 from attnserve.service.server.errors import invalid
 from attnserve.service.server.options import ScoreOptions, TokenizeOptions
 from attnserve.service.server.pipeline import Pipeline, Ran, Timings, Tokenized
+from attnserve.service.server.routed import routed_task
+from attnserve.service.server.tokenizer import EncodedText
+
+Span = tuple[int, int]  # token positions [start, end)
+
+
+@dataclass(frozen=True)
+class PairMaps:
+    """A pair's attention maps, and where its texts lie among its tokens."""
+
+    maps: np.ndarray  # (layers, heads or 1, n, n) over the pair's n tokens
+    segments: tuple[Span, ...]  # the first text's tokens, then the second's (special excluded)
+    tokens: list[str]  # the pair's n tokens as the model saw them
 
 
 @dataclass(frozen=True)
@@ -28,6 +51,7 @@ class RankedDocument:
     score: float
     token_count: int  # of the pair, special tokens included (after truncation)
     truncated: bool
+    attention: PairMaps | None = None  # when asked for
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,8 @@ class RerankResult:
     results: list[RankedDocument]  # best first (top_n of them)
     tokens: int  # every pair's tokens, for usage
     timings: Timings
+    layers: tuple[int, ...] = ()  # attention layers returned, in order
+    heads: tuple[int, ...] = ()  # attention heads returned (before averaging)
 
 
 @dataclass(frozen=True)
@@ -48,6 +74,7 @@ class Classified:
     labels: list[LabelScore]  # best first (top_k of them)
     token_count: int
     truncated: bool
+    attention: PairMaps | None = None  # when asked for
 
 
 @dataclass(frozen=True)
@@ -55,6 +82,23 @@ class ClassifyResult:
     inputs: list[Classified]  # in request order
     tokens: int
     timings: Timings
+    layers: tuple[int, ...] = ()
+    heads: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What `ScoreTask.run` answered for a request's pairs, in order."""
+
+    tokenized: Tokenized
+    ran: Ran
+    scores: np.ndarray  # (n, L), activated unless raw
+    maps: list[PairMaps | None] = field(default_factory=list)  # per pair, when asked for
+    layers: tuple[int, ...] = ()
+    heads: tuple[int, ...] = ()
+
+    def pair_maps(self, index: int) -> PairMaps | None:
+        return self.maps[index] if self.maps else None
 
 
 def activate(logits: np.ndarray, head: HeadSpec, raw: bool) -> np.ndarray:
@@ -67,13 +111,36 @@ def activate(logits: np.ndarray, head: HeadSpec, raw: bool) -> np.ndarray:
     return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True), dtype=np.float32)
 
 
+def segments_of(text: EncodedText) -> tuple[Span, ...]:
+    """Where each text of the row lies among its tokens: the tokens the template did not add,
+    in order, split by each text's count. (The `tokenizers` library's sequence ids are not
+    kept by `post_process` for the first text, and a template may give its [SEP] a text's
+    type id: neither can say this.) A text of no tokens is the empty span where it would be."""
+    own = [i for i, special in enumerate(text.encoding.special_tokens_mask) if not special]
+    spans: list[Span] = []
+    taken = 0
+    for count in text.segment_tokens:
+        positions = own[taken : taken + count]
+        after = spans[-1][1] if spans else 0
+        spans.append((positions[0], positions[-1] + 1) if positions else (after, after))
+        taken += count
+    return tuple(spans)
+
+
+def token_strings(tokenizer: Tokenizer, text: EncodedText) -> list[str]:
+    """The row's tokens as vocabulary strings (pairs are encoded without offsets, which leaves
+    the encoding's own token strings empty)."""
+    return [tokenizer.id_to_token(int(i)) or "" for i in text.ids]
+
+
 class ScoreTask:
     name: ClassVar[str] = "score"  # rerank and classify
 
-    def __init__(self, pipeline: Pipeline, head: HeadSpec) -> None:
+    def __init__(self, pipeline: Pipeline, head: HeadSpec, maps_available: bool) -> None:
         self.pipeline = pipeline
         self.head = head
         self.limits = pipeline.limits
+        self.maps_available = maps_available
 
     def check_text(self, what: str, text: str) -> None:
         if not text:
@@ -86,17 +153,53 @@ class ScoreTask:
 
     async def run(
         self, pairs: list[tuple[str, str | None]], options: ScoreOptions, deadline: float | None
-    ) -> tuple[Tokenized, Ran, np.ndarray]:
+    ) -> Scored:
+        """The pairs through the fast graph, or the maps graph when their maps are asked for
+        (refused, before any inference, past the attention and response-size limits)."""
+        layers: tuple[int, ...] = ()
+        heads: tuple[int, ...] = ()
+        attention = options.attention
+        if attention is not None:
+            model = self.pipeline.manifest.model
+            layers, heads = resolve_attention(model, self.maps_available, attention)
         tokenizing = TokenizeOptions(options.truncation, options.max_tokens, "")
         tokenized = await self.pipeline.admit_pairs(pairs, tokenizing)
-        ran = await self.pipeline.run(tokenized, "fast", False, deadline)
+        purpose: GraphPurpose = "fast"
+        if attention is not None:
+            shown = 1 if attention.average_heads else len(heads)
+            self.check_maps_size(tokenized.texts, len(layers), shown)
+            purpose = "maps"
+        ran = await self.pipeline.run(tokenized, purpose, False, deadline)
         logits = np.stack([result.pooled for result in ran.results])  # (n, L)
-        return tokenized, ran, activate(logits, self.head, options.raw_scores)
+        scores = activate(logits, self.head, options.raw_scores)
+        if attention is None:
+            return Scored(tokenized, ran, scores)
+        maps: list[PairMaps | None] = []
+        for text, result in zip(tokenized.texts, ran.results, strict=True):
+            assert result.attentions is not None  # the maps graph ran
+            chosen = select_maps(result.attentions, layers, heads, attention.average_heads)
+            tokens = token_strings(self.pipeline.pairs.tokenizer, text)
+            maps.append(PairMaps(chosen, segments_of(text), tokens))
+        return Scored(tokenized, ran, scores, maps, layers, heads)
+
+    def check_maps_size(self, encoded: list[EncodedText], layers: int, heads: int) -> None:
+        check_attention_size(self.limits, encoded, layers, heads)
+        floats = sum(layers * heads * text.length**2 for text in encoded)
+        tokens = sum(text.length for text in encoded)
+        # float32 maps, each pair's token strings (generously), framing and per-pair fields.
+        size = 4 * floats + 16 * tokens + 1024 + 128 * len(encoded)
+        advice = "send fewer or shorter pairs, select fewer layers or heads, or average the heads"
+        check_response_bytes(size, self.limits.max_send_message_bytes, advice)
+
+    def label(self, task: Literal["rerank", "classify"]) -> None:
+        """The call's `task` label (its request metrics): one of a fixed few, as `model`'s."""
+        routed_task.set(task)
 
     async def rerank(
         self, query: str, documents: list[str], options: ScoreOptions, deadline: float | None
     ) -> RerankResult:
         """Every document scored against the query; results sorted by score, best first."""
+        self.label("rerank")
         if not self.head.reranker:
             raise invalid(
                 f"rerank needs a one-score model; this one classifies into "
@@ -113,14 +216,17 @@ class ScoreTask:
         for index, document in enumerate(documents):
             self.check_text(f"document {index}", document)
         pairs: list[tuple[str, str | None]] = [(query, document) for document in documents]
-        tokenized, ran, scores = await self.run(pairs, options, deadline)
+        scored = await self.run(pairs, options, deadline)
+        scores, texts = scored.scores, scored.tokenized.texts
         order = sorted(range(len(documents)), key=lambda i: -float(scores[i, 0]))  # stable ties
-        texts = tokenized.texts
         ranked = [
-            RankedDocument(i, float(scores[i, 0]), texts[i].length, texts[i].truncated)
+            RankedDocument(
+                i, float(scores[i, 0]), texts[i].length, texts[i].truncated, scored.pair_maps(i)
+            )
             for i in order[: options.top_n]
         ]
-        return RerankResult(ranked, tokenized.tokens, ran.timings)
+        tokens, timings = scored.tokenized.tokens, scored.ran.timings
+        return RerankResult(ranked, tokens, timings, scored.layers, scored.heads)
 
     async def classify(
         self,
@@ -129,6 +235,7 @@ class ScoreTask:
         deadline: float | None,
     ) -> ClassifyResult:
         """Each text (the single-text template) or text pair against the head's labels."""
+        self.label("classify")
         if not inputs:
             raise invalid("the request has no inputs")
         limit = self.limits.max_texts_per_request
@@ -143,10 +250,13 @@ class ScoreTask:
             self.check_text(f"input {index}", first)
             if second is not None:
                 self.check_text(f"input {index}'s second text", second)
-        tokenized, ran, scores = await self.run(pairs, options, deadline)
+        scored = await self.run(pairs, options, deadline)
         results = []
-        for row, text in zip(scores, tokenized.texts, strict=True):
+        rows = zip(scored.scores, scored.tokenized.texts, strict=True)
+        for index, (row, text) in enumerate(rows):
             order = sorted(range(len(self.head.labels)), key=lambda j: -float(row[j]))
             labels = [LabelScore(self.head.labels[j], float(row[j])) for j in order]
-            results.append(Classified(labels[: options.top_k], text.length, text.truncated))
-        return ClassifyResult(results, tokenized.tokens, ran.timings)
+            top = labels[: options.top_k]
+            results.append(Classified(top, text.length, text.truncated, scored.pair_maps(index)))
+        tokens, timings = scored.tokenized.tokens, scored.ran.timings
+        return ClassifyResult(results, tokens, timings, scored.layers, scored.heads)

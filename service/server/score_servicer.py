@@ -8,16 +8,26 @@ answers only if it offers the score task, else INVALID_ARGUMENT names the tasks 
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
+from attnserve.service import wire
 from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of, parse
-from attnserve.service.server.errors import invalid
+from attnserve.service.server.errors import Code, invalid
 from attnserve.service.server.models import Registry, ServedModel
 from attnserve.service.server.options import ScoreOptions
-from attnserve.service.server.score import ClassifyResult, RerankResult, ScoreTask
-from attnserve.service.server.servicer import PROTOCOL, TRUNCATIONS, enum_value
+from attnserve.service.server.score import ClassifyResult, PairMaps, RerankResult, ScoreTask
+from attnserve.service.server.servicer import (
+    PROTOCOL,
+    TRUNCATIONS,
+    attention_request,
+    enum_value,
+)
+from attnserve.service.server.status import status_number
+from attnserve.service.server.streams import answer_or_fail, answer_stream, read_requests
 from attnserve.v1 import embedder_pb2 as pb
 
 
@@ -29,6 +39,9 @@ def score_handlers(service: ScoreService) -> dict[str, grpc.RpcMethodHandler]:
         ),
         "Classify": grpc.unary_unary_rpc_method_handler(
             service.Classify, response_serializer=pb.ClassifyResponse.SerializeToString
+        ),
+        "RerankStream": grpc.stream_stream_rpc_method_handler(
+            service.RerankStream, response_serializer=pb.RerankStreamResponse.SerializeToString
         ),
     }
 
@@ -43,47 +56,94 @@ def timings_message(result: RerankResult | ClassifyResult, started: float) -> pb
     )
 
 
+def pair_attention(
+    maps: PairMaps | None, result: RerankResult | ClassifyResult
+) -> pb.PairAttention | None:
+    """A pair's maps as `PairAttention` (None when not asked for: the field stays unset)."""
+    if maps is None:
+        return None
+    return pb.PairAttention(
+        attentions=wire.encode(maps.maps, pb.DTYPE_FLOAT32),
+        layers=result.layers,
+        heads=result.heads,
+        segments=[pb.TokenSpan(start=start, end=end) for start, end in maps.segments],
+        tokens=maps.tokens,
+    )
+
+
+def stream_failure(request_id: str, code: Code, message: str) -> pb.RerankStreamResponse:
+    """A RerankStream request's inline failure: its id, the status number and the message."""
+    return pb.RerankStreamResponse(
+        request_id=request_id, error=pb.Error(code=status_number(code), message=message)
+    )
+
+
 class ScoreService:
-    def __init__(self, models: Registry, front: Front) -> None:
+    def __init__(self, models: Registry, front: Front, max_stream_pending: int) -> None:
         self.models = models
         self.front = front
+        self.max_stream_pending = max_stream_pending
 
     def model(self, name: str) -> ServedModel:
-        return self.models.find(name) if name else self.models.default
+        """The model a request names, or the default: through `route`, which labels the call's
+        metrics with the model found (the default too)."""
+        return self.models.route(name)
 
     async def Rerank(self, data: bytes, context: Context) -> pb.RerankResponse:
         async with GrpcCall(self.front, PROTOCOL, "Rerank", context):
-            started = time.perf_counter()
-            request = parse(pb.RerankRequest, data)
-            model = self.model(request.model)
-            options = ScoreOptions(
-                truncation=enum_value(TRUNCATIONS, request.truncation, "truncation"),
-                max_tokens=request.max_tokens or None,
-                raw_scores=request.raw_scores,
-                top_n=request.top_n or None,
-                return_documents=request.return_documents,
+            return await self.rerank(parse(pb.RerankRequest, data), deadline_of(context))
+
+    async def RerankStream(
+        self, request_iterator: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[pb.RerankStreamResponse]:
+        """Requests run concurrently; each answer (or its failure) is sent as it completes."""
+        async with GrpcCall(self.front, PROTOCOL, "RerankStream", context) as call_id:
+
+            async def run(request: pb.RerankRequest) -> pb.RerankStreamResponse:
+                response = await self.rerank(request, deadline_of(context))
+                return pb.RerankStreamResponse(request_id=request.request_id, response=response)
+
+            async def answer(data: bytes) -> pb.RerankStreamResponse:
+                return await answer_or_fail(data, pb.RerankRequest, run, stream_failure, call_id)
+
+            async def read(responses: asyncio.Queue[pb.RerankStreamResponse | None]) -> None:
+                await read_requests(request_iterator, answer, responses, self.max_stream_pending)
+
+            async for response in answer_stream(read, self.max_stream_pending):
+                yield response
+
+    async def rerank(self, request: pb.RerankRequest, deadline: float | None) -> pb.RerankResponse:
+        """One Rerank request, unary or streamed."""
+        started = time.perf_counter()
+        model = self.model(request.model)
+        options = ScoreOptions(
+            truncation=enum_value(TRUNCATIONS, request.truncation, "truncation"),
+            max_tokens=request.max_tokens or None,
+            raw_scores=request.raw_scores,
+            top_n=request.top_n or None,
+            return_documents=request.return_documents,
+            attention=attention_request(request.attention),
+        )
+        documents = list(request.documents)
+        result = await model.task(ScoreTask).rerank(request.query, documents, options, deadline)
+        results = [
+            pb.RerankResult(
+                index=ranked.index,
+                score=ranked.score,
+                document=documents[ranked.index] if request.return_documents else "",
+                token_count=ranked.token_count,
+                truncated=ranked.truncated,
+                attention=pair_attention(ranked.attention, result),
             )
-            documents = list(request.documents)
-            result = await model.task(ScoreTask).rerank(
-                request.query, documents, options, deadline_of(context)
-            )
-            results = [
-                pb.RerankResult(
-                    index=ranked.index,
-                    score=ranked.score,
-                    document=documents[ranked.index] if request.return_documents else "",
-                    token_count=ranked.token_count,
-                    truncated=ranked.truncated,
-                )
-                for ranked in result.results
-            ]
-            return pb.RerankResponse(
-                request_id=request.request_id,
-                model=model.manifest.model.name,
-                results=results,
-                total_tokens=result.tokens,
-                timings=timings_message(result, started),
-            )
+            for ranked in result.results
+        ]
+        return pb.RerankResponse(
+            request_id=request.request_id,
+            model=model.manifest.model.name,
+            results=results,
+            total_tokens=result.tokens,
+            timings=timings_message(result, started),
+        )
 
     async def Classify(self, data: bytes, context: Context) -> pb.ClassifyResponse:
         async with GrpcCall(self.front, PROTOCOL, "Classify", context):
@@ -95,6 +155,7 @@ class ScoreService:
                 max_tokens=request.max_tokens or None,
                 raw_scores=request.raw_scores,
                 top_k=request.top_k or None,
+                attention=attention_request(request.attention),
             )
             if request.texts and request.pairs:
                 raise invalid("set either texts or pairs, not both")
@@ -107,6 +168,7 @@ class ScoreService:
                     labels=[pb.LabelScore(label=s.label, score=s.score) for s in item.labels],
                     token_count=item.token_count,
                     truncated=item.truncated,
+                    attention=pair_attention(item.attention, result),
                 )
                 for item in result.inputs
             ]

@@ -10,9 +10,9 @@ task a call speaks; failures become status codes through the one map in `status.
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -23,12 +23,11 @@ from attnserve.service.server.calls import (
     Context,
     Front,
     GrpcCall,
-    answer_for,
     deadline_of,
     parse,
 )
 from attnserve.service.server.embed import EmbedResult, EmbedTask
-from attnserve.service.server.errors import Code, ServiceError, invalid
+from attnserve.service.server.errors import Code, invalid
 from attnserve.service.server.limits import Limits
 from attnserve.service.server.models import Registry, ServedModel
 from attnserve.service.server.options import (
@@ -38,10 +37,10 @@ from attnserve.service.server.options import (
     Truncation,
 )
 from attnserve.service.server.status import status_number
+from attnserve.service.server.streams import answer_or_fail, answer_stream, read_requests
 from attnserve.service.server.tokenizer import token_views
 from attnserve.v1 import embedder_pb2 as pb
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 PROTOCOL = "attnserve.v1"
 
@@ -69,16 +68,19 @@ def enum_value(table: Mapping[Any, T], value: int, field: str) -> T:
     return table[value]
 
 
+def attention_request(options: pb.AttentionOptions) -> AttentionRequest | None:
+    """The maps an `AttentionOptions` asks for (Embed's, Rerank's and Classify's alike)."""
+    if not options.enabled:
+        return None
+    return AttentionRequest(
+        layers=tuple(options.layers),
+        heads=tuple(options.heads),
+        average_heads=enum_value(AGGREGATIONS, options.aggregation, "attention.aggregation"),
+    )
+
+
 def options_from_proto(options: pb.EmbedOptions) -> tuple[EmbedOptions, int]:
-    attention = None
-    if options.attention.enabled:
-        attention = AttentionRequest(
-            layers=tuple(options.attention.layers),
-            heads=tuple(options.attention.heads),
-            average_heads=enum_value(
-                AGGREGATIONS, options.attention.aggregation, "attention.aggregation"
-            ),
-        )
+    attention = attention_request(options.attention)
     dtype = enum_value(OUTPUT_DTYPES, options.output_dtype, "output_dtype")
     parsed = EmbedOptions(
         pooled=options.pooled if options.HasField("pooled") else True,
@@ -192,22 +194,12 @@ class EmbedderService:
     async def EmbedStream(
         self, request_iterator: AsyncIterator[bytes], context: Context
     ) -> AsyncIterator[pb.EmbedResponse]:
-        """Requests run concurrently; each response (or its error) is sent as it completes."""
+        """Requests run concurrently; each response (or its error) is sent as it completes
+        (`streams.py`)."""
         async with self.scope("EmbedStream", context) as call_id:
-            # Bounded like the requests in progress: a client that never reads its responses
-            # stops the stream's reading (and its work) instead of piling answers up here.
-            responses: asyncio.Queue[pb.EmbedResponse | None] = asyncio.Queue(
-                self.max_stream_pending
-            )
-            reader = asyncio.create_task(
-                self.read_stream(request_iterator, context, responses, call_id)
-            )
-            try:
-                while (response := await responses.get()) is not None:
-                    yield response
-                await reader  # surfaces a broken request stream
-            finally:
-                reader.cancel()
+            read = functools.partial(self.read_stream, request_iterator, context, call_id=call_id)
+            async for response in answer_stream(read, self.max_stream_pending):
+                yield response
 
     async def read_stream(
         self,
@@ -216,40 +208,13 @@ class EmbedderService:
         responses: asyncio.Queue[pb.EmbedResponse | None],
         call_id: str = "",
     ) -> None:
-        async def one(data: bytes) -> None:
-            request_id = ""
-            try:
-                request = parse(pb.EmbedRequest, data)
-                request_id = request.request_id
-                response = await self.embed(request, deadline_of(context))
-            except Exception as error:
-                if not isinstance(error, ServiceError):
-                    log.exception("EmbedStream request %r failed", request_id)
-                answer = answer_for(error, request_id or call_id)
-                response = error_response(request_id, answer.code, answer.message)
-            await responses.put(response)
+        async def answer(data: bytes) -> pb.EmbedResponse:
+            def run(request: pb.EmbedRequest) -> Awaitable[pb.EmbedResponse]:
+                return self.embed(request, deadline_of(context))
 
-        # At most `max_stream_pending` requests of this stream in progress: past that the
-        # stream stops reading (HTTP/2 flow control pushes back on the client). Finished tasks
-        # leave the set as they finish, so a long stream holds only what is in flight.
-        slots = asyncio.Semaphore(self.max_stream_pending)
-        pending: set[asyncio.Task[None]] = set()
+            return await answer_or_fail(data, pb.EmbedRequest, run, error_response, call_id)
 
-        def release(task: asyncio.Task[None]) -> None:
-            pending.discard(task)
-            slots.release()
-
-        try:
-            async for request in request_iterator:
-                await slots.acquire()
-                task = asyncio.create_task(one(request))
-                pending.add(task)
-                task.add_done_callback(release)
-            await asyncio.gather(*pending)
-        finally:
-            for task in list(pending):
-                task.cancel()
-            await responses.put(None)
+        await read_requests(request_iterator, answer, responses, self.max_stream_pending)
 
     async def Tokenize(self, data: bytes, context: Context) -> pb.TokenizeResponse:
         async with self.scope("Tokenize", context):

@@ -26,6 +26,7 @@ class EncodedText:
     kept: np.ndarray | None  # (n,) positions of `encoding` that survived truncation; None: all
     prompt_chars: int = 0  # the prompt's length: `encoding` is of prompt + text
     prompt_tokens: int = 0  # of `ids`, the prompt's (truncation never cuts them)
+    segment_tokens: tuple[int, ...] = ()  # a pair's: each text's tokens (pairs.py)
 
     def kept_positions(self) -> list[int]:
         return list(range(self.length)) if self.kept is None else self.kept.tolist()

@@ -207,3 +207,48 @@ def test_the_request_guard_sees_a_page_that_reaches_out(browser: Any, tmp_path: 
     opened.wait_for_timeout(300)
     context.close()
     assert requested == ["https://example.org/data.json"]
+
+
+def test_a_pairs_view_outlines_its_query_to_document_block(browser: Any, tmp_path: Path) -> None:
+    """A reranker's pair (attend --query --document): the map outlines the query's rows x the
+    document's columns (dashed white, a colour the viridis map never takes), and only there."""
+    tokens = ["[CLS]", "what", "is", "attention", "[SEP]", "it", "weighs", "tokens", ".", "[SEP]"]
+    n = len(tokens)
+    scores = np.random.default_rng(1).normal(size=(2, 3, n, n))
+    maps = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
+    block = ((1, 4), (5, 9))
+    pair = TextAttention(
+        text="what is attention", model="test/reranker", tokens=tokens,
+        special=[t == "[CLS]" or t == "[SEP]" for t in tokens], maps=maps.astype(np.float32),
+        layers=[0, 1], heads=[0, 1, 2], averaged=False, document="it weighs tokens.", block=block,
+    )  # fmt: skip
+    path = tmp_path / "pair.html"
+    path.write_text(view_html(pair), encoding="utf-8")
+    context = browser.new_context(offline=True, device_scale_factor=1)
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.goto(path.as_uri())
+    opened.wait_for_selector("body[data-ready]")
+    assert opened.eval_on_selector("body", "b => b.dataset.ready") == "true"
+    assert "with “it weighs tokens.”" in opened.locator("h1").inner_text()
+    cell = float(opened.eval_on_selector("#map", "c => c.dataset.cell"))
+    margin = float(opened.eval_on_selector("#map", "c => c.dataset.margin"))
+    (r0, _), (c0, _) = block  # the outline starts at its top-left corner
+
+    def pixel(x: float, y: float) -> list[int]:
+        script = "([x, y]) => Array.from(document.getElementById('map').getContext('2d')" \
+                 ".getImageData(x, y, 1, 1).data)"  # fmt: skip
+        return list(opened.evaluate(script, [round(x), round(y)]))
+
+    white = [255, 255, 255, 255]
+    top_edge = pixel(margin + c0 * cell + 2, margin + r0 * cell)  # the dash's first stroke
+    left_edge = pixel(margin + c0 * cell, margin + r0 * cell + 2)
+    inside = pixel(margin + (c0 + 1.5) * cell, margin + (r0 + 1.5) * cell)
+    outside = pixel(margin + 0.5 * cell, margin + (n - 0.5) * cell)  # [SEP] row, [CLS] column
+    context.close()
+    assert problems == []
+    assert top_edge == white
+    assert left_edge == white
+    assert inside != white
+    assert outside != white

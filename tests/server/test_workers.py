@@ -112,7 +112,10 @@ def test_two_workers_share_one_port_and_one_metrics_endpoint(supervised: Supervi
     ]
     assert all(count > 0 for count in per_worker), per_worker
     assert sum(per_worker) == sent + 24
-    ok = 'attnserve_requests_total{{code="OK",method="Embed",model="{}",protocol="attnserve.v1"}}'
+    ok = (
+        'attnserve_requests_total{{code="OK",method="Embed",model="{}",protocol="attnserve.v1",'
+        'task="embed"}}'
+    )
     assert samples[ok.format(MINI)] == sent
     assert samples[ok.format(SECOND)] == 24  # each connection's worker served the second model
     for model in (MINI, SECOND):  # every worker ready with every model ("livemin")

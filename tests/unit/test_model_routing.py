@@ -116,16 +116,17 @@ def test_attnserve_v1_requests_reach_the_model_they_name(tokenizer_file: Path) -
     # Calls are counted under the model they reached; a refused name under "", never its own.
     registry = metrics.registry
     calls = "attnserve_requests_total"
+    # ... and under the task they reached: "" when refused before it, or for Tokenize.
     assert sample(registry, calls, protocol="attnserve.v1", method="Embed", code="OK",
-                  model="alpha") == 2  # fmt: skip
+                  model="alpha", task="embed") == 2  # fmt: skip
     assert sample(registry, calls, protocol="attnserve.v1", method="Embed", code="OK",
-                  model="beta") == 1  # fmt: skip
+                  model="beta", task="embed") == 1  # fmt: skip
     assert sample(registry, calls, protocol="attnserve.v1", method="Embed",
-                  code="INVALID_ARGUMENT", model="gamma") == 1  # fmt: skip
+                  code="INVALID_ARGUMENT", model="gamma", task="") == 1  # fmt: skip
     assert sample(registry, calls, protocol="attnserve.v1", method="Embed", code="NOT_FOUND",
-                  model="") == 1  # fmt: skip
+                  model="", task="") == 1  # fmt: skip
     assert sample(registry, calls, protocol="attnserve.v1", method="Tokenize", code="OK",
-                  model="beta") == 1  # fmt: skip
+                  model="beta", task="") == 1  # fmt: skip
     labels = {s.labels.get("model") for m in registry.collect() for s in m.samples}
     assert "delta" not in labels
     # Stage metrics per model: beta ran its own batches (two Embeds' texts, the stream's one).

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -11,6 +12,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from attnserve.service.server.errors import ServiceError
 from attnserve.service.server.options import Truncation
 from attnserve.service.server.pairs import PairTokenizer, longest_first
+from attnserve.service.server.score import segments_of, token_strings
 
 WORDS = [f"w{i}" for i in range(40)]
 
@@ -60,3 +62,36 @@ def test_an_over_long_pair_is_refused_without_truncation() -> None:
     pairs = PairTokenizer(tokenizer(), 64)
     with pytest.raises(ServiceError, match="input 0 has 13 tokens, over the limit of 8"):
         pairs.encode([(" ".join(WORDS[:5]), " ".join(WORDS[:5]))], Truncation.NONE, 8)
+
+
+def roberta_style() -> Tokenizer:
+    """<s> a </s></s> b </s>: every token type 0, so only the sequence ids say which text."""
+    built = tokenizer()
+    built.post_processor = processors.RobertaProcessing(("[SEP]", 3), ("[CLS]", 2))
+    return built
+
+
+@pytest.mark.parametrize("template", [tokenizer, roberta_style])
+def test_segments_say_where_each_text_of_a_pair_lies(template: Any) -> None:
+    """The spans a pair's attention maps come with: exactly the positions of each text's own
+    tokens (after truncation), the template's special tokens outside both."""
+    pairs = PairTokenizer(template(), 64)
+    for n1, n2, max_tokens in [(3, 5, 64), (2, 30, 12), (11, 11, 13), (1, 1, 64)]:
+        a, b = " ".join(WORDS[:n1]), " ".join(WORDS[20 : 20 + n2])
+        (pair,) = pairs.encode([(a, b)], Truncation.END, max_tokens)
+        (first, second) = segments_of(pair)
+        ids = pair.ids.tolist()
+        # The query's words from its first, in order (w_i has id 4 + i), then the document's.
+        assert ids[first[0] : first[1]] == list(range(4, 4 + first[1] - first[0]))
+        assert all(4 <= i < 24 for i in ids[first[0] : first[1]])
+        assert all(i >= 24 for i in ids[second[0] : second[1]])  # the document's words
+        outside = [i for p, i in enumerate(ids) if not (first[0] <= p < first[1] or
+                                                       second[0] <= p < second[1])]  # fmt: skip
+        assert set(outside) <= {2, 3}  # [CLS]/<s> and [SEP]/</s> only
+        assert len(outside) == pairs.special_count
+        assert (first[1] - first[0]) + (second[1] - second[0]) == len(ids) - pairs.special_count
+        strings = token_strings(pairs.tokenizer, pair)
+        assert strings[first[0]] == "w0"
+        assert strings[second[0]] == "w20"
+    (single,) = pairs.encode([(" ".join(WORDS[:4]), None)], Truncation.END, 64)
+    assert segments_of(single) == ((1, 5),)

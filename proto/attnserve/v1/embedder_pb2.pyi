@@ -292,7 +292,7 @@ class InfoResponse(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_source: _Optional[str] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., num_heads: _Optional[int] = ..., pooling: _Optional[str] = ..., normalize: _Optional[bool] = ..., default_max_tokens: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., precision: _Optional[str] = ..., execution_provider: _Optional[str] = ..., attention_maps: _Optional[bool] = ..., artifact_sha256: _Optional[str] = ..., server_version: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., prompts: _Optional[_Mapping[str, str]] = ..., default_prompt_name: _Optional[str] = ..., family: _Optional[str] = ..., causal: _Optional[bool] = ..., model: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., tasks: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., chunking: _Optional[bool] = ..., chunk_overlap: _Optional[int] = ...) -> None: ...
 
 class RerankRequest(_message.Message):
-    __slots__ = ("query", "documents", "top_n", "return_documents", "raw_scores", "truncation", "max_tokens", "request_id", "model")
+    __slots__ = ("query", "documents", "top_n", "return_documents", "raw_scores", "truncation", "max_tokens", "request_id", "model", "attention")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     TOP_N_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +302,7 @@ class RerankRequest(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_FIELD_NUMBER: _ClassVar[int]
     query: str
     documents: _containers.RepeatedScalarFieldContainer[str]
     top_n: int
@@ -311,21 +312,24 @@ class RerankRequest(_message.Message):
     max_tokens: int
     request_id: str
     model: str
-    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_n: _Optional[int] = ..., return_documents: _Optional[bool] = ..., raw_scores: _Optional[bool] = ..., truncation: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    attention: AttentionOptions
+    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_n: _Optional[int] = ..., return_documents: _Optional[bool] = ..., raw_scores: _Optional[bool] = ..., truncation: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., attention: _Optional[_Union[AttentionOptions, _Mapping]] = ...) -> None: ...
 
 class RerankResult(_message.Message):
-    __slots__ = ("index", "score", "document", "token_count", "truncated")
+    __slots__ = ("index", "score", "document", "token_count", "truncated", "attention")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_FIELD_NUMBER: _ClassVar[int]
     index: int
     score: float
     document: str
     token_count: int
     truncated: bool
-    def __init__(self, index: _Optional[int] = ..., score: _Optional[float] = ..., document: _Optional[str] = ..., token_count: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    attention: PairAttention
+    def __init__(self, index: _Optional[int] = ..., score: _Optional[float] = ..., document: _Optional[str] = ..., token_count: _Optional[int] = ..., truncated: _Optional[bool] = ..., attention: _Optional[_Union[PairAttention, _Mapping]] = ...) -> None: ...
 
 class RerankResponse(_message.Message):
     __slots__ = ("request_id", "model", "results", "total_tokens", "timings")
@@ -350,7 +354,7 @@ class TextPair(_message.Message):
     def __init__(self, text: _Optional[str] = ..., text_pair: _Optional[str] = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
-    __slots__ = ("texts", "pairs", "top_k", "raw_scores", "truncation", "max_tokens", "request_id", "model")
+    __slots__ = ("texts", "pairs", "top_k", "raw_scores", "truncation", "max_tokens", "request_id", "model", "attention")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -359,6 +363,7 @@ class ClassifyRequest(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     pairs: _containers.RepeatedCompositeFieldContainer[TextPair]
     top_k: int
@@ -367,7 +372,8 @@ class ClassifyRequest(_message.Message):
     max_tokens: int
     request_id: str
     model: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., pairs: _Optional[_Iterable[_Union[TextPair, _Mapping]]] = ..., top_k: _Optional[int] = ..., raw_scores: _Optional[bool] = ..., truncation: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    attention: AttentionOptions
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., pairs: _Optional[_Iterable[_Union[TextPair, _Mapping]]] = ..., top_k: _Optional[int] = ..., raw_scores: _Optional[bool] = ..., truncation: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., attention: _Optional[_Union[AttentionOptions, _Mapping]] = ...) -> None: ...
 
 class LabelScore(_message.Message):
     __slots__ = ("label", "score")
@@ -378,14 +384,16 @@ class LabelScore(_message.Message):
     def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Classification(_message.Message):
-    __slots__ = ("labels", "token_count", "truncated")
+    __slots__ = ("labels", "token_count", "truncated", "attention")
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_FIELD_NUMBER: _ClassVar[int]
     labels: _containers.RepeatedCompositeFieldContainer[LabelScore]
     token_count: int
     truncated: bool
-    def __init__(self, labels: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., token_count: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    attention: PairAttention
+    def __init__(self, labels: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., token_count: _Optional[int] = ..., truncated: _Optional[bool] = ..., attention: _Optional[_Union[PairAttention, _Mapping]] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("request_id", "model", "results", "total_tokens", "timings")
@@ -400,3 +408,35 @@ class ClassifyResponse(_message.Message):
     total_tokens: int
     timings: Timings
     def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., results: _Optional[_Iterable[_Union[Classification, _Mapping]]] = ..., total_tokens: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+
+class TokenSpan(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class PairAttention(_message.Message):
+    __slots__ = ("attentions", "layers", "heads", "segments", "tokens")
+    ATTENTIONS_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    HEADS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    attentions: Tensor
+    layers: _containers.RepeatedScalarFieldContainer[int]
+    heads: _containers.RepeatedScalarFieldContainer[int]
+    segments: _containers.RepeatedCompositeFieldContainer[TokenSpan]
+    tokens: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, attentions: _Optional[_Union[Tensor, _Mapping]] = ..., layers: _Optional[_Iterable[int]] = ..., heads: _Optional[_Iterable[int]] = ..., segments: _Optional[_Iterable[_Union[TokenSpan, _Mapping]]] = ..., tokens: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RerankStreamResponse(_message.Message):
+    __slots__ = ("request_id", "response", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    response: RerankResponse
+    error: Error
+    def __init__(self, request_id: _Optional[str] = ..., response: _Optional[_Union[RerankResponse, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...

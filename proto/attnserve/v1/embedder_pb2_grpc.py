@@ -65,6 +65,11 @@ class EmbedderStub:
                 request_serializer=attnserve_dot_v1_dot_embedder__pb2.ClassifyRequest.SerializeToString,
                 response_deserializer=attnserve_dot_v1_dot_embedder__pb2.ClassifyResponse.FromString,
                 _registered_method=True)
+        self.RerankStream = channel.stream_stream(
+                '/attnserve.v1.Embedder/RerankStream',
+                request_serializer=attnserve_dot_v1_dot_embedder__pb2.RerankRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_embedder__pb2.RerankStreamResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServicer:
@@ -116,6 +121,14 @@ class EmbedderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RerankStream(self, request_iterator, context):
+        """A bidirectional stream of Rerank calls, as EmbedStream is of Embed calls: each answer
+        carries its request's request_id and answers may arrive in completion order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +161,11 @@ def add_EmbedderServicer_to_server(servicer, server):
                     servicer.Classify,
                     request_deserializer=attnserve_dot_v1_dot_embedder__pb2.ClassifyRequest.FromString,
                     response_serializer=attnserve_dot_v1_dot_embedder__pb2.ClassifyResponse.SerializeToString,
+            ),
+            'RerankStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.RerankStream,
+                    request_deserializer=attnserve_dot_v1_dot_embedder__pb2.RerankRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_embedder__pb2.RerankStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +331,33 @@ class Embedder:
             '/attnserve.v1.Embedder/Classify',
             attnserve_dot_v1_dot_embedder__pb2.ClassifyRequest.SerializeToString,
             attnserve_dot_v1_dot_embedder__pb2.ClassifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerankStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/attnserve.v1.Embedder/RerankStream',
+            attnserve_dot_v1_dot_embedder__pb2.RerankRequest.SerializeToString,
+            attnserve_dot_v1_dot_embedder__pb2.RerankStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -323,3 +323,42 @@ def test_oip_reranks_for_tritonclient(
     np.testing.assert_allclose(answer["scores"], expected_scores(folder, DOCUMENTS), atol=1e-5)
     logits = expected_scores(folder, DOCUMENTS, raw=True)
     np.testing.assert_allclose(answer["logits"], logits, atol=1e-5)
+
+
+def test_rerank_stream_answers_each_request_as_rerank_does(
+    reranker_servers: Callable[[str], ServerThread],
+) -> None:
+    """RerankStream: many Rerank requests on one call, answered (in any order) exactly as the
+    unary call answers each; a bad one fails inline with its status and the stream goes on."""
+    from attnserve.v1 import embedder_pb2 as pb
+    from attnserve.v1 import embedder_pb2_grpc as pb_grpc
+
+    server = reranker_servers("bert-reranker")
+    asks = {
+        f"r{i}": pb.RerankRequest(
+            query=QUERY,
+            documents=MANY_DOCUMENTS[i * 7 : i * 7 + 9],
+            top_n=i % 3,
+            request_id=f"r{i}",
+        )
+        for i in range(8)
+    }
+    bad = pb.RerankRequest(query=QUERY, documents=[], request_id="bad")
+    with EmbedderClient(server.target) as client:
+        stub = pb_grpc.EmbedderStub(client.channel)  # type: ignore[no-untyped-call]
+        answers = list(stub.RerankStream(iter([*asks.values(), bad]), timeout=60))
+        unary = {rid: stub.Rerank(request, timeout=60) for rid, request in asks.items()}
+    by_id = {answer.request_id: answer for answer in answers}
+    assert sorted(by_id) == sorted([*asks, "bad"])
+    for rid, expected in unary.items():
+        streamed = by_id[rid]
+        assert not streamed.HasField("error")
+        assert streamed.response.request_id == rid
+        assert [r.index for r in streamed.response.results] == [r.index for r in expected.results]
+        np.testing.assert_allclose(
+            [r.score for r in streamed.response.results], [r.score for r in expected.results],
+            atol=1e-6,
+        )  # fmt: skip
+    assert by_id["bad"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "the request has no documents" in by_id["bad"].error.message
+    assert not by_id["bad"].HasField("response")

@@ -199,6 +199,6 @@ def test_metrics_count_each_model_under_its_own_label(combined: ServerThread) ->
     assert 'checkpoint="sentence-transformers/all-MiniLM-L6-v2"' in text
     assert (
         'attnserve_requests_total{code="OK",method="Embed",model="roberta",'
-        'protocol="attnserve.v1"}' in text
+        'protocol="attnserve.v1",task="embed"}' in text
     )
     assert 'model="nope"' not in text
