@@ -23,6 +23,8 @@ class Limits:
     max_send_message_bytes: int
     max_queue_texts: int
     max_documents_per_request: int = 1000  # a rerank request's pairs
+    max_late_chunking_documents: int = 64  # a late-chunking request's documents
+    max_chunks_per_document: int = 512  # ... and each one's chunks
 
     @classmethod
     def of(cls, settings: Settings, max_positions: int) -> Limits:
@@ -36,6 +38,8 @@ class Limits:
             max_send_message_bytes=settings.max_send_message_bytes,
             max_queue_texts=settings.max_queue_texts,
             max_documents_per_request=settings.max_documents_per_request,
+            max_late_chunking_documents=settings.max_late_chunking_documents,
+            max_chunks_per_document=settings.max_chunks_per_document,
         )
 
     def describe(self) -> str:
@@ -44,5 +48,7 @@ class Limits:
             f"{self.max_texts_per_request} texts/request, {self.max_chars_per_text} chars/text, "
             f"{self.max_tokens_per_text} tokens/text, {self.max_attention_elements} attention "
             f"elements/response, {self.max_queue_texts} texts queued, "
-            f"{self.max_documents_per_request} documents/rerank"
+            f"{self.max_documents_per_request} documents/rerank, "
+            f"{self.max_late_chunking_documents} documents x {self.max_chunks_per_document} "
+            "chunks/late chunking"
         )
