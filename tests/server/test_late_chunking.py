@@ -10,6 +10,8 @@ chunks on their own, pooled the wrong tokens or counted offsets in bytes would f
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import re
 import urllib.error
@@ -23,6 +25,7 @@ import numpy as np
 import pytest
 
 from attnserve.service.client.client import EmbedderClient, Token
+from tests.support import ROOT
 from tests.support.servers import ServerThread, server_settings
 
 DOCUMENT = (
@@ -257,3 +260,13 @@ def test_each_chunk_gets_its_rows_of_the_documents_attention_maps(
 
 def test_the_model_lists_late_chunking_among_its_tasks(chunk_client: EmbedderClient) -> None:
     assert list(chunk_client.info().tasks) == ["embed", "late_chunking"]
+
+
+def test_the_readme_example_runs(chunk_server: ServerThread) -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    (example,) = [block for block in blocks if "embed_chunks(" in block]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(example.replace("localhost:50051", chunk_server.target), {})  # the README is ours
+    assert printed.getvalue().strip() == "[(384,), (384,)]"
