@@ -38,6 +38,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from attnserve.service.client.client import EmbedderClient
 from attnserve.service.corpus import sentence
@@ -45,24 +46,20 @@ from bench.common import machine_line, paired_medians
 from bench.serve import start_server
 
 CHUNK_TOKENS = 32
+Spans = list[tuple[int, int]]
+DOCUMENTS = 4  # per length, for the quality figures
+CHUNKINGS = (("each sentence", 0), ("every 32 tokens", 32), ("every 128 tokens", 128))
 
 
-def count_tokens(client: EmbedderClient, text: str) -> int:
-    """The text's tokens (special ones included), up to the server's cap."""
-    cap = client.info().limits.max_tokens_per_text
-    return len(client.tokenize([text], max_tokens=cap)[0])
-
-
-def make_document(
-    rng: random.Random, tokens: int, client: EmbedderClient
-) -> tuple[str, list[tuple[int, int]]]:
-    """Sentences joined until about `tokens` tokens; and each sentence's span."""
-    text, spans = "", list[tuple[int, int]]()
+def make_document(rng: random.Random, tokens: int, tokenizer: Tokenizer) -> tuple[str, Spans]:
+    """Sentences joined until about `tokens` tokens (special ones included; counted with the
+    artifact's own tokenizer.json, as the server counts); and each sentence's span."""
+    text, spans = "", Spans()
     while True:
         piece = sentence(rng)
         start = len(text) + (1 if text else 0)
         candidate = f"{text} {piece}" if text else piece
-        if spans and count_tokens(client, candidate) > tokens:
+        if spans and len(tokenizer.encode(candidate).ids) > tokens:
             return text, spans
         text = candidate
         spans.append((start, start + len(piece)))
@@ -74,46 +71,54 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray((a * b).sum(-1))
 
 
-def quality(client: EmbedderClient, label: str, lengths: list[int], max_tokens: int) -> list[str]:
+def quality(
+    client: EmbedderClient, tokenizer: Tokenizer, label: str, lengths: list[int], max_tokens: int
+) -> list[str]:
+    """Per document length and chunking: cosines over the chunks of DOCUMENTS documents."""
     rng = random.Random(11)
     rows: list[str] = []
-    documents = [make_document(rng, length, client) for length in lengths]
-    for name, every in (("sentences", 0), *((f"every {n} tokens", n) for n in (16, 64, 128))):
-        late_all: list[np.ndarray] = []
-        late_doc: list[np.ndarray] = []
-        alone_doc: list[np.ndarray] = []
-        for text, sentence_spans in documents:
-            (chunked,) = client.embed_chunks(
-                [text],
-                spans=[] if every else [sentence_spans],
-                tokens_per_chunk=every,
-                max_tokens=max_tokens,
+    for length in lengths:
+        documents = [make_document(rng, length, tokenizer) for _ in range(DOCUMENTS)]
+        tokens = np.mean([len(tokenizer.encode(text).ids) for text, _ in documents])
+        for name, every in CHUNKINGS:
+            late_alone: list[np.ndarray] = []
+            late_whole: list[np.ndarray] = []
+            alone_whole: list[np.ndarray] = []
+            for text, sentence_spans in documents:
+                (chunked,) = client.embed_chunks(
+                    [text],
+                    spans=[] if every else [sentence_spans],
+                    tokens_per_chunk=every,
+                    max_tokens=max_tokens,
+                )
+                late = np.stack([c.vector for c in chunked.chunks if c.vector is not None])
+                pieces = [text[c.start : c.end] for c in chunked.chunks]
+                alone = client.embed(pieces, max_tokens=max_tokens).pooled
+                whole = client.embed([text], max_tokens=max_tokens).pooled
+                assert alone is not None
+                assert whole is not None
+                late_alone.append(cosines(late, alone))
+                late_whole.append(cosines(late, whole))
+                alone_whole.append(cosines(alone, whole))
+            between = np.concatenate(late_alone)
+            rows.append(
+                f"| {label} | {tokens:.0f} | {name} | {between.size} | {between.mean():.3f} | "
+                f"{between.min():.3f} | {np.concatenate(late_whole).mean():.3f} | "
+                f"{np.concatenate(alone_whole).mean():.3f} |"
             )
-            late = np.stack([c.vector for c in chunked.chunks if c.vector is not None])
-            pieces = [text[c.start : c.end] for c in chunked.chunks]
-            alone = client.embed(pieces, max_tokens=max_tokens).pooled
-            whole = client.embed([text], max_tokens=max_tokens).pooled
-            assert alone is not None
-            assert whole is not None
-            late_all.append(cosines(late, alone))
-            late_doc.append(cosines(late, whole))
-            alone_doc.append(cosines(alone, whole))
-        between = np.concatenate(late_all)
-        rows.append(
-            f"| {label} | {name} | {between.size} | {between.mean():.3f} | {between.min():.3f} | "
-            f"{np.concatenate(late_doc).mean():.3f} | {np.concatenate(alone_doc).mean():.3f} |"
-        )
     return rows
 
 
-def cost(client: EmbedderClient, label: str, lengths: list[int], max_tokens: int) -> list[str]:
+def cost(
+    client: EmbedderClient, tokenizer: Tokenizer, label: str, lengths: list[int], max_tokens: int
+) -> list[str]:
     rng = random.Random(5)
     rows = []
     for length in lengths:
-        text, _ = make_document(rng, length, client)
+        text, _ = make_document(rng, length, tokenizer)
         medians = paired_medians(timed_paths(client, text, max_tokens), min_rounds=5, budget_s=4.0)
         late, whole, alone = (medians[k] * 1000 for k in ("late", "whole", "alone"))
-        tokens = count_tokens(client, text)
+        tokens = len(tokenizer.encode(text).ids)
         chunks = -(-(tokens - 2) // CHUNK_TOKENS)
         rows.append(
             f"| {label} | {tokens} | {chunks} | {late:.1f} | {whole:.1f} | "
@@ -169,33 +174,39 @@ def packaged_artifact(workdir: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--artifact", type=Path, default=None, help="the packaged model's")
+    parser.add_argument(
+        "--modernbert-artifact", type=Path, default=None, help="reuse one this script built"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer lengths")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-late-chunking-"))
     print(f"machine: {machine_line()}\n", flush=True)
+    packaged = args.artifact or packaged_artifact(workdir)
+    modernbert = args.modernbert_artifact or modernbert_artifact(workdir)
     models = [
-        ("all-MiniLM-L6-v2", args.artifact or packaged_artifact(workdir), 512,
-         [120, 250, 500], [64, 128, 256, 512]),
-        ("ModernBERT (random, 2048)", modernbert_artifact(workdir), 2048,
-         [500, 1000, 2000], [128, 256, 512, 1024, 2048]),
+        ("all-MiniLM-L6-v2", packaged, 512, [120, 250, 500], [64, 128, 256, 512]),
+        ("ModernBERT (random, 2048)", modernbert, 2048, [500, 1000, 2000],
+         [128, 256, 512, 1024, 2048]),
     ]  # fmt: skip
     quality_rows, cost_rows = [], []
     for label, artifact, max_tokens, quality_lengths, cost_lengths in models:
         if args.quick:
             quality_lengths, cost_lengths = quality_lengths[-1:], cost_lengths[::2]
+        tokenizer = Tokenizer.from_file(str(artifact / "tokenizer.json"))
+        tokenizer.no_truncation()
         process, target = start_server(artifact, workdir)
         try:
             with EmbedderClient(target, timeout_s=300) as client:
-                quality_rows += quality(client, label, quality_lengths, max_tokens)
-                print("\n".join(quality_rows[-4:]), flush=True)
-                cost_rows += cost(client, label, cost_lengths, max_tokens)
+                quality_rows += quality(client, tokenizer, label, quality_lengths, max_tokens)
+                print("\n".join(quality_rows[-len(quality_lengths) * len(CHUNKINGS) :]), flush=True)
+                cost_rows += cost(client, tokenizer, label, cost_lengths, max_tokens)
                 print("\n".join(cost_rows[-len(cost_lengths) :]), flush=True)
         finally:
             process.terminate()
             process.wait(timeout=60)
-    print("\n| model | chunks | chunks measured | cosine late vs alone: mean | min | "
-          "late to whole doc | alone to whole doc |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("\n| model | document tokens (mean) | chunks | chunks measured | cosine late vs alone: "
+          "mean | min | late to whole document | alone to whole document |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(quality_rows))
     print(f"\n| model | document tokens | chunks of {CHUNK_TOKENS} | late chunking ms | "
           "whole document, one vector ms | chunks embedded alone ms | alone / late |")  # fmt: skip
