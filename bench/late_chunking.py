@@ -1,7 +1,8 @@
 """Late chunking against embedding each chunk alone: how far context moves the vectors, and what
 one whole-document run costs against many short ones, per document length.
 
-    python bench/late_chunking.py [--artifact PACKAGED_ARTIFACT] [--quick]
+    python bench/late_chunking.py [--artifact PACKAGED_ARTIFACT] [--modernbert-artifact DIR]
+                                  [--only minilm|modernbert] [--quick]
 
 Two models, each served alone by `attnserve serve` (a child process, default settings):
 
@@ -11,12 +12,13 @@ Two models, each served alone by `attnserve serve` (a child process, default set
   on 3 layers of 4, mean pooling, normalised), its `max_position_embeddings` raised to 2048 in
   config.json (rotary positions: no table to grow), exported with `attnserve export`'s code.
 
-Documents are sentences of the corpus' generator (service/corpus.py) joined with spaces.
+Documents are sentences of the corpus' generator (service/corpus.py) joined with spaces, 4 per
+length, counted with the artifact's own tokenizer.json.
 
-Quality: per chunking (each sentence a span; every N tokens), the cosine between each chunk's
-late vector (EmbedChunks) and the same characters embedded alone (Embed), and each one's cosine
-to the whole document's pooled vector. Random weights say how much context moves a vector in
-that architecture, not whether retrieval improves.
+Quality: per document length and chunking (each sentence a span; every N tokens), the cosine
+between each chunk's late vector (EmbedChunks) and the same characters embedded alone (Embed),
+and each one's cosine to the whole document's pooled vector. Random weights say how much
+context moves a vector in that architecture, not whether retrieval improves.
 
 Cost: per document length, paired medians (bench/common.py) of one request each: EmbedChunks
 every 32 tokens (one run of the document + pooling), Embed of the document alone (the same run,
@@ -178,22 +180,25 @@ def main() -> int:
         "--modernbert-artifact", type=Path, default=None, help="reuse one this script built"
     )
     parser.add_argument("--quick", action="store_true", help="fewer lengths")
+    parser.add_argument("--only", choices=("minilm", "modernbert"), default=None, help="one model")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-late-chunking-"))
     print(f"machine: {machine_line()}\n", flush=True)
-    packaged = args.artifact or packaged_artifact(workdir)
-    modernbert = args.modernbert_artifact or modernbert_artifact(workdir)
-    models = [
-        ("all-MiniLM-L6-v2", packaged, 512, [120, 250, 500], [64, 128, 256, 512]),
-        ("ModernBERT (random, 2048)", modernbert, 2048, [500, 1000, 2000],
-         [128, 256, 512, 1024, 2048]),
-    ]  # fmt: skip
+    models = []
+    if args.only != "modernbert":
+        packaged = args.artifact or packaged_artifact(workdir)
+        models.append(("all-MiniLM-L6-v2", packaged, 512, [120, 250, 500], [64, 128, 256, 512]))
+    if args.only != "minilm":
+        modernbert = args.modernbert_artifact or modernbert_artifact(workdir)
+        models.append(("ModernBERT (random, 2048)", modernbert, 2048, [500, 1000, 2000],
+                       [128, 256, 512, 1024, 2048]))  # fmt: skip
     quality_rows, cost_rows = [], []
     for label, artifact, max_tokens, quality_lengths, cost_lengths in models:
         if args.quick:
             quality_lengths, cost_lengths = quality_lengths[-1:], cost_lengths[::2]
         tokenizer = Tokenizer.from_file(str(artifact / "tokenizer.json"))
-        tokenizer.no_truncation()
+        tokenizer.no_truncation()  # the file may carry sentence-transformers' own settings
+        tokenizer.no_padding()
         process, target = start_server(artifact, workdir)
         try:
             with EmbedderClient(target, timeout_s=300) as client:
