@@ -4,7 +4,9 @@ A chunk is a character span of its document, [start, end) in Unicode code points
 indices, as `Tokenize` reports offsets), or a run of N consecutive tokens. A token belongs to a
 span when its own character offsets overlap it (`token.start < end and token.end > start`; a
 zero-width token belongs when `start <= token.start < end`), so a span cut inside a word takes
-the whole word-piece, and two spans cut inside one token share it. Only the document's own
+the whole word-piece, and two spans cut inside one token share it (a byte-level BPE splits one
+character into several tokens with that character's offsets: a span holding the character takes
+them all). Every-N chunks take each token exactly once, in order. Only the document's own
 tokens belong to chunks: the special tokens the tokenizer adds ([CLS], [SEP], <s> ...) and an
 instruction prompt's tokens are never pooled, though every token, theirs included, took part in
 the attention that made the vectors. A chunk's vector is the plain mean of its tokens' vectors

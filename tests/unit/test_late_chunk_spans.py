@@ -191,3 +191,33 @@ def test_the_task_refuses_bad_requests_before_any_inference(
     assert refused.value.code is Code.INVALID_ARGUMENT
     assert words in refused.value.message
     assert engine.batches == []
+
+
+def test_byte_level_bpe_offsets_are_code_points_and_every_token_is_pooled_once(
+    tmp_path: Path,
+) -> None:
+    """A byte-level BPE (ModernBERT's, RoBERTa's kind) splits one character into several tokens
+    that share its offsets: spans still follow the overlap rule in code points, and every-N
+    chunks still take each of the document's tokens exactly once, in order."""
+    from tests.support.mpnet_modernbert_checkpoints import build_bpe_tokenizer
+
+    tokenizer = TextTokenizer(build_bpe_tokenizer(tmp_path / "bpe.json"), max_tokens=256)
+    text = "Zürich 東京 🚀 naïve façade — déjà vu"
+    (encoded,) = tokenizer.encode([text], Truncation.END, 256, offsets=True)
+    tokens = DocumentTokens.of(encoded)
+    offsets = encoded.encoding.offsets
+    own = [i for i, special in enumerate(encoded.encoding.special_tokens_mask) if not special]
+    assert all(0 <= offsets[i][0] < offsets[i][1] <= len(text) for i in own)
+    spans = [(0, 6), (7, 8), (8, 9), (10, 11), (7, 11), (12, len(text))]
+    for (start, end), chunk in zip(spans, chunks_from_spans(tokens, spans, 0), strict=True):
+        expected = [i for i in own if offsets[i][0] < end and offsets[i][1] > start]
+        assert chunk.rows.tolist() == expected, text[start:end]
+    for size in (1, 2, 5):
+        pooled = np.concatenate([chunk.rows for chunk in chunks_every(tokens, size, 0, 64)])
+        assert pooled.tolist() == own
+
+
+def test_a_model_without_the_task_refuses_it_naming_what_it_offers(tokenizer_file: Path) -> None:
+    model = fake_model("embed-only", tokenizer_file, FakeEngine())  # built without LateChunkTask
+    with pytest.raises(ServiceError, match=r"does not offer late_chunking \(it offers: embed\)"):
+        model.task(LateChunkTask)
