@@ -33,7 +33,7 @@ from attnserve.service.server.options import (
     TokenizeOptions,
     Truncation,
 )
-from attnserve.service.server.pipeline import Timings
+from attnserve.service.server.pipeline import Ran, Timings, Tokenized
 from attnserve.service.server.tokenizer import EncodedText
 
 
@@ -56,6 +56,17 @@ class LateChunkResult:
     prompt_name: str = ""
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A late-chunking request past every check: its tokens, each document's chunks, and the
+    attention layers and heads asked for."""
+
+    tokenized: Tokenized
+    chunks: list[list[Chunk]]
+    layers: tuple[int, ...] = ()
+    heads: tuple[int, ...] = ()
+
+
 class LateChunkTask:
     name: ClassVar[str] = "late_chunking"
 
@@ -68,8 +79,16 @@ class LateChunkTask:
     async def chunk(
         self, documents: list[ChunkDocument], options: LateChunkOptions, deadline: float | None
     ) -> LateChunkResult:
-        """Every refusal first (documents, spans, tokens, attention, response size), then one
-        run of every document, then the chunks pooled."""
+        """Every refusal first (`admit`), then one run of every document, then the chunks
+        pooled (`finish`)."""
+        admitted = await self.admit(documents, options)
+        purpose: GraphPurpose = "fast" if options.attention is None else "maps"
+        ran = await self.pipeline.run(admitted.tokenized, purpose, True, deadline)
+        return self.finish(admitted, ran, options)
+
+    async def admit(self, documents: list[ChunkDocument], options: LateChunkOptions) -> Admitted:
+        """Documents and spans, then queue room and tokens (the pipeline's), the cap, each
+        chunk's tokens, the attention asked for and the response's size."""
         self.check_documents(documents)
         refuse = options.truncation is Truncation.NONE  # refused below, in a document's words
         cut = Truncation.END if refuse else options.truncation
@@ -82,36 +101,39 @@ class LateChunkTask:
             self.plan(document, text, index)
             for index, (document, text) in enumerate(zip(documents, tokenized.texts, strict=True))
         ]
-        layers: tuple[int, ...] = ()
-        heads: tuple[int, ...] = ()
-        shown_heads = 0
-        if options.attention is not None:
-            layers, heads = self.embed.resolve_attention(options.attention)
-            shown_heads = 1 if options.attention.average_heads else len(heads)
+        if options.attention is None:
+            self.check_size(tokenized.texts, chunks, options, 0)
+            return Admitted(tokenized, chunks)
+        layers, heads = self.embed.resolve_attention(options.attention)
+        shown_heads = 1 if options.attention.average_heads else len(heads)
         self.check_size(tokenized.texts, chunks, options, len(layers) * shown_heads)
-        purpose: GraphPurpose = "fast" if options.attention is None else "maps"
-        ran = await self.pipeline.run(tokenized, purpose, True, deadline)
+        return Admitted(tokenized, chunks, layers, heads)
+
+    def finish(self, admitted: Admitted, ran: Ran, options: LateChunkOptions) -> LateChunkResult:
+        """Each document's chunks pooled from its token vectors (normalised as the model's
+        vectors are), and their rows of the attention maps asked for."""
         normalize = self.model.normalize if options.normalize is None else options.normalize
+        attention = options.attention
         results = []
-        for text, planned, result in zip(tokenized.texts, chunks, ran.results, strict=True):
-            assert result.token_embeddings is not None  # asked for above
-            vectors = pool(result.token_embeddings, planned)  # (C, H)
+        for text, chunks, result in zip(
+            admitted.tokenized.texts, admitted.chunks, ran.results, strict=True
+        ):
+            assert result.token_embeddings is not None  # asked for in `chunk`
+            vectors = pool(result.token_embeddings, chunks)  # (C, H)
             if normalize:
                 norms = np.linalg.norm(vectors, axis=1, keepdims=True)
                 vectors = vectors / np.maximum(norms, 1e-12)
-            maps: list[np.ndarray | None] = [None] * len(planned)
-            if options.attention is not None and result.attentions is not None:
-                selected = result.attentions[np.ix_(layers, heads)]  # (l, h, n, n)
-                if options.attention.average_heads:
+            maps: list[np.ndarray | None] = [None] * len(chunks)
+            if attention is not None and result.attentions is not None:
+                picked = np.ix_(admitted.layers, admitted.heads)
+                selected = result.attentions[picked]  # (l, h, n, n)
+                if attention.average_heads:
                     selected = selected.mean(axis=1, keepdims=True)
-                maps = [None if c.outside else selected[:, :, c.rows, :] for c in planned]
-            results.append(
-                ChunkedDocument(
-                    planned, vectors, maps, text.length, text.truncated, text.prompt_tokens
-                )
-            )
-        prompt = tokenized.prompt.name
-        return LateChunkResult(results, ran.timings, layers, heads, prompt)
+                maps = [None if c.outside else selected[:, :, c.rows, :] for c in chunks]
+            counts = (text.length, text.truncated, text.prompt_tokens)
+            results.append(ChunkedDocument(chunks, vectors, maps, *counts))
+        prompt = admitted.tokenized.prompt.name
+        return LateChunkResult(results, ran.timings, admitted.layers, admitted.heads, prompt)
 
     def check_documents(self, documents: list[ChunkDocument]) -> None:
         if not documents:
