@@ -123,15 +123,16 @@ def test_export_commands_say_what_to_install_when_torch_is_missing() -> None:
 
 # --- inside the server: adapters over the registry, and no circles anywhere ----------------------
 
-ADAPTERS = ("servicer", "oip", "openai_http", "score_servicer", "rerank_http")
+ADAPTERS = ("servicer", "oip", "openai_http", "score_servicer", "rerank_http",
+            "late_chunking_servicer", "late_chunking_http")  # fmt: skip
 # What a protocol adapter must not reach past the registry and its tasks for: the model's parts.
 MODEL_PARTS = tuple(
     f"{SERVER}.{name}"
     for name in ("engine", "batcher", "pipeline", "batch_policy", "cost_model", "prompts", "app")
 )
 # The rooms below the adapters never import an adapter, the envelope or the composition root.
-BELOW_ADAPTERS = ("models", "embed", "score", "pipeline", "pairs", "limits", "batcher", "engine",
-                  "tokenizer")  # fmt: skip
+BELOW_ADAPTERS = ("models", "embed", "score", "late_chunking", "late_chunk_spans", "pipeline",
+                  "pairs", "limits", "batcher", "engine", "tokenizer")  # fmt: skip
 ABOVE = tuple(f"{SERVER}.{name}" for name in (*ADAPTERS, "calls", "app", "workers", "cli"))
 PACKAGES = {"proto/attnserve": "attnserve", "model": "attnserve.model",
             "export": "attnserve.export", "service": "attnserve.service"}  # fmt: skip

@@ -90,6 +90,29 @@ class Classification:
     attention: PairMaps | None = None  # when asked for
 
 
+@dataclass(frozen=True)
+class LateChunk:
+    """One chunk of a late-chunked document."""
+
+    start: int  # its span, [start, end) in code points (with tokens_per_chunk: its tokens')
+    end: int
+    vector: np.ndarray | None  # (H,); None when the chunk fell outside a truncated document
+    token_count: int  # tokens pooled
+    truncated: bool  # some of its tokens were cut away with the document's end (or start)
+    attentions: np.ndarray | None = None  # (layers, heads or 1, token_count, document tokens)
+
+    @property
+    def outside(self) -> bool:
+        return self.vector is None
+
+
+@dataclass(frozen=True)
+class ChunkedDocument:
+    chunks: list[LateChunk]  # in request order
+    token_count: int  # tokens the model saw, special tokens included
+    truncated: bool
+
+
 class EmbedderClient:
     def __init__(
         self, target: str | Connection, *, attempts: int = 4, timeout_s: float = 60.0
@@ -237,6 +260,46 @@ class EmbedderClient:
             for r in response.results
         ]
 
+    def embed_chunks(
+        self,
+        documents: Sequence[str],
+        *,
+        spans: Sequence[Sequence[tuple[int, int]]] = (),
+        tokens_per_chunk: int = 0,
+        truncate: Literal["none", "end", "start"] = "none",
+        max_tokens: int = 0,
+        normalize: bool | None = None,
+        attention: bool = False,
+        layers: Sequence[int] = (),
+        heads: Sequence[int] = (),
+        average_heads: bool = False,
+        dtype: Literal["float32", "float16"] = "float32",
+        request_id: str = "",
+        model: str = "",
+    ) -> list[ChunkedDocument]:
+        """Late chunking (EmbedChunks): each document runs whole once and each chunk's vector
+        pools its tokens' vectors. Chunks are `spans[i]` for document i (character spans,
+        [start, end) in code points), or every `tokens_per_chunk` tokens of every document. A
+        document over the token cap is refused unless `truncate` is "end" or "start"."""
+        request = pb.ChunkRequest(
+            truncate=TRUNCATE[truncate], max_tokens=max_tokens, output_dtype=DTYPES[dtype],
+            request_id=request_id, model=model,
+            attention=pb.AttentionOptions(
+                enabled=attention, layers=list(layers), heads=list(heads),
+                aggregation=pb.HEAD_AGGREGATION_MEAN if average_heads else pb.HEAD_AGGREGATION_NONE,
+            ),
+        )  # fmt: skip
+        if normalize is not None:
+            request.normalize = normalize
+        for index, text in enumerate(documents):
+            document = request.documents.add(text=text, tokens_per_chunk=tokens_per_chunk)
+            for start, end in spans[index] if spans else ():
+                document.spans.add(start=start, end=end)
+        response: pb.ChunkResponse = self.stub.EmbedChunks(
+            request, timeout=self.timeout_s, metadata=self.call_metadata(request_id or None)
+        )
+        return [to_chunked_document(document) for document in response.documents]
+
     def classify(
         self,
         inputs: Sequence[str] | Sequence[tuple[str, str]],
@@ -319,3 +382,19 @@ def to_embeddings(response: pb.EmbedResponse) -> Embeddings:
         prompt_tokens=[r.prompt_tokens for r in response.results],
         windows=[r.windows for r in response.results],
     )
+
+
+def to_chunked_document(document: pb.DocumentChunks) -> ChunkedDocument:
+    vectors = iter(decode(document.vectors))
+    chunks = [
+        LateChunk(
+            start=chunk.start,
+            end=chunk.end,
+            vector=None if chunk.outside else next(vectors),
+            token_count=chunk.token_count,
+            truncated=chunk.truncated,
+            attentions=decode(chunk.attentions) if chunk.HasField("attentions") else None,
+        )
+        for chunk in document.chunks
+    ]
+    return ChunkedDocument(chunks, document.token_count, document.truncated)

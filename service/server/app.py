@@ -34,6 +34,12 @@ from attnserve.service.server.cost_model import CostModel
 from attnserve.service.server.default_artifact import ensure_default_artifact
 from attnserve.service.server.embed import EmbedTask
 from attnserve.service.server.engine import Engine
+from attnserve.service.server.late_chunking import LateChunkTask
+from attnserve.service.server.late_chunking_http import LateChunkRoutes
+from attnserve.service.server.late_chunking_servicer import (
+    LateChunkService,
+    late_chunking_handlers,
+)
 from attnserve.service.server.limits import Limits
 from attnserve.service.server.listeners import check_ports, grpc_address
 from attnserve.service.server.logs import install_request_id_factory
@@ -195,10 +201,12 @@ def load_models(settings: Settings, metrics: Metrics, tracer: Tracer) -> Registr
 
 
 def offered_tasks(pipeline: Pipeline, manifest: Manifest, engine: Engine) -> tuple[Task, ...]:
-    """What the artifact's graphs answer: pooled vectors (embed) or a head's scores (score)."""
+    """What the artifact's graphs answer: pooled vectors (embed, and late chunking over the same
+    token vectors) or a head's scores (score)."""
     if manifest.head is not None:
         return (ScoreTask(pipeline, manifest.head, engine.supports_maps()),)
-    return (EmbedTask(pipeline, engine.supports_maps()),)
+    embed = EmbedTask(pipeline, engine.supports_maps())
+    return (embed, LateChunkTask(embed))
 
 
 @dataclass
@@ -214,6 +222,7 @@ class Assembly:
     oip: InferenceService
     http: EmbeddingsApp | None
     scores: ScoreService  # attnserve.v1's Rerank and Classify
+    chunks: LateChunkService  # attnserve.v1's EmbedChunks
 
 
 def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
@@ -230,10 +239,12 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
     infos = build_infos(models, front.version)
     service = EmbedderService(models, infos, front, settings.max_stream_pending)
     oip = InferenceService(models, front)
-    routes = (RerankRoutes(models),)  # /v1/rerank, /rerank, /predict beside the OpenAI routes
+    # /v1/rerank, /rerank, /predict and /v1/late_chunking beside the OpenAI routes
+    routes = (RerankRoutes(models), LateChunkRoutes(models))
     http = EmbeddingsApp(models, front, tokens, routes) if settings.http_port >= 0 else None
     scores = ScoreService(models, front, settings.max_stream_pending)
-    return Assembly(settings, models, metrics, front, tokens, service, oip, http, scores)
+    chunks = LateChunkService(models, front)
+    return Assembly(settings, models, metrics, front, tokens, service, oip, http, scores, chunks)
 
 
 def auth_tokens(settings: Settings) -> Tokens | None:
@@ -297,7 +308,14 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
         interceptors.append(TokenAuthInterceptor(assembly.tokens, assembly.front, protocols))
     server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
     for name, handlers in (
-        (SERVICE_NAME, {**method_handlers(assembly.service), **score_handlers(assembly.scores)}),
+        (
+            SERVICE_NAME,
+            {
+                **method_handlers(assembly.service),
+                **score_handlers(assembly.scores),
+                **late_chunking_handlers(assembly.chunks),
+            },
+        ),
         (OIP_SERVICE_NAME, oip_handlers(assembly.oip)),
     ):
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))

@@ -28,6 +28,8 @@ class Limits:
     # server's life and shown by Info beside them).
     chunking: bool = False
     chunk_overlap_tokens: int = 0
+    max_late_chunking_documents: int = 64  # a late-chunking request's documents
+    max_chunks_per_document: int = 512  # ... and each one's chunks
 
     @classmethod
     def of(cls, settings: Settings, max_positions: int) -> Limits:
@@ -44,6 +46,8 @@ class Limits:
             max_document_tokens=settings.max_document_tokens,
             chunking=settings.chunking,
             chunk_overlap_tokens=settings.chunk_overlap_tokens,
+            max_late_chunking_documents=settings.max_late_chunking_documents,
+            max_chunks_per_document=settings.max_chunks_per_document,
         )
 
     def describe(self) -> str:
@@ -55,5 +59,6 @@ class Limits:
             f"{self.max_documents_per_request} documents/rerank, "
             f"{self.max_document_tokens} tokens/chunked document (chunking "
             f"{'on' if self.chunking else 'off'} by default, {self.chunk_overlap_tokens} tokens "
-            "overlap)"
+            f"overlap), {self.max_late_chunking_documents} documents x "
+            f"{self.max_chunks_per_document} chunks/late chunking"
         )

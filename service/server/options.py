@@ -63,3 +63,25 @@ class ScoreOptions:
     top_k: int | None = None  # classify: the best K labels per input (None: all)
     return_documents: bool = False  # rerank: each result carries its document's text
     attention: AttentionRequest | None = None  # each pair's attention maps, when set
+
+
+@dataclass(frozen=True)
+class ChunkDocument:
+    """One document of a late-chunking request and where to cut it: character spans, or every
+    N of its tokens (exactly one of the two)."""
+
+    text: str
+    spans: tuple[tuple[int, int], ...] = ()  # [start, end) in Unicode code points
+    tokens_per_chunk: int = 0  # 0 = use `spans`
+
+
+@dataclass(frozen=True)
+class LateChunkOptions:
+    """What a late-chunking request may ask for (the late_chunking task's input)."""
+
+    truncation: Truncation = Truncation.NONE  # a document over the cap is refused by default
+    max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
+    normalize: bool | None = None  # None = the model's default
+    attention: AttentionRequest | None = None  # each chunk's rows of the document's maps
+    float_bytes: int = 4  # each float of the response: 4 (float32) or 2 (float16)
+    prompt_name: str | None = None  # None = the model's default prompt; "" = no prompt

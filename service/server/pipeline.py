@@ -133,15 +133,17 @@ class Pipeline:
         encoded = await self.encode_off_loop(texts, options, prompt, offsets=True)
         return Tokenized(encoded, prompt)
 
-    async def admit(self, texts: list[str], options: TokenizeOptions) -> Tokenized:
+    async def admit(
+        self, texts: list[str], options: TokenizeOptions, offsets: bool = False
+    ) -> Tokenized:
         """Queue room, then tokens. Under overload a refusal must cost next to nothing, so a
         full queue says so before any tokenising (`submit` checks again, for the texts' actual
-        slots)."""
+        slots). `offsets`: the tokens' character offsets too (late chunking needs them)."""
         started = time.perf_counter()
         prompt = self.prompts.resolve(options.prompt_name)
         self.check_count(texts)
         self.batcher.check_room(len(texts))
-        encoded = await self.encode_off_loop(texts, options, prompt, offsets=False)
+        encoded = await self.encode_off_loop(texts, options, prompt, offsets)
         finished = time.perf_counter()
         self.metrics.tokenize_seconds.observe(finished - started)
         return Tokenized(encoded, prompt, started, finished)

@@ -182,6 +182,19 @@ class Settings(BaseSettings):
         description="attention-map floats in one response (layers x heads x "
         "tokens x tokens, summed over texts)",
     )
+    max_late_chunking_documents: int = Field(
+        64,
+        gt=0,
+        description="documents in one late-chunking request (EmbedChunks, /v1/late_chunking): "
+        "each runs whole, up to the token cap, so this bounds one request's share of the "
+        "batcher at that many full-length rows; left unset, at most max_queue_texts",
+    )
+    max_chunks_per_document: int = Field(
+        512,
+        gt=0,
+        description="chunks in one late-chunking document (spans given, or made every N "
+        "tokens): bounds the span checks, the pooling and the response per document",
+    )
 
     # --- lifecycle -----------------------------------------------------------------------------
     drain_delay_s: float = Field(
@@ -264,16 +277,17 @@ class Settings(BaseSettings):
                 f"max_texts_per_request ({self.max_texts_per_request}) exceeds max_queue_texts "
                 f"({self.max_queue_texts}): such a request could never be queued"
             )
-        if self.max_documents_per_request > self.max_queue_texts:
-            if "max_documents_per_request" in self.model_fields_set:
+        for name in ("max_documents_per_request", "max_late_chunking_documents"):
+            if getattr(self, name) <= self.max_queue_texts:
+                continue
+            if name in self.model_fields_set:
                 raise ValueError(
-                    f"max_documents_per_request ({self.max_documents_per_request}) exceeds "
-                    f"max_queue_texts ({self.max_queue_texts}): such a request could never be "
-                    "queued"
+                    f"{name} ({getattr(self, name)}) exceeds max_queue_texts "
+                    f"({self.max_queue_texts}): such a request could never be queued"
                 )
-            # The default follows a smaller queue: a start must not fail over a rerank limit
-            # its operator never set (frozen model: set once, here, during validation).
-            object.__setattr__(self, "max_documents_per_request", self.max_queue_texts)
+            # The default follows a smaller queue: a start must not fail over a rerank (or
+            # late-chunking) limit its operator never set (frozen model: set once, here).
+            object.__setattr__(self, name, self.max_queue_texts)
         if isinstance(self.workers, int) and self.workers < 1:
             raise ValueError(f"workers must be at least 1 (or auto), got {self.workers}")
         if self.model_name is not None and len(self.artifact) > 1:

@@ -440,3 +440,91 @@ class RerankStreamResponse(_message.Message):
     response: RerankResponse
     error: Error
     def __init__(self, request_id: _Optional[str] = ..., response: _Optional[_Union[RerankResponse, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class CharSpan(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class ChunkDocument(_message.Message):
+    __slots__ = ("text", "spans", "tokens_per_chunk")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    spans: _containers.RepeatedCompositeFieldContainer[CharSpan]
+    tokens_per_chunk: int
+    def __init__(self, text: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[CharSpan, _Mapping]]] = ..., tokens_per_chunk: _Optional[int] = ...) -> None: ...
+
+class ChunkRequest(_message.Message):
+    __slots__ = ("documents", "truncate", "max_tokens", "normalize", "attention", "output_dtype", "prompt_name", "request_id", "model")
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_DTYPE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    documents: _containers.RepeatedCompositeFieldContainer[ChunkDocument]
+    truncate: Truncate
+    max_tokens: int
+    normalize: bool
+    attention: AttentionOptions
+    output_dtype: DType
+    prompt_name: str
+    request_id: str
+    model: str
+    def __init__(self, documents: _Optional[_Iterable[_Union[ChunkDocument, _Mapping]]] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., normalize: _Optional[bool] = ..., attention: _Optional[_Union[AttentionOptions, _Mapping]] = ..., output_dtype: _Optional[_Union[DType, str]] = ..., prompt_name: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ChunkResult(_message.Message):
+    __slots__ = ("start", "end", "token_count", "outside", "truncated", "attentions")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    OUTSIDE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ATTENTIONS_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    token_count: int
+    outside: bool
+    truncated: bool
+    attentions: Tensor
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., token_count: _Optional[int] = ..., outside: _Optional[bool] = ..., truncated: _Optional[bool] = ..., attentions: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
+class DocumentChunks(_message.Message):
+    __slots__ = ("vectors", "chunks", "token_count", "truncated", "prompt_tokens")
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    vectors: Tensor
+    chunks: _containers.RepeatedCompositeFieldContainer[ChunkResult]
+    token_count: int
+    truncated: bool
+    prompt_tokens: int
+    def __init__(self, vectors: _Optional[_Union[Tensor, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[ChunkResult, _Mapping]]] = ..., token_count: _Optional[int] = ..., truncated: _Optional[bool] = ..., prompt_tokens: _Optional[int] = ...) -> None: ...
+
+class ChunkResponse(_message.Message):
+    __slots__ = ("request_id", "model", "documents", "timings", "attention_layers", "attention_heads", "prompt_name")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_HEADS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    model: str
+    documents: _containers.RepeatedCompositeFieldContainer[DocumentChunks]
+    timings: Timings
+    attention_layers: _containers.RepeatedScalarFieldContainer[int]
+    attention_heads: _containers.RepeatedScalarFieldContainer[int]
+    prompt_name: str
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[DocumentChunks, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., attention_layers: _Optional[_Iterable[int]] = ..., attention_heads: _Optional[_Iterable[int]] = ..., prompt_name: _Optional[str] = ...) -> None: ...

@@ -70,6 +70,11 @@ class EmbedderStub:
                 request_serializer=attnserve_dot_v1_dot_embedder__pb2.RerankRequest.SerializeToString,
                 response_deserializer=attnserve_dot_v1_dot_embedder__pb2.RerankStreamResponse.FromString,
                 _registered_method=True)
+        self.EmbedChunks = channel.unary_unary(
+                '/attnserve.v1.Embedder/EmbedChunks',
+                request_serializer=attnserve_dot_v1_dot_embedder__pb2.ChunkRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_embedder__pb2.ChunkResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServicer:
@@ -129,6 +134,15 @@ class EmbedderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EmbedChunks(self, request, context):
+        """Late chunking: runs each whole document once (up to the token cap) and pools one vector per
+        chunk (a character span, or every N tokens) from the document's token vectors, so each
+        chunk's vector saw the whole document. See ChunkRequest for the rule and the refusals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -166,6 +180,11 @@ def add_EmbedderServicer_to_server(servicer, server):
                     servicer.RerankStream,
                     request_deserializer=attnserve_dot_v1_dot_embedder__pb2.RerankRequest.FromString,
                     response_serializer=attnserve_dot_v1_dot_embedder__pb2.RerankStreamResponse.SerializeToString,
+            ),
+            'EmbedChunks': grpc.unary_unary_rpc_method_handler(
+                    servicer.EmbedChunks,
+                    request_deserializer=attnserve_dot_v1_dot_embedder__pb2.ChunkRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_embedder__pb2.ChunkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,6 +377,33 @@ class Embedder:
             '/attnserve.v1.Embedder/RerankStream',
             attnserve_dot_v1_dot_embedder__pb2.RerankRequest.SerializeToString,
             attnserve_dot_v1_dot_embedder__pb2.RerankStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EmbedChunks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attnserve.v1.Embedder/EmbedChunks',
+            attnserve_dot_v1_dot_embedder__pb2.ChunkRequest.SerializeToString,
+            attnserve_dot_v1_dot_embedder__pb2.ChunkResponse.FromString,
             options,
             channel_credentials,
             insecure,
