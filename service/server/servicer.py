@@ -109,6 +109,8 @@ def limits_message(limits: Limits) -> pb.Limits:
         max_queue_texts=limits.max_queue_texts,
         max_documents_per_request=limits.max_documents_per_request,
         max_document_tokens=limits.max_document_tokens,
+        max_late_chunking_documents=limits.max_late_chunking_documents,
+        max_chunks_per_document=limits.max_chunks_per_document,
     )
 
 

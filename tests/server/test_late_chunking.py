@@ -258,8 +258,13 @@ def test_each_chunk_gets_its_rows_of_the_documents_attention_maps(
         np.testing.assert_allclose(chunk.attentions, maps[:, :, rows, :], atol=1e-6)
 
 
-def test_the_model_lists_late_chunking_among_its_tasks(chunk_client: EmbedderClient) -> None:
-    assert list(chunk_client.info().tasks) == ["embed", "late_chunking"]
+def test_the_model_lists_late_chunking_among_its_tasks_and_its_limits(
+    chunk_client: EmbedderClient,
+) -> None:
+    info = chunk_client.info()
+    assert list(info.tasks) == ["embed", "late_chunking"]
+    assert info.limits.max_late_chunking_documents == MAX_DOCUMENTS
+    assert info.limits.max_chunks_per_document == 64
 
 
 def test_the_readme_example_runs(chunk_server: ServerThread) -> None:

@@ -209,7 +209,7 @@ class InfoRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_texts_per_request", "max_chars_per_text", "max_tokens_per_text", "max_attention_elements", "max_receive_message_bytes", "max_send_message_bytes", "max_queue_texts", "max_documents_per_request", "max_document_tokens")
+    __slots__ = ("max_texts_per_request", "max_chars_per_text", "max_tokens_per_text", "max_attention_elements", "max_receive_message_bytes", "max_send_message_bytes", "max_queue_texts", "max_documents_per_request", "max_document_tokens", "max_late_chunking_documents", "max_chunks_per_document")
     MAX_TEXTS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_CHARS_PER_TEXT_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_PER_TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +219,8 @@ class Limits(_message.Message):
     MAX_QUEUE_TEXTS_FIELD_NUMBER: _ClassVar[int]
     MAX_DOCUMENTS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_DOCUMENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_LATE_CHUNKING_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNKS_PER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     max_texts_per_request: int
     max_chars_per_text: int
     max_tokens_per_text: int
@@ -228,7 +230,9 @@ class Limits(_message.Message):
     max_queue_texts: int
     max_documents_per_request: int
     max_document_tokens: int
-    def __init__(self, max_texts_per_request: _Optional[int] = ..., max_chars_per_text: _Optional[int] = ..., max_tokens_per_text: _Optional[int] = ..., max_attention_elements: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., max_send_message_bytes: _Optional[int] = ..., max_queue_texts: _Optional[int] = ..., max_documents_per_request: _Optional[int] = ..., max_document_tokens: _Optional[int] = ...) -> None: ...
+    max_late_chunking_documents: int
+    max_chunks_per_document: int
+    def __init__(self, max_texts_per_request: _Optional[int] = ..., max_chars_per_text: _Optional[int] = ..., max_tokens_per_text: _Optional[int] = ..., max_attention_elements: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., max_send_message_bytes: _Optional[int] = ..., max_queue_texts: _Optional[int] = ..., max_documents_per_request: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., max_late_chunking_documents: _Optional[int] = ..., max_chunks_per_document: _Optional[int] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
     __slots__ = ("model_name", "model_source", "hidden_size", "num_layers", "num_heads", "pooling", "normalize", "default_max_tokens", "limits", "precision", "execution_provider", "attention_maps", "artifact_sha256", "server_version", "onnxruntime_version", "prompts", "default_prompt_name", "family", "causal", "model", "models", "tasks", "labels", "chunking", "chunk_overlap")
