@@ -140,6 +140,13 @@ def register_attend(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         action="store_true",
         help="PNG: the first text's maps minus the second's (texts of equal token counts)",
     )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=0,
+        help="token cap, special tokens included (default: the model's, Info's "
+        "default_max_tokens; up to its positions, e.g. 512)",
+    )
     add_prompt_flag(parser)
     parser.set_defaults(handler=run_attend)
 
@@ -164,6 +171,8 @@ def attend_problem(args: argparse.Namespace) -> str | None:
         return "say what to write: --out FILE.png and/or --html FILE.html"
     if args.diff and (len(args.texts) != 2 or args.out is None):
         return "--diff needs exactly two texts and --out"
+    if args.max_tokens < 0:
+        return "--max-tokens must be 0 (the model's default) or more"
     return None
 
 
@@ -211,6 +220,7 @@ def fetch_all(
                     heads=args.heads,
                     average=not args.per_head,
                     prompt_name=args.prompt_name,
+                    max_tokens=args.max_tokens,
                 )
             )
         if args.html is not None:
@@ -219,7 +229,12 @@ def fetch_all(
                 pictures[-1]
                 if reuse
                 else fetch_attention(
-                    client, text, layers=args.layers, heads=args.heads, prompt_name=args.prompt_name
+                    client,
+                    text,
+                    layers=args.layers,
+                    heads=args.heads,
+                    prompt_name=args.prompt_name,
+                    max_tokens=args.max_tokens,
                 )
             )
     return pictures, views
