@@ -59,31 +59,43 @@ def fetch_attention(
     average: bool = False,
     prompt_name: str | None = None,
     model: str = "",
+    max_tokens: int = 0,
 ) -> TextAttention:
-    """Tokens and maps of one text; empty `layers` / `heads` mean all of them; `prompt_name`
-    and `model` as `EmbedderClient.embed` takes them (the prompt's tokens are part of what is
-    shown)."""
-    (tokens,) = client.tokenize([text], prompt_name=prompt_name, model=model)
-    served = client.embed(
-        [text],
-        pooled=False,
-        attention=True,
-        layers=layers,
-        heads=heads,
-        average_heads=average,
-        prompt_name=prompt_name,
-        model=model,
-    )
-    maps = served.attentions[0]
-    assert maps is not None  # asked for, so the server sent them (or failed the call)
+    """Tokens and maps of one text; empty `layers` / `heads` mean all of them; `prompt_name`,
+    `model` and `max_tokens` (0: the model's default cap) as `EmbedderClient.embed` takes them
+    (the prompt's tokens are part of what is shown).
+
+    A long text's maps can exceed what the server sends in one response
+    (`Info.limits.max_attention_elements`: 6 layers x 12 heads of a 512-token text hold 19
+    million): they are then fetched a few layers at a time and stacked."""
+    (tokens,) = client.tokenize([text], prompt_name=prompt_name, max_tokens=max_tokens, model=model)
+    info = client.info(model)
+    chosen = list(layers) or list(range(info.num_layers))
+    per_layer = (1 if average else len(heads) or info.num_heads) * len(tokens) ** 2
+    step = max(1, info.limits.max_attention_elements // per_layer)  # one layer over it: refused
+    parts = []
+    for first in range(0, len(chosen), step):
+        served = client.embed(
+            [text],
+            pooled=False,
+            attention=True,
+            layers=chosen[first : first + step],
+            heads=heads,
+            average_heads=average,
+            prompt_name=prompt_name,
+            max_tokens=max_tokens,
+            model=model,
+        )
+        assert served.attentions[0] is not None  # asked for: sent (or the call failed)
+        parts.append(served)
     return TextAttention(
         text=text,
-        model=served.model,
+        model=parts[0].model,
         tokens=[token.text for token in tokens],
         special=[token.special for token in tokens],
-        maps=np.asarray(maps, dtype=np.float32),
-        layers=served.attention_layers,
-        heads=served.attention_heads,
+        maps=np.concatenate([np.asarray(p.attentions[0], dtype=np.float32) for p in parts]),
+        layers=[layer for p in parts for layer in p.attention_layers],
+        heads=parts[0].attention_heads,
         averaged=average,
     )
 

@@ -152,6 +152,13 @@ def register_attend(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         action="store_true",
         help="PNG: the first text's maps minus the second's (texts of equal token counts)",
     )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=0,
+        help="token cap, special tokens included (default: the model's, Info's "
+        "default_max_tokens; up to its positions, e.g. 512)",
+    )
     add_prompt_flag(parser)
     parser.set_defaults(handler=run_attend)
 
@@ -181,6 +188,8 @@ def attend_problem(args: argparse.Namespace) -> str | None:
         return "say what to look at: text(s), or --query and --document"
     if args.diff and (len(args.texts) != 2 or args.out is None):
         return "--diff needs exactly two texts and --out"
+    if args.max_tokens < 0:
+        return "--max-tokens must be 0 (the model's default) or more"
     return None
 
 
@@ -231,7 +240,12 @@ def fetch_all(
                 client, args.query, args.document, model=args.model, **selection
             )
         return fetch_attention(
-            client, text, prompt_name=args.prompt_name, model=args.model, **selection
+            client,
+            text,
+            prompt_name=args.prompt_name,
+            model=args.model,
+            max_tokens=args.max_tokens,
+            **selection,
         )
 
     for text in subjects(args):

@@ -71,6 +71,14 @@ class PairMaps:
 
 
 @dataclass(frozen=True)
+class TokenCount:
+    """How many tokens a text would run as (after truncation), and whether it was cut."""
+
+    tokens: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
 class Ranked:
     """One document of a rerank answer."""
 
@@ -219,6 +227,27 @@ class EmbedderClient:
             [Token(t.id, t.text, t.start, t.end, t.special, t.prompt) for t in text.tokens]
             for text in response.texts
         ]
+
+    def count_tokens(
+        self,
+        texts: Sequence[str],
+        truncate: Literal["end", "start", "none"] = "end",
+        prompt_name: str | None = None,
+        max_tokens: int = 0,
+        model: str = "",
+    ) -> list[TokenCount]:
+        """Each text's token count as `embed` would run it (special tokens and the prompt's
+        included), without the tokens themselves: cheap for many texts."""
+        request = pb.TokenizeRequest(
+            texts=list(texts), truncate=TRUNCATE[truncate], max_tokens=max_tokens, model=model,
+            counts_only=True,
+        )  # fmt: skip
+        if prompt_name is not None:
+            request.prompt_name = prompt_name
+        response: pb.TokenizeResponse = self.stub.Tokenize(
+            request, timeout=self.timeout_s, metadata=self.metadata
+        )
+        return [TokenCount(text.token_count, text.truncated) for text in response.texts]
 
     def info(self, model: str = "") -> pb.InfoResponse:
         """A served model's description ("" = the default model's); `models` lists them all."""

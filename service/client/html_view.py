@@ -7,7 +7,9 @@ cell's value. It makes no network request: the data is inline JSON. To keep the 
 maps are stored as one byte each, q = round(255 * p) (within 0.002 of the exact probability, below
 what a colour shows), and deflated; the page inflates them with the browser's own
 `DecompressionStream`. Measured: ~0.36 MB for a 128-token text with 6 layers x 12 heads (a
-square-root scale kept small values better but came to 0.96 MB).
+square-root scale kept small values better but came to 0.96 MB), 2.5 MiB for 512 tokens (the
+page draws each map once, scrolls and zooms it, and caps the links it paints: see
+docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 Triton's clients, perf_analyzer and KServe speak it. This module only translates: a
 `ModelInferRequest`'s `text` input and parameters into the embed task's texts and
 `EmbedOptions` (of the model the request names, found in the registry), the result into an
-`embedding` output, failures into gRPC status codes (through the same call envelope as
-`attnserve.v1`), and keeps the counts `ModelStatistics` reports, per model. The protocol's
-shapes and names are in `proto/attnserve/oip/inference.proto`.
+`embedding` output with each text's `token_count` (INT32) and `truncated` (BOOL), failures
+into gRPC status codes (through the same call envelope as `attnserve.v1`), and keeps the
+counts `ModelStatistics` reports, per model. The protocol's shapes and names are in
+`proto/attnserve/oip/inference.proto`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ PROTOCOL = "oip"
 SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 VERSION = "1"
 INPUT, OUTPUT = "text", "embedding"
+# Per text: the tokens the model saw (special tokens included) and whether the text was cut.
+TOKEN_COUNT, TRUNCATED = "token_count", "truncated"
+EMBED_OUTPUTS = (OUTPUT, TOKEN_COUNT, TRUNCATED)
 TRUNCATIONS = {"end": Truncation.END, "start": Truncation.START, "none": Truncation.NONE}
 
 
@@ -220,7 +224,11 @@ class InferenceService:
                 platform="onnxruntime_onnx",
                 # As Triton says it: [batch] + the config's dims (perf_analyzer relies on it).
                 inputs=[tensor(name=INPUT, datatype="BYTES", shape=[-1, 1])],
-                outputs=[tensor(name=OUTPUT, datatype="FP32", shape=[-1, hidden])],
+                outputs=[
+                    tensor(name=OUTPUT, datatype="FP32", shape=[-1, hidden]),
+                    tensor(name=TOKEN_COUNT, datatype="INT32", shape=[-1]),
+                    tensor(name=TRUNCATED, datatype="BOOL", shape=[-1]),
+                ],
             )
 
     async def ModelConfig(self, data: bytes, context: Context) -> oip.ModelConfigResponse:
@@ -237,7 +245,22 @@ class InferenceService:
                 # The batch dimension: texts per request.
                 max_batch_size=model.limits.max_texts_per_request,
                 input=[oip.ModelInput(name=INPUT, data_type=oip.TYPE_STRING, dims=[1])],
-                output=[oip.ModelOutput(name=OUTPUT, data_type=oip.TYPE_FP32, dims=[hidden])],
+                output=[
+                    oip.ModelOutput(name=OUTPUT, data_type=oip.TYPE_FP32, dims=[hidden]),
+                    # Scalars per text: [batch] alone, as Triton writes it (reshape to []).
+                    oip.ModelOutput(
+                        name=TOKEN_COUNT,
+                        data_type=oip.TYPE_INT32,
+                        dims=[1],
+                        reshape=oip.ModelTensorReshape(shape=[]),
+                    ),
+                    oip.ModelOutput(
+                        name=TRUNCATED,
+                        data_type=oip.TYPE_BOOL,
+                        dims=[1],
+                        reshape=oip.ModelTensorReshape(shape=[]),
+                    ),
+                ],
                 dynamic_batching=oip.ModelDynamicBatching(),
             )
             return oip.ModelConfigResponse(config=config)
@@ -306,15 +329,13 @@ class InferenceService:
                     documents = len(ranked.results)
                     self.statistics[stats_name].succeeded(finished - started, ranked, documents, 0)
                     return response
-                for requested in request.outputs:
-                    if requested.name != OUTPUT:
-                        raise invalid(f"unknown output {requested.name!r}: only {OUTPUT!r}")
+                names = outputs_of(request)
                 texts = texts_of(request)
                 options = options_of(request.parameters)
                 task = model.task(EmbedTask)
                 result = await task.embed(texts, options, deadline_of(context))
                 answer_started = time.perf_counter()
-                response = self.response(request, model.name, result)
+                response = self.response(request, model.name, result, names)
                 succeeded = True
                 finished = time.perf_counter()
                 self.statistics[stats_name].succeeded(
@@ -327,20 +348,40 @@ class InferenceService:
 
     @staticmethod
     def response(
-        request: oip.ModelInferRequest, model: str, result: EmbedResult
+        request: oip.ModelInferRequest, model: str, result: EmbedResult, names: list[str]
     ) -> oip.ModelInferResponse:
+        """The outputs asked for, in the order asked (raw little-endian contents)."""
         assert result.pooled is not None
-        pooled = np.ascontiguousarray(result.pooled, dtype="<f4")
-        output = oip.ModelInferResponse.InferOutputTensor(
-            name=OUTPUT, datatype="FP32", shape=list(pooled.shape)
-        )
+        arrays = {
+            OUTPUT: ("FP32", np.ascontiguousarray(result.pooled, dtype="<f4")),
+            TOKEN_COUNT: ("INT32", np.array([t.token_count for t in result.texts], dtype="<i4")),
+            TRUNCATED: ("BOOL", np.array([t.truncated for t in result.texts], dtype=np.bool_)),
+        }
+        tensor = oip.ModelInferResponse.InferOutputTensor
+        outputs, contents = [], []
+        for name in names:
+            datatype, values = arrays[name]
+            outputs.append(tensor(name=name, datatype=datatype, shape=list(values.shape)))
+            contents.append(values.tobytes())  # BOOL: one byte per element, as Triton sends it
         return oip.ModelInferResponse(
             model_name=model,
             model_version=VERSION,
             id=request.id,
-            outputs=[output],
-            raw_output_contents=[pooled.tobytes()],
+            outputs=outputs,
+            raw_output_contents=contents,
         )
+
+
+def outputs_of(request: oip.ModelInferRequest) -> list[str]:
+    """The outputs to send: those the request names, in its order, or (none named) all of
+    them, embedding first, as Triton answers a request that names none."""
+    names = [requested.name for requested in request.outputs]
+    for name in names:
+        if name not in EMBED_OUTPUTS:
+            raise invalid(f"unknown output {name!r}: the outputs are {', '.join(EMBED_OUTPUTS)}")
+    if len(set(names)) != len(names):
+        raise invalid(f"outputs must not repeat: {names}")
+    return names or list(EMBED_OUTPUTS)
 
 
 # --- a reranker: a BYTES `query` [1] and BYTES `documents` [N] in, FP32 `scores` [N] out -----

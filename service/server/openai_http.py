@@ -2,9 +2,9 @@
 
     POST /v1/embeddings   {"input": str | [str], "model": str, "encoding_format": "float" |
                            "base64", "dimensions": int}   (and, beyond OpenAI's API,
-                           "truncate": true to cut over-long texts instead of refusing them;
+                           "truncate" and TEI's "truncation_direction": see `truncation_of`;
                            "chunking": true to embed them as pooled windows, "chunk_overlap":
-                           int; each item then says its "windows")
+                           int; each item's "attnserve" extension then says its "windows")
     GET  /v1/models       the models served
     GET  /health          200 while ready, 503 otherwise (no token needed)
 
@@ -12,7 +12,10 @@ The `openai` SDKs, LangChain, LlamaIndex and most RAG tooling speak this. Reques
 embed task (of the model named, found in the registry), batcher, limits, metrics (protocol
 "openai") and logs as `attnserve.v1`; this module only translates JSON and maps failures onto
 OpenAI's error shape (`{"error": {"message", "type", "param", "code"}}`) and HTTP statuses.
-Like OpenAI's API, an over-long input is an error unless the request asks for truncation.
+Like OpenAI's API, an over-long input is an error unless the request asks for truncation. Each
+data item carries, beside OpenAI's fields, `"attnserve": {"tokens": n, "truncated": bool}` (the
+tokens the model saw and whether the text was cut); the SDKs keep unknown fields, and `usage`
+counts the tokens actually used.
 aiohttp: well kept, and it runs in the event loop gRPC already uses, so the HTTP path adds no
 thread hop.
 """
@@ -84,10 +87,6 @@ def options_of(body: dict[str, Any]) -> tuple[EmbedOptions, str]:
     dimensions = body.get("dimensions")
     if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)):
         raise invalid("'dimensions' must be an integer")
-    truncate = body.get("truncate", False)
-    if not isinstance(truncate, bool):
-        raise invalid("'truncate' must be true or false")
-    truncation = Truncation.END if truncate else Truncation.NONE
     chunking = body.get("chunking")
     if chunking is not None and not isinstance(chunking, bool):
         raise invalid("'chunking' must be true or false")
@@ -97,9 +96,48 @@ def options_of(body: dict[str, Any]) -> tuple[EmbedOptions, str]:
     ):
         raise invalid("'chunk_overlap' must be a non-negative integer")
     options = EmbedOptions(
-        truncation=truncation, dimensions=dimensions, chunking=chunking, chunk_overlap=overlap
+        truncation=truncation_of(body),
+        dimensions=dimensions,
+        chunking=chunking,
+        chunk_overlap=overlap,
     )
     return options, encoding
+
+
+TRUNCATE_WORDS = {"end": Truncation.END, "start": Truncation.START, "none": Truncation.NONE}
+DIRECTIONS = {"right": Truncation.END, "left": Truncation.START}  # TEI's names for the sides
+
+
+def truncation_of(body: dict[str, Any]) -> Truncation:
+    """What to do with an over-long text, from `truncate` and TEI's `truncation_direction`.
+
+    `truncate` says whether to cut, and may name the side: false / "none" (the default, as in
+    OpenAI's API) refuse; true cuts at the end, unless `truncation_direction` says "left";
+    "end" / "start" cut there. `truncation_direction` ("right" | "left", any case) only picks
+    the side, as in TEI: without `truncate` it cuts nothing. A side named twice must agree
+    ("start" with "right" is refused), so a request never gets a side it did not ask for."""
+    truncate = body.get("truncate")
+    if truncate is None:  # absent or null: OpenAI's default
+        truncate = False
+    direction = body.get("truncation_direction")
+    side = None
+    if direction is not None:
+        if not isinstance(direction, str) or direction.lower() not in DIRECTIONS:
+            raise invalid("'truncation_direction' must be 'left' or 'right'")
+        side = DIRECTIONS[direction.lower()]
+    if isinstance(truncate, bool):
+        if not truncate:
+            return Truncation.NONE
+        return side or Truncation.END
+    if not isinstance(truncate, str) or truncate not in TRUNCATE_WORDS:
+        raise invalid("'truncate' must be true, false, 'end', 'start' or 'none'")
+    chosen = TRUNCATE_WORDS[truncate]
+    if chosen is not Truncation.NONE and side is not None and side is not chosen:
+        raise invalid(
+            f"'truncate': {truncate!r} contradicts 'truncation_direction': {direction!r} "
+            "(left keeps the end, as 'start' does; right keeps the start, as 'end' does)"
+        )
+    return chosen
 
 
 class Routes(Protocol):
@@ -167,12 +205,18 @@ class EmbeddingsApp:
         assert result.pooled is not None
         vectors = np.ascontiguousarray(result.pooled, dtype="<f4")
         data: list[dict[str, Any]] = [
-            {"object": "embedding", "index": index, "embedding": encode(vector, encoding)}
-            for index, vector in enumerate(vectors)
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": encode(vector, encoding),
+                # attnserve's extension: what this text used (OpenAI's API has no such field).
+                "attnserve": {"tokens": text.token_count, "truncated": text.truncated},
+            }
+            for index, (vector, text) in enumerate(zip(vectors, result.texts, strict=True))
         ]
         if model.limits.chunking if options.chunking is None else options.chunking:
             for item, text in zip(data, result.texts, strict=True):
-                item["windows"] = text.windows  # an extension, as "truncate" in the request
+                item["attnserve"]["windows"] = text.windows
 
         tokens = sum(text.token_count for text in result.texts)
         return web.json_response(

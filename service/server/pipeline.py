@@ -127,10 +127,13 @@ class Pipeline:
             return self.encode(*args, options.document_tokens)
         return await asyncio.to_thread(self.encode, *args, options.document_tokens)
 
-    async def tokenize(self, texts: list[str], options: TokenizeOptions) -> Tokenized:
-        """The tokens a request's texts would run as, with offsets (the `Tokenize` call)."""
+    async def tokenize(
+        self, texts: list[str], options: TokenizeOptions, offsets: bool = True
+    ) -> Tokenized:
+        """The tokens a request's texts would run as (the `Tokenize` call); with `offsets`
+        (each token's place in its text), or without for counts only, which is cheaper."""
         prompt = self.prompts.resolve(options.prompt_name)
-        encoded = await self.encode_off_loop(texts, options, prompt, offsets=True)
+        encoded = await self.encode_off_loop(texts, options, prompt, offsets=offsets)
         return Tokenized(encoded, prompt)
 
     async def admit(

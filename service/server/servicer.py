@@ -227,21 +227,24 @@ class EmbedderService:
                 prompt_name=request.prompt_name if request.HasField("prompt_name") else None,
             )
             model = self.models.route(request.model)
-            tokenized = await model.pipeline.tokenize(list(request.texts), options)
+            counts_only = request.counts_only  # no offsets, no Token messages: counts cheaply
+            tokenized = await model.pipeline.tokenize(
+                list(request.texts), options, offsets=not counts_only
+            )
             texts = []
             for text in tokenized.texts:
-                tokens = [
+                tokens = [] if counts_only else [
                     pb.Token(
-                        id=view.id,
-                        text=view.text,
-                        start=view.start,
-                        end=view.end,
-                        special=view.special,
-                        prompt=view.prompt,
+                        id=view.id, text=view.text, start=view.start, end=view.end,
+                        special=view.special, prompt=view.prompt,
                     )
                     for view in token_views(text)
-                ]
-                texts.append(pb.TokenizedText(tokens=tokens, truncated=text.truncated))
+                ]  # fmt: skip
+                texts.append(
+                    pb.TokenizedText(
+                        tokens=tokens, truncated=text.truncated, token_count=text.length
+                    )
+                )
             return pb.TokenizeResponse(texts=texts, prompt_name=tokenized.prompt.name)
 
     async def Info(self, data: bytes, context: Context) -> pb.InfoResponse:

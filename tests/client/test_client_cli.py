@@ -146,3 +146,21 @@ def test_attend_says_what_is_wrong(server: ServerThread, tmp_path: Path) -> None
     assert bad_layer.returncode == 1
     assert "INVALID_ARGUMENT: layer 9 is out of range" in bad_layer.stderr
     assert "Traceback" not in nothing.stderr + bad_layer.stderr
+
+
+def test_attend_views_a_512_token_text(server: ServerThread, tmp_path: Path) -> None:
+    """All 6 x 12 maps of 512 tokens: more than the server sends at once (fetched in parts)."""
+    text = "The river rose through the night and the bank was under water. " * 50
+    view = tmp_path / "long.html"
+    result = run_cli(
+        "attend", "--target", server.target, text, "--max-tokens", "512", "--html", str(view)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "512 tokens, 6 layers x 12 heads" in result.stdout
+    assert '"shape": [6, 12, 512, 512]' in view.read_text()
+    default = run_cli("attend", "--target", server.target, text, "--html", str(view))
+    assert "256 tokens" in default.stdout  # the model's default cap
+    negative = run_cli("attend", "--target", server.target, text, "--max-tokens", "-1",
+                       "--html", str(view))  # fmt: skip
+    assert negative.returncode == 2
+    assert "--max-tokens must be 0" in negative.stderr

@@ -252,3 +252,97 @@ def test_a_pairs_view_outlines_its_query_to_document_block(browser: Any, tmp_pat
     assert left_edge == white
     assert inside != white
     assert outside != white
+
+
+# --- a long text: 512 tokens, the packaged model's positions ---------------------------------
+
+LONG = (
+    "The river rose through the night, and by morning the bank where the old mill stood was "
+    "under water. Engineers had warned for years that the levee would not hold a storm of that "
+    "size; the town council had voted twice to delay the repairs. "
+) * 16  # ~650 tokens: cut to 512
+
+
+@pytest.fixture(scope="module")
+def long_attention(server: ServerThread) -> TextAttention:
+    """All 6 x 12 maps of a 512-token text: 19 million weights, over the server's 8 million
+    per response, so the client fetches them a few layers at a time."""
+    with EmbedderClient(server.target) as client:
+        assert client.info().limits.max_attention_elements < 6 * 12 * 512 * 512
+        return fetch_attention(client, LONG, max_tokens=512)
+
+
+def test_a_long_texts_maps_come_in_parts_that_equal_one_call(
+    server: ServerThread, long_attention: TextAttention
+) -> None:
+    assert long_attention.maps.shape == (6, 12, 512, 512)
+    assert long_attention.layers == [0, 1, 2, 3, 4, 5]
+    with EmbedderClient(server.target) as client:
+        one = client.embed([LONG], pooled=False, attention=True, layers=[5], max_tokens=512)
+    assert one.attentions[0] is not None
+    np.testing.assert_allclose(long_attention.maps[5], one.attentions[0][0], atol=1e-6)
+    np.testing.assert_allclose(long_attention.maps.sum(-1), 1.0, atol=1e-4)
+
+
+def test_a_512_token_view_loads_scrolls_zooms_and_answers_hovers(
+    browser: Any, long_attention: TextAttention, tmp_path: Path
+) -> None:
+    path = tmp_path / "long.html"
+    path.write_text(view_html(long_attention), encoding="utf-8")
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 760}, device_scale_factor=1, offline=True
+    )
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.goto(path.as_uri())
+    # A page that freezes never gets here (the old one took seconds per redraw at this size).
+    opened.wait_for_selector("body[data-ready]", timeout=60_000)
+    assert opened.eval_on_selector("body", "b => b.dataset.ready") == "true"
+    assert opened.locator("#queries .tok").count() == 512
+
+    # Hover a token far down the text: its row is shaded and described faithfully.
+    opened.click("#layers button[data-value='3']")
+    opened.click("#heads button[data-value='5']")
+    row = 400
+    links_before = pixels(opened, "#links")
+    opened.hover(f"#queries .tok[data-index='{row}']")
+    assert pixels(opened, "#links") != links_before
+    status = opened.locator("#status").inner_text()
+    match = re.search(r"attends most to “(.*)” \(([0-9.]+)\)", status)
+    assert match, status
+    strongest = long_attention.maps[3, 5, row]
+    assert abs(float(match[2]) - strongest.max()) <= 0.5 / 255 + 0.0005
+    assert match[1] in {long_attention.tokens[k] for k in np.flatnonzero(
+        strongest >= strongest.max() - 1 / 255)}  # fmt: skip
+
+    # The map scrolls in its own box, zooms, and a cell far in reads its value.
+    scroll = opened.locator("#map-scroll").bounding_box()
+    assert scroll["height"] < 760  # the map (1 kpx and more) does not push the page
+    before = float(opened.eval_on_selector("#map", "c => c.dataset.cell"))
+    opened.click("#zoom-in")
+    cell = float(opened.eval_on_selector("#map", "c => c.dataset.cell"))
+    assert cell > before
+    assert opened.eval_on_selector("#map", "c => c.width") > 512 * cell
+    margin = float(opened.eval_on_selector("#map", "c => c.dataset.margin"))
+    cell_row, cell_col = 450, 300
+    opened.eval_on_selector(
+        "#map-scroll",
+        "(box, [top, left]) => { box.scrollTop = top; box.scrollLeft = left; }",
+        [margin + cell_row * cell - 100, margin + cell_col * cell - 100],
+    )
+    box = opened.locator("#map").bounding_box()
+    opened.mouse.move(
+        box["x"] + margin + (cell_col + 0.5) * cell, box["y"] + margin + (cell_row + 0.5) * cell
+    )
+    status = opened.locator("#status").inner_text()
+    match = re.search(r"\(query (\d+)\) → .*\(key (\d+)\): ([0-9.]+)", status)
+    assert match, status
+    assert (int(match[1]), int(match[2])) == (cell_row, cell_col)
+    exact = long_attention.maps[3, 5, cell_row, cell_col]
+    assert abs(float(match[3]) - exact) <= 0.5 / 255 + 0.0005
+    opened.click("#zoom-out")
+    opened.click("#zoom-out")
+    assert float(opened.eval_on_selector("#map", "c => c.dataset.cell")) < before
+    assert problems == []
+    context.close()

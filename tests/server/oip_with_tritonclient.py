@@ -12,6 +12,7 @@ Imports nothing of attnserve: this is what any Triton user's code looks like.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -42,11 +43,26 @@ def infer_typed(target: str, model: str, texts: list[str]) -> list[list[float]]:
         tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
         tensor.contents.bytes_contents.extend(t.encode() for t in texts)
         response = stub.ModelInfer(request, timeout=60)
-    (output,) = response.outputs
+    # No outputs named: all of them come back (embedding, token_count, truncated), as Triton does.
+    names = [output.name for output in response.outputs]
+    assert names == ["embedding", "token_count", "truncated"], names
+    output = response.outputs[0]
     flat = np.frombuffer(response.raw_output_contents[0], dtype="<f4")
     assert response.id == "typed-1"
     embeddings: list[list[float]] = flat.reshape(list(output.shape)).tolist()
     return embeddings
+
+
+def infer_counted(client: Any, model: str, texts: list[str]) -> dict[str, list[Any]]:
+    """Each text's token count and truncated flag beside its vector, the start cut."""
+    text = triton.InferInput("text", [len(texts), 1], "BYTES")
+    text.set_data_from_numpy(np.array([[t.encode()] for t in texts], dtype=np.object_))
+    outputs = [triton.InferRequestedOutput(name) for name in ("token_count", "truncated")]
+    outputs.append(triton.InferRequestedOutput("embedding"))
+    result = client.infer(model, [text], outputs=outputs, parameters={"truncate": "start"})
+    return {
+        name: result.as_numpy(name).tolist() for name in ("token_count", "truncated", "embedding")
+    }
 
 
 def failure(call: Any) -> dict[str, str]:
@@ -84,6 +100,11 @@ def main() -> int:
         "unknown_model": failure(lambda: client.infer("no-such-model", [empty])),
     }
     report["statistics"] = client.get_inference_statistics(model, as_json=True)
+    # After the statistics, which count the calls above. LONG_TEXT: a text over the model's
+    # token cap, which the test gives.
+    long_text = os.environ.get("LONG_TEXT")
+    if long_text:
+        report["counted"] = infer_counted(client, model, [*texts, long_text])
     print(json.dumps(report))
     return 0
 

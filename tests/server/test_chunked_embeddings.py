@@ -210,7 +210,7 @@ def test_openai_http_chunks_on_request_and_refuses_past_the_document_limit(
     assert status == 200, body
     data = body["data"]
     assert isinstance(data, list)
-    assert [item["windows"] for item in data] == [2, 1]  # windows of 256 (the default)
+    assert [item["attnserve"]["windows"] for item in data] == [2, 1]  # windows of 256 (the default)
     grpc_answer = embed(server, [DOCUMENT], chunking=True)
     np.testing.assert_allclose(np.array(data[0]["embedding"]), pooled(grpc_answer)[0], atol=1e-6)
     status, body = http_post(server, {"model": MODEL, "input": DOCUMENT})  # no chunking

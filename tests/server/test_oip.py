@@ -22,6 +22,7 @@ from attnserve.service.client.client import EmbedderClient
 from tests.support import ROOT
 from tests.support.cli import unavailable
 from tests.support.servers import MakeServer, ServerThread, server_settings
+from tests.support.texts import LONG_TEXT, tail_of
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +49,7 @@ def report(server: ServerThread) -> dict[str, object]:
         [str(TRITON_PYTHON), str(Path(__file__).parent / "oip_with_tritonclient.py"),
          server.target, MODEL, *TEXTS],
         capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "LONG_TEXT": LONG_TEXT},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     loaded: dict[str, object] = json.loads(result.stdout)
@@ -78,10 +80,18 @@ def test_health_and_metadata_calls(report: dict[str, object]) -> None:
     assert metadata["name"] == MODEL
     assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": ["-1", "1"]}]
     assert metadata["outputs"][0]["shape"] == ["-1", "384"]
+    assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [
+        ("embedding", "FP32"), ("token_count", "INT32"), ("truncated", "BOOL"),
+    ]  # fmt: skip
     config = report["config"]
     assert isinstance(config, dict)
     assert config["input"][0]["data_type"] == "TYPE_STRING"
     assert config["output"][0]["dims"] == ["384"]
+    # One value per text: dims [1] sent as [] (reshape), as Triton writes it.
+    assert [(o["name"], o["data_type"]) for o in config["output"][1:]] == [
+        ("token_count", "TYPE_INT32"), ("truncated", "TYPE_BOOL"),
+    ]  # fmt: skip
+    assert all(o["dims"] == ["1"] and "reshape" in o for o in config["output"][1:])
     assert int(config["max_batch_size"]) >= 8
 
 
@@ -100,6 +110,23 @@ def test_parameters_reach_the_pipeline(report: dict[str, object], server: Server
     want = expected(server, normalize=False)[:, :64]
     assert got.shape == (3, 64)
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_token_counts_and_truncated_flags_come_back_beside_the_vectors(
+    report: dict[str, object], server: ServerThread
+) -> None:
+    """Triton's client reads the INT32 and BOOL outputs; cutting the start keeps the end."""
+    counted = report["counted"]
+    assert isinstance(counted, dict)
+    with EmbedderClient(server.target) as client:
+        served = client.embed([*TEXTS, LONG_TEXT], truncate="start")
+        tail = client.embed([tail_of(LONG_TEXT, 254)], truncate="none")
+    assert counted["token_count"] == served.token_counts
+    assert counted["token_count"][-1] == 256
+    assert counted["truncated"] == [False, False, False, True]
+    assert tail.pooled is not None
+    got = np.array(counted["embedding"], dtype=np.float32)
+    np.testing.assert_allclose(got[-1], tail.pooled[0], atol=1e-5)
 
 
 def test_bad_input_gets_the_protocols_errors(report: dict[str, object]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 # Short, long, punctuation, digits, non-ASCII, emoji: the texts parity tests run over.
 VARIED_TEXTS = [
     "hello",
@@ -16,3 +18,17 @@ VARIED_TEXTS = [
     "a",
     " ".join(["Attention is all you need, they said, and the encoder listened."] * 40),
 ]
+
+# Common words the packaged (uncased WordPiece) tokenizer keeps whole: one token each, so a
+# text's last N words tokenise, on their own, exactly as its last N tokens.
+ONE_TOKEN_WORDS = (
+    "red green blue house river bank water stone tree bird night day city road king queen "
+    "boat fire wind rain snow sun moon star field hill"
+).split()
+# 300 words + [CLS] and [SEP]: over the packaged model's default cap of 256 tokens.
+LONG_TEXT = " ".join(random.Random(26).choices(ONE_TOKEN_WORDS, k=300))
+
+
+def tail_of(text: str, words: int) -> str:
+    """The text's last `words` words: what truncating its start to words + 2 tokens keeps."""
+    return " ".join(text.split()[-words:])

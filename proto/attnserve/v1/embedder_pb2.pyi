@@ -157,18 +157,20 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TokenizeRequest(_message.Message):
-    __slots__ = ("texts", "truncate", "max_tokens", "prompt_name", "model")
+    __slots__ = ("texts", "truncate", "max_tokens", "prompt_name", "model", "counts_only")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATE_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     truncate: Truncate
     max_tokens: int
     prompt_name: str
     model: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., prompt_name: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    counts_only: bool
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., truncate: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., prompt_name: _Optional[str] = ..., model: _Optional[str] = ..., counts_only: _Optional[bool] = ...) -> None: ...
 
 class Token(_message.Message):
     __slots__ = ("id", "text", "start", "end", "special", "prompt")
@@ -187,12 +189,14 @@ class Token(_message.Message):
     def __init__(self, id: _Optional[int] = ..., text: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., special: _Optional[bool] = ..., prompt: _Optional[bool] = ...) -> None: ...
 
 class TokenizedText(_message.Message):
-    __slots__ = ("tokens", "truncated")
+    __slots__ = ("tokens", "truncated", "token_count")
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     tokens: _containers.RepeatedCompositeFieldContainer[Token]
     truncated: bool
-    def __init__(self, tokens: _Optional[_Iterable[_Union[Token, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    token_count: int
+    def __init__(self, tokens: _Optional[_Iterable[_Union[Token, _Mapping]]] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ...) -> None: ...
 
 class TokenizeResponse(_message.Message):
     __slots__ = ("texts", "prompt_name")

@@ -66,6 +66,7 @@ def oip_vectors(server: ServerThread, model: str) -> np.ndarray:
     request = oip.ModelInferRequest(model_name=model, id="pod")
     tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(TEXTS)])
     tensor.contents.bytes_contents.extend(text.encode() for text in TEXTS)
+    request.outputs.add(name="embedding")  # alone (none named: token_count and truncated too)
     with grpc.insecure_channel(server.target) as channel:
         stub = inference_pb2_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
         response = stub.ModelInfer(request, timeout=60)

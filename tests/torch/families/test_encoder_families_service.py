@@ -48,6 +48,7 @@ def oip_vectors(server: ServerThread, model: str, texts: list[str]) -> np.ndarra
         request = oip.ModelInferRequest(model_name=model, id="family")
         tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
         tensor.contents.bytes_contents.extend(text.encode() for text in texts)
+        request.outputs.add(name="embedding")  # alone (none named: token_count, truncated too)
         response = stub.ModelInfer(request, timeout=60)
     (output,) = response.outputs
     flat = np.frombuffer(response.raw_output_contents[0], dtype="<f4")

@@ -76,6 +76,7 @@ def oip_vectors(server: ServerThread, model: str) -> np.ndarray:
     request = oip.ModelInferRequest(model_name=model, id="several")
     tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(TEXTS)])
     tensor.contents.bytes_contents.extend(text.encode() for text in TEXTS)
+    request.outputs.add(name="embedding")  # alone (none named: token_count and truncated too)
     response = oip_call(server, "ModelInfer", request)
     assert response.model_name == model
     (output,) = response.outputs
