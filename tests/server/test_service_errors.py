@@ -110,12 +110,18 @@ def test_texts_whose_deadline_passed_in_the_queue_never_reach_the_model(
     def inferred() -> float:
         return metric(registry, "attnserve_batch_size_texts_sum")
 
-    before = inferred()
+    batcher = server.running.assembly.models.default.batcher
     with EmbedderClient(server.target, attempts=1) as client:
+        # Settle first: a batch still running for an earlier test (whose caller gave up) would
+        # be counted below. This call's answer comes after any such batch has finished.
+        still_serving(client)
+        before = inferred()
         busy = client.stub.Embed.future(
             pb.EmbedRequest(texts=["keeps the model busy for a while " * 12] * 200), timeout=120
         )
-        time.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while batcher.depth == 0 and time.monotonic() < deadline:  # until they are queued
+            time.sleep(0.005)
         with pytest.raises(grpc.RpcError) as caught:
             client.embed(["queued behind it"], timeout_s=0.2)
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
