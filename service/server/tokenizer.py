@@ -50,16 +50,20 @@ class TokenView:
 
 def token_views(text: EncodedText) -> list[TokenView]:
     encoding, shift = text.encoding, text.prompt_chars
+    # Each of the Encoding's attributes builds a new Python list on every read: read them once
+    # (read per token, a 2,000-token text took 0.9 s here).
+    offsets, specials = encoding.offsets, encoding.special_tokens_mask
+    ids, strings = encoding.ids, encoding.tokens
     views = []
     for i in text.kept_positions():
-        start, end = encoding.offsets[i]
-        special = bool(encoding.special_tokens_mask[i])
+        start, end = offsets[i]
+        special = bool(specials[i])
         in_prompt = not special and start < shift
         if in_prompt:
             end = min(end, shift)  # a token merged across the boundary belongs to the prompt
         elif not special:
             start, end = start - shift, end - shift
-        views.append(TokenView(encoding.ids[i], encoding.tokens[i], start, end, special, in_prompt))
+        views.append(TokenView(ids[i], strings[i], start, end, special, in_prompt))
     return views
 
 
