@@ -215,14 +215,7 @@ class EmbedderClient:
         max_tokens: int = 0,
         model: str = "",
     ) -> list[list[Token]]:
-        request = pb.TokenizeRequest(
-            texts=list(texts), truncate=TRUNCATE[truncate], max_tokens=max_tokens, model=model
-        )
-        if prompt_name is not None:
-            request.prompt_name = prompt_name
-        response: pb.TokenizeResponse = self.stub.Tokenize(
-            request, timeout=self.timeout_s, metadata=self.metadata
-        )
+        response = self.tokenize_raw(texts, truncate, prompt_name, max_tokens, model, False)
         return [
             [Token(t.id, t.text, t.start, t.end, t.special, t.prompt) for t in text.tokens]
             for text in response.texts
@@ -238,16 +231,29 @@ class EmbedderClient:
     ) -> list[TokenCount]:
         """Each text's token count as `embed` would run it (special tokens and the prompt's
         included), without the tokens themselves: cheap for many texts."""
+        response = self.tokenize_raw(texts, truncate, prompt_name, max_tokens, model, True)
+        return [TokenCount(text.token_count, text.truncated) for text in response.texts]
+
+    def tokenize_raw(
+        self,
+        texts: Sequence[str],
+        truncate: Literal["end", "start", "none"],
+        prompt_name: str | None,
+        max_tokens: int,
+        model: str,
+        counts_only: bool,
+    ) -> pb.TokenizeResponse:
+        """One Tokenize call, for `tokenize` (the tokens) and `count_tokens` (counts only)."""
         request = pb.TokenizeRequest(
             texts=list(texts), truncate=TRUNCATE[truncate], max_tokens=max_tokens, model=model,
-            counts_only=True,
+            counts_only=counts_only,
         )  # fmt: skip
         if prompt_name is not None:
             request.prompt_name = prompt_name
         response: pb.TokenizeResponse = self.stub.Tokenize(
             request, timeout=self.timeout_s, metadata=self.metadata
         )
-        return [TokenCount(text.token_count, text.truncated) for text in response.texts]
+        return response
 
     def info(self, model: str = "") -> pb.InfoResponse:
         """A served model's description ("" = the default model's); `models` lists them all."""
