@@ -39,6 +39,7 @@ from attnserve.model.heads import CrossEncoderModel
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import GraphPurpose, GraphSpec, HeadSpec
 from attnserve.service.corpus import calibration_corpus, varied_corpus
+from attnserve.service.heads import activate
 from attnserve.service.sessions import open_session
 
 log = logging.getLogger(__name__)
@@ -174,16 +175,6 @@ def gate_pairs() -> list[tuple[str, str]]:
     ]
 
 
-def activated(logits: np.ndarray, head: HeadSpec) -> np.ndarray:
-    """The default answer's scores (what a client sees), for the gate's score error."""
-    if head.activation == "sigmoid":
-        return np.asarray(1 / (1 + np.exp(-logits)))
-    if head.activation == "softmax":
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
-    return logits
-
-
 def scores_of(
     path: Path, tokenizer: ReferenceTokenizer, pairs: list[tuple[str, str]]
 ) -> np.ndarray:
@@ -207,7 +198,9 @@ def measure_gate(reference: np.ndarray, candidate: np.ndarray, head: HeadSpec) -
         spearman(reference[q : q + GATE_DOCUMENTS, 0], candidate[q : q + GATE_DOCUMENTS, 0])
         for q in range(0, len(reference), GATE_DOCUMENTS)
     ]
-    error = float(np.abs(activated(reference, head) - activated(candidate, head)).max())
+    error = float(
+        np.abs(activate(reference, head.activation) - activate(candidate, head.activation)).max()
+    )
     return ScoreGate(float(np.mean(per_query)), float(min(per_query)), error, len(reference))
 
 

@@ -2,16 +2,16 @@
 
 - The server never imports the client, the load tester, the torch side or torch itself.
 - The client and the load tester never import the server (nor the torch side).
-- The shared floor imports nothing of ours but the generated stubs.
+- The shared floor imports nothing of ours but the generated stubs (and itself).
 - The torch side (model, export) never imports the three programs.
-- Inside the server, the protocol adapters reach a model only through the registry and its
-  tasks, and the rooms below them never import upwards.
+- Inside the server, the grid: each protocol (`v1/`, `oip/`, `http/`) is a kit and cells, a
+  cell never imports another cell nor another protocol, the protocols reach a model only
+  through the registry and its tasks, and the tasks and the model's parts never import upwards.
 - No module of ours imports itself round a circle.
 """
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT
+from tests.support.imports import imported_modules, module_graph, server_drawing
 
 EXPORT_TIME = ("torch", "safetensors", "onnx", "onnxscript", "transformers")
 TORCH_SIDE = ("attnserve.model", "attnserve.export")
@@ -43,18 +44,6 @@ RULES = {
 }
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every absolute module a file imports, anywhere in it (functions included)."""
-    modules: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module)
-            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return modules
-
-
 def breaks(module: str, forbidden: tuple[str, ...]) -> bool:
     return any(module == name or module.startswith(name + ".") for name in forbidden)
 
@@ -73,12 +62,17 @@ def test_room_never_imports_what_it_must_not(room: str) -> None:
 
 
 def test_the_shared_floor_imports_nothing_of_ours_but_the_stubs() -> None:
+    """The floor is one layer: its files may use each other (the heads' scores take the
+    manifest's activation type), and nothing above it but the generated stubs."""
     assert FLOOR_FILES
+    floor = tuple(f"attnserve.service.{path.stem}" for path in FLOOR_FILES)
     offenders = {
         path.name: sorted(
             m
             for m in imported_modules(path)
-            if m.startswith("attnserve.") and not m.startswith("attnserve.v1")
+            if m.startswith("attnserve.")
+            and not m.startswith("attnserve.v1")
+            and not breaks(m, floor)
         )
         for path in FLOOR_FILES
     }
@@ -121,62 +115,117 @@ def test_export_commands_say_what_to_install_when_torch_is_missing() -> None:
     assert "pip install 'attnserve[export]'" in result.stderr
 
 
-# --- inside the server: adapters over the registry, and no circles anywhere ----------------------
+# --- inside the server: the grid of tasks x protocols, and no circles anywhere ---------------
 
-ADAPTERS = ("servicer", "oip", "openai_http", "score_servicer", "rerank_http",
-            "late_chunking_servicer", "late_chunking_http")  # fmt: skip
-# What a protocol adapter must not reach past the registry and its tasks for: the model's parts.
+SERVER_ROOT = ROOT / "service" / "server"
+PROTOCOLS = ("v1", "oip", "http")  # a folder each
+# Each protocol's kit (what its cells share) and the module that gathers its cells.
+KITS = {"v1": ("messages", "streams"), "oip": ("tensors", "statistics"), "http": ("fields",)}
+GATHERERS = {"v1": ("service",), "oip": ("service",), "http": ("routes", "app")}
+# What a protocol's cell must not reach past the registry and its tasks for: the model's parts.
 MODEL_PARTS = tuple(
     f"{SERVER}.{name}"
     for name in ("engine", "batcher", "pipeline", "batch_policy", "cost_model", "prompts", "app")
 )
-# The rooms below the adapters never import an adapter, the envelope or the composition root.
-BELOW_ADAPTERS = ("models", "embed", "score", "late_chunking", "late_chunk_spans", "pipeline",
-                  "pairs", "limits", "batcher", "engine", "tokenizer")  # fmt: skip
-ABOVE = tuple(f"{SERVER}.{name}" for name in (*ADAPTERS, "calls", "app", "workers", "cli"))
-PACKAGES = {"proto/attnserve": "attnserve", "model": "attnserve.model",
-            "export": "attnserve.export", "service": "attnserve.service"}  # fmt: skip
 
 
-def test_adapters_reach_models_only_through_the_registry_and_its_tasks() -> None:
-    offenders = {
-        name: sorted(
-            m
-            for m in imported_modules(ROOT / "service" / "server" / f"{name}.py")
-            if breaks(m, MODEL_PARTS)
+def server_module(path: Path) -> str:
+    parts = path.relative_to(SERVER_ROOT).with_suffix("").parts
+    return ".".join((SERVER, *parts))
+
+
+def protocol_modules(protocol: str) -> list[Path]:
+    found = sorted((SERVER_ROOT / protocol).glob("*.py"))
+    return [path for path in found if path.name != "__init__.py"]
+
+
+def cells(protocol: str) -> list[Path]:
+    shared = (*KITS[protocol], *GATHERERS[protocol])
+    return [path for path in protocol_modules(protocol) if path.stem not in shared]
+
+
+def test_every_protocol_has_a_kit_and_cells() -> None:
+    for protocol in PROTOCOLS:
+        names = {path.stem for path in protocol_modules(protocol)}
+        assert set(KITS[protocol]) | set(GATHERERS[protocol]) <= names, protocol
+        assert cells(protocol), protocol
+
+
+def test_no_cell_imports_another_cell_or_another_protocol() -> None:
+    """A cell imports its protocol's kit and the tasks, never another cell (of any protocol)
+    nor another protocol's kit: each protocol's shared pieces live in its kit, not in its
+    first cell."""
+    every_cell = {server_module(path) for protocol in PROTOCOLS for path in cells(protocol)}
+    offenders = {}
+    for protocol in PROTOCOLS:
+        others = tuple(f"{SERVER}.{other}" for other in PROTOCOLS if other != protocol)
+        for path in cells(protocol):
+            imported = imported_modules(path)
+            bad = sorted(
+                m for m in imported
+                if breaks(m, others) or (breaks(m, tuple(every_cell)) and m not in
+                                         {server_module(path)})
+            )  # fmt: skip
+            if bad:
+                offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}
+
+
+def test_the_gatherers_import_only_their_own_protocol() -> None:
+    offenders = {}
+    for protocol in PROTOCOLS:
+        others = tuple(f"{SERVER}.{other}" for other in PROTOCOLS if other != protocol)
+        for path in protocol_modules(protocol):
+            bad = sorted(m for m in imported_modules(path) if breaks(m, others))
+            if bad:
+                offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}
+
+
+def test_the_protocols_reach_models_only_through_the_registry_and_its_tasks() -> None:
+    offenders = {}
+    for protocol in PROTOCOLS:
+        for path in protocol_modules(protocol):
+            bad = sorted(m for m in imported_modules(path) if breaks(m, MODEL_PARTS))
+            if bad:
+                offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}
+
+
+def test_the_tasks_and_the_model_parts_never_import_what_sits_above_them() -> None:
+    """The tasks (`tasks/`) and everything a served model is made of never import a protocol,
+    the envelope, the composition root, the supervisor or the command."""
+    above = (*(f"{SERVER}.{p}" for p in PROTOCOLS),
+             *(f"{SERVER}.{name}" for name in ("calls", "app", "workers", "cli")))  # fmt: skip
+    below = [*sorted((SERVER_ROOT / "tasks").glob("*.py"))] + [
+        SERVER_ROOT / f"{name}.py"
+        for name in (
+            "registry",
+            "pipeline",
+            "pairs",
+            "limits",
+            "batcher",
+            "engine",
+            "tokenizer",
+            "options",
+            "timings",
+            "routed",
+            "errors",
         )
-        for name in ADAPTERS
+    ]
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(m for m in imported_modules(path) if breaks(m, above))
+        for path in below
     }
     assert {name: bad for name, bad in offenders.items() if bad} == {}
 
 
-def test_models_tasks_and_their_parts_never_import_what_sits_above_them() -> None:
-    offenders = {
-        name: sorted(
-            m
-            for m in imported_modules(ROOT / "service" / "server" / f"{name}.py")
-            if breaks(m, ABOVE)
-        )
-        for name in BELOW_ADAPTERS
-    }
-    assert {name: bad for name, bad in offenders.items() if bad} == {}
-
-
-def module_graph() -> dict[str, set[str]]:
-    """Every module of ours (by import name) -> the modules of ours it imports."""
-    files = {}
-    for folder, package in PACKAGES.items():
-        for path in (ROOT / folder).rglob("*.py"):
-            if "_pb2" in path.name:
-                continue
-            parts = path.relative_to(ROOT / folder).with_suffix("").parts
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            files[".".join((package, *parts))] = path
-    return {
-        module: {m for m in imported_modules(path) if m in files and m != module}
-        for module, path in files.items()
-    }
+def test_the_cell_checker_sees_a_cell_importing_another(tmp_path: Path) -> None:
+    """The checker itself: a cell that takes a piece from another cell is caught."""
+    cell = tmp_path / "rerank.py"
+    cell.write_text(f"from {SERVER}.http.openai import encode\n")
+    assert breaks(f"{SERVER}.http.openai", (f"{SERVER}.http.openai",))
+    assert f"{SERVER}.http.openai" in imported_modules(cell)
 
 
 def circle(graph: dict[str, set[str]]) -> list[str]:
@@ -204,7 +253,14 @@ def circle(graph: dict[str, set[str]]) -> list[str]:
 
 def test_no_module_of_ours_imports_itself_round_a_circle() -> None:
     graph = module_graph()
-    assert "attnserve.service.server.models" in graph
+    assert "attnserve.service.server.registry" in graph
     assert circle(graph) == []
     # The checker itself: a circle is found.
     assert circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_the_drawing_in_the_architecture_notes_is_the_code_s() -> None:
+    """docs/architecture.md's import drawing of the server is what the code imports today
+    (`python -m tests.support.imports` prints it anew)."""
+    notes = (ROOT / "docs" / "architecture.md").read_text()
+    assert server_drawing() in notes, "rerun python -m tests.support.imports into the notes"

@@ -37,6 +37,7 @@ def register_chunk(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "--truncate", choices=("none", "end", "start"), default="none",
         help="a document over the token cap: refuse, or cut its end or its start",
     )  # fmt: skip
+    parser.add_argument("--model", default="", help="the served model to ask (default: the first)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.set_defaults(handler=run_chunk)
 
@@ -71,6 +72,7 @@ def run_chunk(args: argparse.Namespace) -> int:
                 spans=[spans] if spans else (),
                 tokens_per_chunk=args.every,
                 truncate=args.truncate,
+                model=args.model,
             )
     except grpc.RpcError as error:
         return rpc_failure("chunk", error)

@@ -28,6 +28,9 @@ def register_rerank(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument("query", help="the query")
     parser.add_argument("documents", nargs="+", help="the documents to rank")
     add_connection_flags(parser)
+    parser.add_argument(
+        "--model", default="", help="the served reranker to ask (default: the first model)"
+    )
     parser.add_argument("--top-n", type=int, default=0, help="show the best N only (0: all)")
     parser.add_argument("--raw", action="store_true", help="raw logits instead of scores")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -47,7 +50,11 @@ def run_rerank(args: argparse.Namespace) -> int:
     try:
         with EmbedderClient(connection_from_args(args)) as client:
             ranked = client.rerank(
-                args.query, args.documents, top_n=args.top_n, raw_scores=args.raw
+                args.query,
+                args.documents,
+                top_n=args.top_n,
+                raw_scores=args.raw,
+                model=args.model,
             )
     except grpc.RpcError as error:
         return rpc_failure("rerank", error)

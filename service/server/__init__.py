@@ -1,1 +1,2 @@
-"""The gRPC server: settings, engine, batcher, request pipeline, servicer, lifecycle."""
+"""The server: settings, engine, batcher, request pipeline, the tasks (`tasks/`), the protocols
+(`v1/`, `oip/`, `http/`), the composition root and lifecycle (`app.py`)."""

@@ -26,46 +26,39 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from attnserve.service.artifact import ArtifactError, GraphPurpose, Manifest, verify
+from attnserve.service.server.artifact_entries import ArtifactEntry, duplicate_names
 from attnserve.service.server.auth import TokenAuthInterceptor, Tokens
 from attnserve.service.server.batcher import Batcher
-from attnserve.service.server.calibration import fit_once, fit_path
 from attnserve.service.server.calls import Front
 from attnserve.service.server.cost_model import CostModel
 from attnserve.service.server.default_artifact import ensure_default_artifact
-from attnserve.service.server.embed import EmbedTask
 from attnserve.service.server.engine import Engine
-from attnserve.service.server.late_chunking import LateChunkTask
-from attnserve.service.server.late_chunking_http import LateChunkRoutes
-from attnserve.service.server.late_chunking_servicer import (
-    LateChunkService,
-    late_chunking_handlers,
-)
+from attnserve.service.server.http.app import HttpApp, start_http
+from attnserve.service.server.http.routes import route_sets
 from attnserve.service.server.limits import Limits
 from attnserve.service.server.listeners import check_ports, grpc_address
 from attnserve.service.server.logs import install_request_id_factory
 from attnserve.service.server.memory import mib, rss_bytes
 from attnserve.service.server.metrics import Metrics
-from attnserve.service.server.model_set import ArtifactEntry, duplicate_names
-from attnserve.service.server.models import Registry, ServedModel, Task
-from attnserve.service.server.oip import PROTOCOL as OIP_PROTOCOL
-from attnserve.service.server.oip import SERVICE_NAME as OIP_SERVICE_NAME
-from attnserve.service.server.oip import InferenceService
-from attnserve.service.server.oip import method_handlers as oip_handlers
-from attnserve.service.server.openai_http import EmbeddingsApp, start_http
+from attnserve.service.server.oip import service as oip_service
 from attnserve.service.server.pipeline import Pipeline
-from attnserve.service.server.rerank_http import RerankRoutes
-from attnserve.service.server.score import ScoreTask
-from attnserve.service.server.score_servicer import ScoreService, score_handlers
-from attnserve.service.server.servicer import PROTOCOL as SERVICE_PROTOCOL
-from attnserve.service.server.servicer import EmbedderService, build_infos, method_handlers
+from attnserve.service.server.registry import Registry, ServedModel, Task
 from attnserve.service.server.settings import Settings
+from attnserve.service.server.shared_fit import fit_once, fit_path
 from attnserve.service.server.startup_errors import ArtifactUnreadableError, check_tls_files
+from attnserve.service.server.tasks.embed import EmbedTask
+from attnserve.service.server.tasks.late_chunking import LateChunkTask
+from attnserve.service.server.tasks.score import ScoreTask
 from attnserve.service.server.tokenizer import TextTokenizer
 from attnserve.service.server.tracing import Tracer
-from attnserve.v1 import embedder_pb2
+from attnserve.service.server.v1 import service as v1_service
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
+# The gRPC services, each one protocol: its name -> (its protocol label, its methods' builder).
+GRPC_PROTOCOLS = {
+    v1_service.SERVICE_NAME: (v1_service.PROTOCOL, v1_service.handlers),
+    oip_service.SERVICE_NAME: (oip_service.PROTOCOL, oip_service.handlers),
+}
 
 
 def attnserve_version() -> str:
@@ -218,11 +211,8 @@ class Assembly:
     metrics: Metrics
     front: Front
     tokens: Tokens | None  # accepted bearer tokens (None: no auth)
-    service: EmbedderService
-    oip: InferenceService
-    http: EmbeddingsApp | None
-    scores: ScoreService  # attnserve.v1's Rerank and Classify
-    chunks: LateChunkService  # attnserve.v1's EmbedChunks
+    grpc: dict[str, dict[str, grpc.RpcMethodHandler]]  # gRPC service name -> its methods
+    http: HttpApp | None  # the HTTP app and its route sets (None: --http-port -1)
 
 
 def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
@@ -236,15 +226,9 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
     # Every protocol is a thin adapter over the served models' tasks, sharing the call envelope.
     front = Front(metrics, tracer, version=attnserve_version())
     tokens = auth_tokens(settings)
-    infos = build_infos(models, front.version)
-    service = EmbedderService(models, infos, front, settings.max_stream_pending)
-    oip = InferenceService(models, front)
-    # /v1/rerank, /rerank, /predict and /v1/late_chunking beside the OpenAI routes
-    routes = (RerankRoutes(models), LateChunkRoutes(models))
-    http = EmbeddingsApp(models, front, tokens, routes) if settings.http_port >= 0 else None
-    scores = ScoreService(models, front, settings.max_stream_pending)
-    chunks = LateChunkService(models, front)
-    return Assembly(settings, models, metrics, front, tokens, service, oip, http, scores, chunks)
+    services = {name: build(models, front, settings) for name, (_, build) in GRPC_PROTOCOLS.items()}
+    http = HttpApp(front, tokens, route_sets(models)) if settings.http_port >= 0 else None
+    return Assembly(settings, models, metrics, front, tokens, services, http)
 
 
 def auth_tokens(settings: Settings) -> Tokens | None:
@@ -273,7 +257,7 @@ class RunningServer:
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        for name in ("", SERVICE_NAME, OIP_SERVICE_NAME):
+        for name in ("", *self.assembly.grpc):
             await self.health.set(name, status)
         self.assembly.front.ready = serving
         for model in self.assembly.models:  # a model is ready once warm, until the drain
@@ -304,26 +288,16 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
     settings = assembly.settings
     interceptors = []
     if assembly.tokens is not None:
-        protocols = {SERVICE_NAME: SERVICE_PROTOCOL, OIP_SERVICE_NAME: OIP_PROTOCOL}
+        protocols = {name: protocol for name, (protocol, _) in GRPC_PROTOCOLS.items()}
         interceptors.append(TokenAuthInterceptor(assembly.tokens, assembly.front, protocols))
     server = aio.server(options=grpc_options(settings, worker), interceptors=interceptors)
-    for name, handlers in (
-        (
-            SERVICE_NAME,
-            {
-                **method_handlers(assembly.service),
-                **score_handlers(assembly.scores),
-                **late_chunking_handlers(assembly.chunks),
-            },
-        ),
-        (OIP_SERVICE_NAME, oip_handlers(assembly.oip)),
-    ):
+    for name, handlers in assembly.grpc.items():
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
         server.add_registered_method_handlers(name, handlers)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, OIP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*assembly.grpc, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = grpc_address(settings.host, settings.port)
     credentials = server_credentials(settings)
@@ -374,7 +348,7 @@ async def build_server(
 ) -> RunningServer:
     """Start a server; `span_exporter` (tests) receives spans without an OTLP collector;
     `worker` is this process's index under `--workers N` (it then shares the port), and
-    `shared_fit` where the workers share one cost-model fit (calibration.py)."""
+    `shared_fit` where the workers share one cost-model fit (shared_fit.py)."""
     install_request_id_factory()
     # Checked first, in plain words: gRPC itself would log a C-core line and raise a traceback
     # for a busy port, and take a bad certificate only to fail every handshake.
@@ -418,7 +392,7 @@ async def build_server(
 
 async def warm_up(model: ServedModel, shared_fit: Path | None) -> dict[GraphPurpose, CostModel]:
     """Run typical shapes once, then time them: the model's batch cost per graph (under a
-    supervisor, one worker fits and the others read its fit: calibration.py)."""
+    supervisor, one worker fits and the others read its fit: shared_fit.py)."""
     started = time.perf_counter()
     await asyncio.to_thread(model.engine.warm_up)
     shared = None if shared_fit is None else fit_path(shared_fit, model.name)

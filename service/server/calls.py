@@ -1,7 +1,7 @@
 """What every call goes through, whichever protocol carried it: a request id, the drain check,
 a tracing span, metrics and a log line; and, for gRPC, failures turned into status codes.
 
-The protocol adapters (`servicer.py` for attnserve.v1, `oip.py`, `openai_http.py`) share one
+The protocols' cells (`v1/`, `oip/`, `http/`) share one
 `Front`: the same metrics (labelled by protocol), tracer and drain state, so a call is counted,
 logged and refused during shutdown the same way whatever it spoke.
 """
@@ -24,7 +24,7 @@ from grpc import aio
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.logs import request_id_var
 from attnserve.service.server.metrics import Metrics
-from attnserve.service.server.routed import routed_model, routed_task
+from attnserve.service.server.routed import open_route
 from attnserve.service.server.status import STATUS, abort
 from attnserve.service.server.tracing import Tracer
 
@@ -77,9 +77,9 @@ class CallRecord:
         self.method = method
         self.request_id = request_id
         self.started = time.perf_counter()
-        # one asyncio task may carry several calls (an HTTP keep-alive connection)
-        routed_model.set("")
-        routed_task.set("")
+        # A route of its own: one asyncio task may carry several calls (an HTTP keep-alive
+        # connection), and a stream's requests record into it (routed.py).
+        self.route = open_route()
         self.span: AbstractContextManager[Any] = front.tracer.request(method, request_id)
         front.metrics.in_flight.inc()
         self.span.__enter__()
@@ -89,7 +89,7 @@ class CallRecord:
         metrics = self.front.metrics
         metrics.in_flight.dec()
         elapsed = time.perf_counter() - self.started
-        model, task = routed_model.get(), routed_task.get()
+        model, task = self.route.labels
         metrics.observe_call(self.protocol, self.method, status, elapsed, model, task)
         log.debug(
             "rpc protocol=%s method=%s code=%s duration_ms=%.2f model=%s task=%s",

@@ -56,7 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
             logging.getLogger(__name__).info("%s", plan.why)
         settings = settings.model_copy(update={"intra_op_threads": plan.threads})
         return asyncio.run(serve_forever(settings))
-    except StartupError as exc:  # one plain line and the cause's exit code (README)
+    except StartupError as exc:  # one plain line and the cause's exit code (docs/api.md)
         print(f"attnserve serve: {exc}", file=sys.stderr)
         return exc.exit_code
 

@@ -2,7 +2,7 @@
 
 Built once at assembly from the settings and the model (the token cap is the setting within
 the model's positions), then handed to the pipeline that enforces them, to `Info` (the
-servicer renders them as `attnserve.v1.Limits`) and to the start-up log, so the three can never
+v1 kit renders them as `attnserve.v1.Limits`) and to the start-up log, so the three can never
 disagree and nothing on the request path reads `Settings`.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from attnserve.service.server.errors import invalid
 from attnserve.service.server.settings import Settings
 
 
@@ -49,6 +50,16 @@ class Limits:
             max_late_chunking_documents=settings.max_late_chunking_documents,
             max_chunks_per_document=settings.max_chunks_per_document,
         )
+
+    def check_text(self, what: str, text: str) -> None:
+        """One text of a request (`what` names it: "text 3", "the query", "document 0"): not
+        empty, and within the characters a text may have. The one text check of every task."""
+        if not text:
+            raise invalid(f"{what} is empty")
+        if len(text) > self.max_chars_per_text:
+            raise invalid(
+                f"{what} has {len(text)} characters, over the limit of {self.max_chars_per_text}"
+            )
 
     def describe(self) -> str:
         """One line for the start-up log."""

@@ -1,6 +1,6 @@
 """One served model's request path, without the transport: the stages every task shares.
 
-A task (`embed.py` today; scoring pairs later) is an operation over this path, not a copy of
+A task (`tasks/`: embed, score, late_chunking) is an operation over this path, not a copy of
 it: the pipeline checks the texts against the model's `Limits`, resolves the prompt, admits a
 request (queue room first, then tokenising), runs its texts through the batcher and reports the
 timings; the task adds only what its answer means (which graph, which outputs, post-processing).
@@ -22,18 +22,11 @@ from attnserve.service.server.metrics import ModelMetrics
 from attnserve.service.server.options import TokenizeOptions, Truncation
 from attnserve.service.server.pairs import PairTokenizer
 from attnserve.service.server.prompts import NO_PROMPT, Prompt, PromptBook
+from attnserve.service.server.timings import Timings
 from attnserve.service.server.tokenizer import EncodedText, TextTokenizer
 from attnserve.service.server.tracing import Tracer
 
 INLINE_TOKENIZE_CHARS = 20_000
-
-
-@dataclass(frozen=True)
-class Timings:
-    queue_s: float
-    tokenize_s: float
-    inference_s: float  # summed over the model batches that carried the request's texts
-    batches: int = 1  # how many model batches that was
 
 
 @dataclass(frozen=True)
@@ -90,13 +83,7 @@ class Pipeline:
     def check_texts(self, texts: list[str]) -> None:
         self.check_count(texts)
         for index, text in enumerate(texts):
-            if not text:
-                raise invalid(f"text {index} is empty")
-            if len(text) > self.limits.max_chars_per_text:
-                raise invalid(
-                    f"text {index} has {len(text)} characters, over the limit of "
-                    f"{self.limits.max_chars_per_text}"
-                )
+            self.limits.check_text(f"text {index}", text)
 
     def encode(
         self,

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from attnserve.service.artifact import Precision
-from attnserve.service.server.model_set import ArtifactEntry, expand, parse_entries
+from attnserve.service.server.artifact_entries import ArtifactEntry, expand, parse_entries
 
 # Which execution provider to ask ONNX Runtime for: auto tries CUDA, then falls back to CPU.
 Provider = Literal["auto", "cpu", "cuda"]
@@ -326,13 +326,14 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
 # Fields whose flag may be given many times (`--artifact A --artifact B`).
 REPEATABLE = ("artifact",)
 
-# The fields under "measurement only" above: the README lists them in a table of their own.
+# The fields under "measurement only" above: docs/settings.md lists them in a
+# table of their own.
 MEASUREMENT_ONLY = ("spin_wait", "metrics", "warmup")
 
 
 def settings_table() -> str:
-    """The README's settings tables, generated from the fields (a test keeps them equal): the
-    settings, then the measurement-only ones."""
+    """The settings tables of docs/settings.md, generated from the fields (a test keeps them
+    equal): the settings, then the measurement-only ones."""
     header = ["| flag | env | default | what it does |", "|---|---|---|---|"]
     main, measuring = list(header), list(header)
     for name, field in Settings.model_fields.items():

@@ -1,6 +1,6 @@
 """Why the server could not start, in one plain line naming the flag and its value, and an exit
 code per cause, so scripts and supervisors can tell a busy port from a broken artifact (the
-README's "Exit codes" lists them).
+docs/api.md's exit-code table lists them).
 
 Every cause is a `StartupError` (`errors.py`), which `attnserve serve` prints as one line and
 turns into its `exit_code`.

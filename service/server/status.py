@@ -1,7 +1,7 @@
 """The one map from the domain's error codes to gRPC status codes.
 
-Used by the servicer (unary calls and the stream's inline errors) and the auth interceptor, so a
-client sees the same code for the same failure whichever way it called.
+Used by the gRPC envelope (unary calls), the v1 streams' inline errors and the auth
+interceptor, so a client sees the same code for the same failure whichever way it called.
 """
 
 from __future__ import annotations

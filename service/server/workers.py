@@ -9,7 +9,7 @@ supervisor (this module, the process `attnserve serve` started):
   other program takes the port between workers;
 - shares the cores out (`intra_op_threads`), starts the workers and waits until each is SERVING;
 - gives them one place to share the cost model's fit, so it is timed once, alone
-  (`calibration.py`);
+  (`shared_fit.py`);
 - serves one /metrics for all of them (prometheus_client's multiprocess mode);
 - restarts a worker that dies, and logs it;
 - on SIGTERM or SIGINT passes SIGTERM to every worker, each drains as a lone server does
@@ -118,7 +118,7 @@ def worker_main(
 class Supervisor:
     def __init__(self, settings: Settings, plan: Plan, port: int, shared_fit: Path) -> None:
         self.settings = settings
-        self.shared_fit = shared_fit  # the workers' one cost-model fit (calibration.py)
+        self.shared_fit = shared_fit  # the workers' one cost-model fit (shared_fit.py)
         self.port = port
         self.context = multiprocessing.get_context("spawn")
         self.events: Queue[tuple[str, int, int]] = self.context.Queue()

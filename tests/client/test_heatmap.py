@@ -2,7 +2,7 @@
 
 Every figure is checked the way a reader would notice a fault: its PNG fits a page and has a
 sane aspect, no two pieces of text overlap, every text lies inside the figure, and the colour bar
-covers no map. `ATTNSERVE_UPDATE_DOCS=1` also writes the README's pictures into docs/images/.
+covers no map. `ATTNSERVE_UPDATE_DOCS=1` also writes the docs' pictures into docs/images/.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def test_the_difference_of_two_texts_is_signed_and_labelled(
 def test_pictures_for_the_readme(
     server_client: EmbedderClient, river: TextAttention, tmp_path: Path
 ) -> None:
-    """The README's heatmaps, written into docs/images/ when ATTNSERVE_UPDATE_DOCS=1."""
+    """docs/attention.md's heatmaps, written into docs/images/ when ATTNSERVE_UPDATE_DOCS=1."""
     heads = fetch_attention(
         server_client, "The bank by the river", layers=[0, 2, 5], heads=[0, 3, 7, 11]
     )

@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from attnserve.service.cli import build_parser
-from attnserve.service.server.model_set import parse_entries
+from attnserve.service.server.artifact_entries import parse_entries
 from attnserve.service.server.settings import Settings
 from tests.support import ROOT
 from tests.support.deploy import assert_locked_down, render_overlay

@@ -17,7 +17,7 @@ from attnserve.oip import inference_pb2 as oip
 from attnserve.oip import inference_pb2_grpc as oip_grpc
 from attnserve.service import wire
 from attnserve.service.client.client import EmbedderClient
-from attnserve.service.server.chunking import window_starts
+from attnserve.service.server.tasks.windows import window_starts
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc as pb_grpc
 from tests.support.servers import MakeServer, ServerThread

@@ -268,10 +268,10 @@ def test_the_model_lists_late_chunking_among_its_tasks_and_its_limits(
 
 
 def test_the_readme_example_runs(chunk_server: ServerThread) -> None:
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    page = (ROOT / "docs" / "tasks.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
     (example,) = [block for block in blocks if "embed_chunks(" in block]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(example.replace("localhost:50051", chunk_server.target), {})  # the README is ours
+        exec(example.replace("localhost:50051", chunk_server.target), {})  # the page is ours
     assert printed.getvalue().strip() == "[(384,), (384,)]"

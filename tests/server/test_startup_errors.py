@@ -1,5 +1,5 @@
 """Start-up failures through the real command: one plain line naming the flag and its value,
-no traceback, and an exit code per cause (the README's "Exit codes" table)."""
+no traceback, and an exit code per cause (docs/api.md's exit-code table)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from attnserve.service.artifact import GraphPurpose
-from attnserve.service.server.calibration import fit_once, fit_path
 from attnserve.service.server.cost_model import CostModel
+from attnserve.service.server.shared_fit import fit_once, fit_path
 
 
 class CountingEngine:

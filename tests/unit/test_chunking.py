@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attnserve.service.server.chunking import Windows, max_overlap, pool, split, window_starts
-from attnserve.service.server.embed import EmbedTask
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.service.server.options import EmbedOptions, Truncation
+from attnserve.service.server.tasks.embed import EmbedTask
+from attnserve.service.server.tasks.windows import Windows, max_overlap, pool, split, window_starts
 from attnserve.service.server.tokenizer import EncodedText, TextTokenizer
 
 from .fakes import LIMITS, FakeEngine, fake_model

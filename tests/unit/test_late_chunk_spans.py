@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attnserve.service.server.embed import EmbedTask
 from attnserve.service.server.errors import Code, ServiceError
-from attnserve.service.server.late_chunk_spans import (
+from attnserve.service.server.options import ChunkDocument, LateChunkOptions, Truncation
+from attnserve.service.server.tasks.embed import EmbedTask
+from attnserve.service.server.tasks.late_chunking import LateChunkResult, LateChunkTask
+from attnserve.service.server.tasks.spans import (
     Chunk,
     DocumentTokens,
     check_spans,
@@ -20,8 +22,6 @@ from attnserve.service.server.late_chunk_spans import (
     chunks_from_spans,
     pool,
 )
-from attnserve.service.server.late_chunking import LateChunkResult, LateChunkTask
-from attnserve.service.server.options import ChunkDocument, LateChunkOptions, Truncation
 from attnserve.service.server.tokenizer import TextTokenizer
 from tests.unit.fakes import FakeEngine, fake_model
 

@@ -1,5 +1,5 @@
-"""The README's metrics table and the code's instruments list the same series, with the same
-labels: a series added without a row (or a row left after its series went) fails here."""
+"""docs/observability.md's metrics table and the code's instruments list the same series, with
+the same labels: a series added without a row (or a row left after its series went) fails here."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ ROW_NAME = re.compile(r"`(attnserve_[a-z_]+)(?:\{([a-z0-9_,]*)\})?`")
 
 
 def table_rows() -> dict[str, tuple[str, ...]]:
-    """Each series the README's Observability table names, with its labels."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Observability", 1)[1].split("\n## ", 1)[0]
+    """Each series docs/observability.md's table names, with its labels."""
+    page = (ROOT / "docs" / "observability.md").read_text()
+    section = page.split("## Observability", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `attnserve_")]
     named: dict[str, tuple[str, ...]] = {}
     for row in rows:

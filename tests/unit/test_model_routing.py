@@ -19,14 +19,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from attnserve.service.server.calls import Front
-from attnserve.service.server.embed import EmbedTask
 from attnserve.service.server.metrics import Metrics
-from attnserve.service.server.models import Registry
-from attnserve.service.server.servicer import EmbedderService
+from attnserve.service.server.registry import Registry
+from attnserve.service.server.settings import Settings
+from attnserve.service.server.tasks.embed import EmbedTask
 from attnserve.service.server.tracing import Tracer
+from attnserve.service.server.v1.embed import EmbedCell
+from attnserve.service.server.v1.info import InfoCell
+from attnserve.service.server.v1.tokenize import TokenizeCell
 from attnserve.v1 import embedder_pb2 as pb
-from tests.unit.fakes import FakeEngine, fake_model
-from tests.unit.test_models import AbortedError, FakeContext, PairScore
+from tests.unit.fakes import AbortedError, FakeContext, FakeEngine, PairScore, fake_model
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -53,8 +55,10 @@ async def stream_of(*requests: pb.EmbedRequest) -> AsyncIterator[bytes]:
 
 def test_attnserve_v1_requests_reach_the_model_they_name(tokenizer_file: Path) -> None:
     models, engines, metrics = build(tokenizer_file)
-    infos = {name: pb.InfoResponse(model=name, models=models.names) for name in models.names}
-    servicer = EmbedderService(models, infos, Front(metrics, Tracer(None)), 4)
+    front, settings = Front(metrics, Tracer(None)), Settings()
+    servicer = EmbedCell(models, front, settings)
+    tokenizer = TokenizeCell(models, front, settings)
+    info = InfoCell(models, front, settings)
 
     async def embed(model: str) -> Any:
         request = pb.EmbedRequest(texts=["bank by the river"], model=model)
@@ -71,10 +75,10 @@ def test_attnserve_v1_requests_reach_the_model_they_name(tokenizer_file: Path) -
             for name in ("", "alpha", "beta", "gamma", "delta"):
                 seen[name] = await embed(name)
             tokenize = pb.TokenizeRequest(texts=["bank"], model="beta").SerializeToString()
-            seen["tokenize"] = await servicer.Tokenize(tokenize, FakeContext())
+            seen["tokenize"] = await tokenizer.Tokenize(tokenize, FakeContext())
             for name in ("", "beta"):
-                info = pb.InfoRequest(model=name).SerializeToString()
-                seen[f"info {name}"] = await servicer.Info(info, FakeContext())
+                asked = pb.InfoRequest(model=name).SerializeToString()
+                seen[f"info {name}"] = await info.Info(asked, FakeContext())
             responses: asyncio.Queue[pb.EmbedResponse | None] = asyncio.Queue()
             await servicer.read_stream(
                 stream_of(
@@ -116,16 +120,19 @@ def test_attnserve_v1_requests_reach_the_model_they_name(tokenizer_file: Path) -
     # Calls are counted under the model they reached; a refused name under "", never its own.
     registry = metrics.registry
     calls = "attnserve_requests_total"
-    # ... and under the task they reached: "" when refused before it, or for Tokenize.
+    # ... and under the task they asked for (a model that does not offer it refuses, counted
+    # under it); "" when refused before any model was chosen.
     assert sample(registry, calls, protocol="attnserve.v1", method="Embed", code="OK",
                   model="alpha", task="embed") == 2  # fmt: skip
     assert sample(registry, calls, protocol="attnserve.v1", method="Embed", code="OK",
                   model="beta", task="embed") == 1  # fmt: skip
     assert sample(registry, calls, protocol="attnserve.v1", method="Embed",
-                  code="INVALID_ARGUMENT", model="gamma", task="") == 1  # fmt: skip
+                  code="INVALID_ARGUMENT", model="gamma", task="embed") == 1  # fmt: skip
     assert sample(registry, calls, protocol="attnserve.v1", method="Embed", code="NOT_FOUND",
                   model="", task="") == 1  # fmt: skip
     assert sample(registry, calls, protocol="attnserve.v1", method="Tokenize", code="OK",
+                  model="beta", task="tokenize") == 1  # fmt: skip
+    assert sample(registry, calls, protocol="attnserve.v1", method="Info", code="OK",
                   model="beta", task="") == 1  # fmt: skip
     labels = {s.labels.get("model") for m in registry.collect() for s in m.samples}
     assert "delta" not in labels
@@ -141,7 +148,7 @@ def test_the_registry_says_which_models_offer_a_task(tokenizer_file: Path) -> No
     assert [model.name for model in models.offering(EmbedTask)] == ["alpha", "beta"]
     assert [model.name for model in models.offering(PairScore)] == ["gamma"]
     assert models.find("gamma").task_names == ["score"]
-    assert models.route("").name == "alpha"
+    assert models.route("").name == models.route(None).name == "alpha"  # none named: default
     assert not models.ready  # none warmed up yet
     for model in models:
         model.ready = True

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from attnserve.service.cli import build_parser
+from attnserve.service.server.artifact_entries import ArtifactEntry, duplicate_names, parse_entries
 from attnserve.service.server.cli import settings_from_args
-from attnserve.service.server.model_set import ArtifactEntry, duplicate_names, parse_entries
 from attnserve.service.server.settings import Settings
 
 

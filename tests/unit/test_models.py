@@ -1,10 +1,10 @@
 """The seam for many models and many tasks: a second model and a second task plug into the
-registry, and the three protocol adapters, unchanged, route each request by the name it gives.
+registry, and the protocols' cells, unchanged, route each request by the name it gives.
 
 Three served models over fake engines (the real tokenizer, batcher, pipeline and embed task):
 `alpha` embeds (the default), `beta` embeds and scores pairs, `gamma` only scores pairs. The
-pair-scoring task is written here, in the test, over the pipeline every task shares: nothing in
-`servicer.py`, `oip.py` or `openai_http.py` knows of it or of the models' names.
+pair-scoring task is written in the tests (tests/unit/fakes.py), over the pipeline every task
+shares: nothing in `v1/`, `oip/` or `http/` knows of it or of the models' names.
 """
 
 from __future__ import annotations
@@ -12,88 +12,36 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn, cast
+from typing import Any, cast
 
 import numpy as np
 import pytest
 from aiohttp import web
 
-from attnserve.oip import inference_pb2 as oip
 from attnserve.service.server.calls import Front
-from attnserve.service.server.embed import EmbedTask
+from attnserve.service.server.http.app import HttpApp
+from attnserve.service.server.http.openai import OpenAIRoutes
 from attnserve.service.server.metrics import Metrics
-from attnserve.service.server.models import Registry
-from attnserve.service.server.oip import InferenceService
-from attnserve.service.server.openai_http import EmbeddingsApp
-from attnserve.service.server.options import TokenizeOptions
-from attnserve.service.server.pipeline import Pipeline
-from attnserve.service.server.servicer import EmbedderService
+from attnserve.service.server.oip.service import InferenceService
+from attnserve.service.server.registry import Registry
+from attnserve.service.server.settings import Settings
+from attnserve.service.server.tasks.embed import EmbedTask
 from attnserve.service.server.tracing import Tracer
+from attnserve.service.server.v1.embed import EmbedCell
 from attnserve.v1 import embedder_pb2 as pb
 from tests.unit.conftest import WORDS
-from tests.unit.fakes import FakeEngine, fake_model
+from tests.unit.fakes import (
+    AbortedError,
+    FakeContext,
+    FakeEngine,
+    FakeRequest,
+    PairScore,
+    fake_model,
+    infer_request,
+)
 
 BANK = 4 + WORDS.index("bank")  # the tiny tokenizer's id of "bank"
 MONEY = 4 + WORDS.index("money")
-
-
-class PairScore:
-    """A second task over the same pipeline: one score per (query, document) pair. The fake
-    engine's pooled row is (first token id, length): the score here is the pair's length."""
-
-    name: ClassVar[str] = "score"
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-
-    async def score(self, pairs: list[tuple[str, str]]) -> list[float]:
-        joined = [f"{query} {document}" for query, document in pairs]
-        tokenized = await self.pipeline.admit(joined, TokenizeOptions())
-        ran = await self.pipeline.run(tokenized, "fast", False, None)
-        return [float(result.pooled[1]) for result in ran.results]
-
-
-class AbortedError(Exception):
-    def __init__(self, code: Any, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-class FakeContext:
-    """What the gRPC envelope asks of a servicer context."""
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return ()
-
-    def set_trailing_metadata(self, metadata: Any) -> None:
-        pass
-
-    def time_remaining(self) -> None:
-        return None
-
-    async def abort(self, code: Any, message: str) -> NoReturn:
-        raise AbortedError(code, message)
-
-
-class FakeRequest:
-    """What the OpenAI adapter reads of an aiohttp request."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.headers: dict[str, str] = {}
-        self.body = body
-
-    async def json(self) -> dict[str, Any]:
-        return self.body
-
-
-def infer_request(model: str, texts: list[str]) -> bytes:
-    tensor = oip.ModelInferRequest.InferInputTensor(
-        name="text",
-        datatype="BYTES",
-        shape=[len(texts)],
-        contents=oip.InferTensorContents(bytes_contents=[text.encode() for text in texts]),
-    )
-    return oip.ModelInferRequest(model_name=model, inputs=[tensor]).SerializeToString()
 
 
 def test_a_second_model_and_a_second_task_plug_in_without_touching_the_adapters(
@@ -108,11 +56,11 @@ def test_a_second_model_and_a_second_task_plug_in_without_touching_the_adapters(
         ]
     )
     front = Front(Metrics(), Tracer(None))
-    infos = {name: pb.InfoResponse(model=name) for name in ("alpha", "beta", "gamma")}
-    servicer = EmbedderService(models, infos, front, 4)
+    servicer = EmbedCell(models, front, Settings())
     inference = InferenceService(models, front)
-    http = EmbeddingsApp(models, front, None)
-    embeddings = http.call("embeddings", http.embeddings)
+    routes = OpenAIRoutes(models)
+    http = HttpApp(front, None, [routes])
+    embeddings = http.call("embeddings", routes.embeddings, "openai")
 
     async def openai(model: str) -> tuple[int, dict[str, Any]]:
         body = {"model": model, "input": ["money by the river"]}
@@ -138,7 +86,7 @@ def test_a_second_model_and_a_second_task_plug_in_without_touching_the_adapters(
                 seen[f"oip {name}"] = refused.value
                 seen[f"openai {name}"] = await openai(name)
             seen["models"] = json.loads(
-                cast(str, (await http.list_models(cast(web.Request, None))).text)
+                cast(str, (await routes.list_models(cast(web.Request, None))).text)
             )
         finally:
             for model in models:

@@ -1,5 +1,7 @@
-"""OpenAI route: `truncate` and TEI's `truncation_direction` -> which side is cut, or a refusal
-that names the contradiction (precedence as `openai_http.truncation_of` documents it)."""
+"""HTTP routes: `truncate` and TEI's `truncation_direction` -> which side is cut, or a refusal
+that names the contradiction (precedence as `http.fields.truncation` documents it); one reader
+for every route, whose default for an absent `truncate` is the route's (refuse for the OpenAI
+route, cut for TEI's rerank and predict)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 import pytest
 
 from attnserve.service.server.errors import Code, ServiceError
-from attnserve.service.server.openai_http import truncation_of
+from attnserve.service.server.http.fields import truncation
 from attnserve.service.server.options import Truncation
 
 END, START, NONE = Truncation.END, Truncation.START, Truncation.NONE
@@ -35,7 +37,7 @@ END, START, NONE = Truncation.END, Truncation.START, Truncation.NONE
     ],
 )
 def test_the_side_cut(body: dict[str, Any], expected: Truncation) -> None:
-    assert truncation_of(body) is expected
+    assert truncation(body, default=False) is expected
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,20 @@ def test_the_side_cut(body: dict[str, Any], expected: Truncation) -> None:
 )
 def test_refusals_name_the_field(body: dict[str, Any], words: str) -> None:
     with pytest.raises(ServiceError) as caught:
-        truncation_of(body)
+        truncation(body, default=False)
     assert caught.value.code is Code.INVALID_ARGUMENT
     assert words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, END),  # TEI cuts unless told not to
+        ({"truncate": None}, END),
+        ({"truncation_direction": "left"}, START),
+        ({"truncation_direction": "Left"}, START),  # Haystack's capitalised sides
+        ({"truncate": False, "truncation_direction": "left"}, NONE),
+    ],
+)
+def test_a_route_that_cuts_by_default(body: dict[str, Any], expected: Truncation) -> None:
+    assert truncation(body, default=True) is expected

@@ -6,7 +6,7 @@ import pytest
 
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.service.server.options import AttentionRequest, EmbedOptions, Truncation
-from attnserve.service.server.servicer import options_from_proto
+from attnserve.service.server.v1.embed import options_from_proto
 from attnserve.v1 import embedder_pb2 as pb
 
 

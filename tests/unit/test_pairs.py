@@ -12,7 +12,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from attnserve.service.server.errors import ServiceError
 from attnserve.service.server.options import Truncation
 from attnserve.service.server.pairs import PairTokenizer, longest_first
-from attnserve.service.server.score import segments_of, token_strings
+from attnserve.service.server.tasks.score import segments_of, token_strings
 
 WORDS = [f"w{i}" for i in range(40)]
 

@@ -1,4 +1,4 @@
-"""The README's status table is the whole truth: every code the server can return is in it,
+"""docs/api.md's status table is the whole truth: every code the server can return is in it,
 with the HTTP status the OpenAI endpoint really sends, and the proto's list agrees."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from attnserve.service.server.errors import Code
-from attnserve.service.server.openai_http import HTTP_STATUS
+from attnserve.service.server.http.app import HTTP_STATUS
 from attnserve.service.server.status import STATUS
 from tests.support import ROOT
 
@@ -15,8 +15,9 @@ FROM_GRPC = {"OK", "UNIMPLEMENTED"}
 
 
 def readme_table() -> dict[str, str]:
-    """gRPC status -> HTTP column, from the README's status table."""
-    rows = re.findall(r"^\s*\| ([A-Z_]+) \| ([^|]+) \|", (ROOT / "README.md").read_text(), re.M)
+    """gRPC status -> HTTP column, from docs/api.md's status table."""
+    page = (ROOT / "docs" / "api.md").read_text()
+    rows = re.findall(r"^\s*\| ([A-Z_]+) \| ([^|]+) \|", page, re.M)
     return {code: http.strip() for code, http in rows}
 
 

@@ -1,6 +1,6 @@
 """EmbedStream's reader: a bounded number of requests in progress, all answered, in any order.
 
-The servicer runs over a served model whose embed task finishes only when the test lets it, so
+The Embed cell runs over a served model whose embed task finishes only when the test lets it, so
 the bound is observed directly (no server, no timing).
 """
 
@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from attnserve.service.server.calls import Front
-from attnserve.service.server.embed import EmbedResult, EmbedTask, TextEmbedding
 from attnserve.service.server.metrics import Metrics
-from attnserve.service.server.models import Registry
 from attnserve.service.server.options import EmbedOptions
-from attnserve.service.server.pipeline import Pipeline, Timings
-from attnserve.service.server.servicer import EmbedderService
+from attnserve.service.server.pipeline import Pipeline
+from attnserve.service.server.registry import Registry
+from attnserve.service.server.settings import Settings
+from attnserve.service.server.tasks.embed import EmbedResult, EmbedTask, TextEmbedding
+from attnserve.service.server.timings import Timings
 from attnserve.service.server.tracing import Tracer
+from attnserve.service.server.v1.embed import EmbedCell
 from attnserve.v1 import embedder_pb2 as pb
 from tests.unit.fakes import FakeEngine, fake_model
 
@@ -63,11 +65,8 @@ def test_a_long_stream_keeps_at_most_the_bound_in_progress_and_answers_all(
     async def scenario() -> tuple[int, list[pb.EmbedResponse]]:
         model = fake_model("fake", tokenizer_file, FakeEngine(), GatedEmbed)
         gated = model.task(GatedEmbed)
-        service = EmbedderService(
-            Registry([model]),
-            {"fake": pb.InfoResponse(model_name="fake")},
-            Front(Metrics(), Tracer(None)),
-            max_stream_pending=3,
+        service = EmbedCell(
+            Registry([model]), Front(Metrics(), Tracer(None)), Settings(max_stream_pending=3)
         )
         responses: asyncio.Queue[pb.EmbedResponse | None] = asyncio.Queue()
         reader = asyncio.create_task(service.read_stream(requests(50), NoDeadline(), responses))

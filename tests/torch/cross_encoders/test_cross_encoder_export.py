@@ -15,6 +15,7 @@ from tokenizers import Tokenizer
 
 from attnserve.export.score_graphs import ScoreGate, measure_gate
 from attnserve.service.artifact import HeadSpec, verify
+from attnserve.service.heads import activate
 from tests.support.cross_encoders import CROSS_ENCODER_SHAPES
 
 
@@ -109,8 +110,8 @@ def test_the_fp16_scorer_keeps_the_fp32_scores_and_ranking(
     fp32 = scores_on(artifact / "scorer.fast.fp32.onnx", "CPUExecutionProvider", PAIRS)
     fp16 = scores_on(artifact / "scorer.fast.fp16.onnx", provider, PAIRS)
     assert np.isfinite(fp16).all()
-    sigmoid = 1 / (1 + np.exp(-fp32)), 1 / (1 + np.exp(-fp16))
-    assert np.abs(sigmoid[0] - sigmoid[1]).max() <= 0.01  # fp16's ~3 significant digits
+    served = activate(fp32, "sigmoid"), activate(fp16, "sigmoid")  # what clients see
+    assert np.abs(served[0] - served[1]).max() <= 0.01  # fp16's ~3 significant digits
     # The same order wherever fp32 tells two documents apart by more than fp16's rounding (this
     # random head puts some within 1e-4 of each other: their order is a coin toss in fp16).
     apart = np.abs(fp32[:, None] - fp32[None, :]) > 0.01

@@ -160,7 +160,7 @@ def test_an_embedder_refuses_rerank_naming_its_tasks(server: ServerThread) -> No
     with EmbedderClient(server.target) as client, pytest.raises(grpc.RpcError) as refused:
         client.rerank(QUERY, DOCUMENTS)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "does not offer score (it offers: embed, late_chunking)" in (
+    assert "does not offer rerank (it offers: embed, late_chunking)" in (
         refused.value.details() or ""
     )
 

@@ -1,9 +1,10 @@
-"""attnserve.v1's `Rerank` and `Classify`: protobuf <-> the score task, a thin adapter.
+"""attnserve.v1's `Rerank`, `RerankStream` and `Classify`: protobuf <-> the score task, a thin
+cell.
 
-Beside `servicer.py` (Embed, Tokenize, Info), on the same `attnserve.v1.Embedder` service: the
-same call envelope (`GrpcCall`: request id, metrics under protocol "attnserve.v1", the log line,
-failures -> status codes). A request may name its model (`model`, "" = the default); the model
-answers only if it offers the score task, else INVALID_ARGUMENT names the tasks it does offer.
+On the same `attnserve.v1.Embedder` service as Embed, in the same envelope (`GrpcCall`: request
+id, metrics under protocol "attnserve.v1", the log line, failures -> status codes). A request may
+name its model (`model`, "" = the default); the model answers only if it offers the score task,
+else INVALID_ARGUMENT names what it does offer.
 """
 
 from __future__ import annotations
@@ -17,43 +18,20 @@ import grpc
 from attnserve.service import wire
 from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of, parse
 from attnserve.service.server.errors import Code, invalid
-from attnserve.service.server.models import Registry, ServedModel
 from attnserve.service.server.options import ScoreOptions
-from attnserve.service.server.score import ClassifyResult, PairMaps, RerankResult, ScoreTask
-from attnserve.service.server.servicer import (
+from attnserve.service.server.registry import Registry
+from attnserve.service.server.settings import Settings
+from attnserve.service.server.tasks.score import ClassifyResult, PairMaps, RerankResult, ScoreTask
+from attnserve.service.server.v1.messages import (
     PROTOCOL,
     TRUNCATIONS,
     attention_request,
     enum_value,
+    inline_error,
+    timings_message,
 )
-from attnserve.service.server.status import status_number
-from attnserve.service.server.streams import answer_or_fail, answer_stream, read_requests
+from attnserve.service.server.v1.streams import answer_or_fail, answer_stream, read_requests
 from attnserve.v1 import embedder_pb2 as pb
-
-
-def score_handlers(service: ScoreService) -> dict[str, grpc.RpcMethodHandler]:
-    """The score task's methods of `attnserve.v1.Embedder`, taking raw bytes (see `parse`)."""
-    return {
-        "Rerank": grpc.unary_unary_rpc_method_handler(
-            service.Rerank, response_serializer=pb.RerankResponse.SerializeToString
-        ),
-        "Classify": grpc.unary_unary_rpc_method_handler(
-            service.Classify, response_serializer=pb.ClassifyResponse.SerializeToString
-        ),
-        "RerankStream": grpc.stream_stream_rpc_method_handler(
-            service.RerankStream, response_serializer=pb.RerankStreamResponse.SerializeToString
-        ),
-    }
-
-
-def timings_message(result: RerankResult | ClassifyResult, started: float) -> pb.Timings:
-    timings = result.timings
-    return pb.Timings(
-        queue_ms=timings.queue_s * 1000,
-        tokenize_ms=timings.tokenize_s * 1000,
-        inference_ms=timings.inference_s * 1000,
-        total_ms=(time.perf_counter() - started) * 1000,
-    )
 
 
 def pair_attention(
@@ -73,21 +51,30 @@ def pair_attention(
 
 def stream_failure(request_id: str, code: Code, message: str) -> pb.RerankStreamResponse:
     """A RerankStream request's inline failure: its id, the status number and the message."""
-    return pb.RerankStreamResponse(
-        request_id=request_id, error=pb.Error(code=status_number(code), message=message)
-    )
+    return pb.RerankStreamResponse(request_id=request_id, error=inline_error(code, message))
 
 
-class ScoreService:
-    def __init__(self, models: Registry, front: Front, max_stream_pending: int) -> None:
+class ScoreCell:
+    """`Rerank`, `RerankStream` and `Classify` of `attnserve.v1.Embedder`."""
+
+    def __init__(self, models: Registry, front: Front, settings: Settings) -> None:
         self.models = models
         self.front = front
-        self.max_stream_pending = max_stream_pending
+        self.max_stream_pending = settings.max_stream_pending
 
-    def model(self, name: str) -> ServedModel:
-        """The model a request names, or the default: through `route`, which labels the call's
-        metrics with the model found (the default too)."""
-        return self.models.route(name)
+    def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        """The cell's methods, taking raw bytes (parsed inside the envelope: `parse`)."""
+        return {
+            "Rerank": grpc.unary_unary_rpc_method_handler(
+                self.Rerank, response_serializer=pb.RerankResponse.SerializeToString
+            ),
+            "Classify": grpc.unary_unary_rpc_method_handler(
+                self.Classify, response_serializer=pb.ClassifyResponse.SerializeToString
+            ),
+            "RerankStream": grpc.stream_stream_rpc_method_handler(
+                self.RerankStream, response_serializer=pb.RerankStreamResponse.SerializeToString
+            ),
+        }
 
     async def Rerank(self, data: bytes, context: Context) -> pb.RerankResponse:
         async with GrpcCall(self.front, PROTOCOL, "Rerank", context):
@@ -115,7 +102,7 @@ class ScoreService:
     async def rerank(self, request: pb.RerankRequest, deadline: float | None) -> pb.RerankResponse:
         """One Rerank request, unary or streamed."""
         started = time.perf_counter()
-        model = self.model(request.model)
+        model = self.models.route(request.model)
         options = ScoreOptions(
             truncation=enum_value(TRUNCATIONS, request.truncation, "truncation"),
             max_tokens=request.max_tokens or None,
@@ -125,7 +112,8 @@ class ScoreService:
             attention=attention_request(request.attention),
         )
         documents = list(request.documents)
-        result = await model.task(ScoreTask).rerank(request.query, documents, options, deadline)
+        task = model.task(ScoreTask, "rerank")
+        result = await task.rerank(request.query, documents, options, deadline)
         results = [
             pb.RerankResult(
                 index=ranked.index,
@@ -142,14 +130,14 @@ class ScoreService:
             model=model.manifest.model.name,
             results=results,
             total_tokens=result.tokens,
-            timings=timings_message(result, started),
+            timings=timings_message(result.timings, started),
         )
 
     async def Classify(self, data: bytes, context: Context) -> pb.ClassifyResponse:
         async with GrpcCall(self.front, PROTOCOL, "Classify", context):
             started = time.perf_counter()
             request = parse(pb.ClassifyRequest, data)
-            model = self.model(request.model)
+            model = self.models.route(request.model)
             options = ScoreOptions(
                 truncation=enum_value(TRUNCATIONS, request.truncation, "truncation"),
                 max_tokens=request.max_tokens or None,
@@ -162,7 +150,8 @@ class ScoreService:
             inputs: list[str] | list[tuple[str, str]] = list(request.texts) or [
                 (pair.text, pair.text_pair) for pair in request.pairs
             ]
-            result = await model.task(ScoreTask).classify(inputs, options, deadline_of(context))
+            task = model.task(ScoreTask, "classify")
+            result = await task.classify(inputs, options, deadline_of(context))
             results = [
                 pb.Classification(
                     labels=[pb.LabelScore(label=s.label, score=s.score) for s in item.labels],
@@ -177,5 +166,5 @@ class ScoreService:
                 model=model.manifest.model.name,
                 results=results,
                 total_tokens=result.tokens,
-                timings=timings_message(result, started),
+                timings=timings_message(result.timings, started),
             )

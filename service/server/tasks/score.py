@@ -20,17 +20,20 @@ from typing import ClassVar, Literal
 import numpy as np
 from tokenizers import Tokenizer
 
-from attnserve.service.artifact import GraphPurpose, HeadSpec
-from attnserve.service.server.attention_maps import (
-    check_attention_size,
-    check_response_bytes,
-    resolve_attention,
-    select_maps,
-)
+from attnserve.service.artifact import HeadSpec
+from attnserve.service.heads import activate
 from attnserve.service.server.errors import invalid
 from attnserve.service.server.options import ScoreOptions, TokenizeOptions
-from attnserve.service.server.pipeline import Pipeline, Ran, Timings, Tokenized
-from attnserve.service.server.routed import routed_task
+from attnserve.service.server.pipeline import Pipeline, Ran, Tokenized
+from attnserve.service.server.routed import route_task
+from attnserve.service.server.tasks.attention_maps import (
+    MapsPlan,
+    check_attention_elements,
+    check_response_bytes,
+    plan,
+    select_maps,
+)
+from attnserve.service.server.timings import Timings
 from attnserve.service.server.tokenizer import EncodedText
 
 Span = tuple[int, int]  # token positions [start, end)
@@ -101,16 +104,6 @@ class Scored:
         return self.maps[index] if self.maps else None
 
 
-def activate(logits: np.ndarray, head: HeadSpec, raw: bool) -> np.ndarray:
-    """(n, L) logits -> the scores a client sees."""
-    if raw or head.activation == "identity":
-        return logits
-    if head.activation == "sigmoid":
-        return np.asarray(1.0 / (1.0 + np.exp(-logits.astype(np.float64))), dtype=np.float32)
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True), dtype=np.float32)
-
-
 def segments_of(text: EncodedText) -> tuple[Span, ...]:
     """Where each text of the row lies among its tokens: the tokens the template did not add,
     in order, split by each text's count. (The `tokenizers` library's sequence ids are not
@@ -142,49 +135,32 @@ class ScoreTask:
         self.limits = pipeline.limits
         self.maps_available = maps_available
 
-    def check_text(self, what: str, text: str) -> None:
-        if not text:
-            raise invalid(f"{what} is empty")
-        if len(text) > self.limits.max_chars_per_text:
-            raise invalid(
-                f"{what} has {len(text)} characters, over the limit of "
-                f"{self.limits.max_chars_per_text}"
-            )
-
     async def run(
         self, pairs: list[tuple[str, str | None]], options: ScoreOptions, deadline: float | None
     ) -> Scored:
         """The pairs through the fast graph, or the maps graph when their maps are asked for
         (refused, before any inference, past the attention and response-size limits)."""
-        layers: tuple[int, ...] = ()
-        heads: tuple[int, ...] = ()
-        attention = options.attention
-        if attention is not None:
-            model = self.pipeline.manifest.model
-            layers, heads = resolve_attention(model, self.maps_available, attention)
+        planned = plan(self.pipeline.manifest.model, self.maps_available, options.attention)
         tokenizing = TokenizeOptions(options.truncation, options.max_tokens, "")
         tokenized = await self.pipeline.admit_pairs(pairs, tokenizing)
-        purpose: GraphPurpose = "fast"
-        if attention is not None:
-            shown = 1 if attention.average_heads else len(heads)
-            self.check_maps_size(tokenized.texts, len(layers), shown)
-            purpose = "maps"
-        ran = await self.pipeline.run(tokenized, purpose, False, deadline)
+        if planned.layers:
+            self.check_maps_size(tokenized.texts, planned)
+        ran = await self.pipeline.run(tokenized, planned.purpose, False, deadline)
         logits = np.stack([result.pooled for result in ran.results])  # (n, L)
-        scores = activate(logits, self.head, options.raw_scores)
-        if attention is None:
+        scores = activate(logits, self.head.activation, options.raw_scores)
+        if not planned.layers:
             return Scored(tokenized, ran, scores)
         maps: list[PairMaps | None] = []
         for text, result in zip(tokenized.texts, ran.results, strict=True):
             assert result.attentions is not None  # the maps graph ran
-            chosen = select_maps(result.attentions, layers, heads, attention.average_heads)
+            chosen = select_maps(result.attentions, planned)
             tokens = token_strings(self.pipeline.pairs.tokenizer, text)
             maps.append(PairMaps(chosen, segments_of(text), tokens))
-        return Scored(tokenized, ran, scores, maps, layers, heads)
+        return Scored(tokenized, ran, scores, maps, planned.layers, planned.heads)
 
-    def check_maps_size(self, encoded: list[EncodedText], layers: int, heads: int) -> None:
-        check_attention_size(self.limits, encoded, layers, heads)
-        floats = sum(layers * heads * text.length**2 for text in encoded)
+    def check_maps_size(self, encoded: list[EncodedText], planned: MapsPlan) -> None:
+        floats = planned.square_elements(encoded)
+        check_attention_elements(self.limits, floats, fewer="send fewer or shorter pairs")
         tokens = sum(text.length for text in encoded)
         # float32 maps, each pair's token strings (generously), framing and per-pair fields.
         size = 4 * floats + 16 * tokens + 1024 + 128 * len(encoded)
@@ -192,8 +168,8 @@ class ScoreTask:
         check_response_bytes(size, self.limits.max_send_message_bytes, advice)
 
     def label(self, task: Literal["rerank", "classify"]) -> None:
-        """The call's `task` label (its request metrics): one of a fixed few, as `model`'s."""
-        routed_task.set(task)
+        """The call's `task` label, refined from "score" (`ServedModel.task`) to what ran."""
+        route_task(task, refines=self.name)
 
     async def rerank(
         self, query: str, documents: list[str], options: ScoreOptions, deadline: float | None
@@ -212,9 +188,9 @@ class ScoreTask:
             raise invalid(f"{len(documents)} documents: at most {limit} documents per request")
         if options.top_n is not None and options.top_n < 1:
             raise invalid(f"top_n must be at least 1, got {options.top_n}")
-        self.check_text("the query", query)
+        self.limits.check_text("the query", query)
         for index, document in enumerate(documents):
-            self.check_text(f"document {index}", document)
+            self.limits.check_text(f"document {index}", document)
         pairs: list[tuple[str, str | None]] = [(query, document) for document in documents]
         scored = await self.run(pairs, options, deadline)
         scores, texts = scored.scores, scored.tokenized.texts
@@ -247,9 +223,9 @@ class ScoreTask:
             (item, None) if isinstance(item, str) else item for item in inputs
         ]
         for index, (first, second) in enumerate(pairs):
-            self.check_text(f"input {index}", first)
+            self.limits.check_text(f"input {index}", first)
             if second is not None:
-                self.check_text(f"input {index}'s second text", second)
+                self.limits.check_text(f"input {index}'s second text", second)
         scored = await self.run(pairs, options, deadline)
         results = []
         rows = zip(scored.scores, scored.tokenized.texts, strict=True)

@@ -16,15 +16,24 @@ from typing import ClassVar
 
 import numpy as np
 
-from attnserve.service.artifact import GraphPurpose
-from attnserve.service.server.attention_maps import (
+from attnserve.service.server.errors import invalid
+from attnserve.service.server.options import (
+    ChunkDocument,
+    LateChunkOptions,
+    TokenizeOptions,
+    Truncation,
+)
+from attnserve.service.server.pipeline import Ran, Tokenized
+from attnserve.service.server.tasks.attention_maps import (
+    NO_MAPS,
+    MapsPlan,
+    check_attention_elements,
     check_response_bytes,
-    resolve_attention,
+    plan,
     select_maps,
 )
-from attnserve.service.server.embed import EmbedTask
-from attnserve.service.server.errors import invalid
-from attnserve.service.server.late_chunk_spans import (
+from attnserve.service.server.tasks.embed import EmbedTask
+from attnserve.service.server.tasks.spans import (
     Chunk,
     DocumentTokens,
     check_spans,
@@ -32,14 +41,9 @@ from attnserve.service.server.late_chunk_spans import (
     chunks_from_spans,
     pool,
 )
-from attnserve.service.server.options import (
-    ChunkDocument,
-    LateChunkOptions,
-    TokenizeOptions,
-    Truncation,
-)
-from attnserve.service.server.pipeline import Ran, Timings, Tokenized
+from attnserve.service.server.timings import Timings
 from attnserve.service.server.tokenizer import EncodedText
+from attnserve.service.vectors import normalize_rows
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,13 @@ class LateChunkResult:
 
 
 @dataclass(frozen=True)
-class Admitted:
+class ChunkAdmission:
     """A late-chunking request past every check: its tokens, each document's chunks, and the
-    attention layers and heads asked for."""
+    attention maps (layers, heads, graph) asked for."""
 
     tokenized: Tokenized
     chunks: list[list[Chunk]]
-    layers: tuple[int, ...] = ()
-    heads: tuple[int, ...] = ()
+    maps: MapsPlan = NO_MAPS
 
 
 class LateChunkTask:
@@ -87,11 +90,12 @@ class LateChunkTask:
         """Every refusal first (`admit`), then one run of every document, then the chunks
         pooled (`finish`)."""
         admitted = await self.admit(documents, options)
-        purpose: GraphPurpose = "fast" if options.attention is None else "maps"
-        ran = await self.pipeline.run(admitted.tokenized, purpose, True, deadline)
+        ran = await self.pipeline.run(admitted.tokenized, admitted.maps.purpose, True, deadline)
         return self.finish(admitted, ran, options)
 
-    async def admit(self, documents: list[ChunkDocument], options: LateChunkOptions) -> Admitted:
+    async def admit(
+        self, documents: list[ChunkDocument], options: LateChunkOptions
+    ) -> ChunkAdmission:
         """Documents and spans, then queue room and tokens (the pipeline's), the cap, each
         chunk's tokens, the attention asked for and the response's size."""
         self.check_documents(documents)
@@ -106,19 +110,17 @@ class LateChunkTask:
             self.plan(document, text, index)
             for index, (document, text) in enumerate(zip(documents, tokenized.texts, strict=True))
         ]
-        if options.attention is None:
-            self.check_size(tokenized.texts, chunks, options, 0)
-            return Admitted(tokenized, chunks)
-        layers, heads = resolve_attention(self.model, self.embed.maps_available, options.attention)
-        shown_heads = 1 if options.attention.average_heads else len(heads)
-        self.check_size(tokenized.texts, chunks, options, len(layers) * shown_heads)
-        return Admitted(tokenized, chunks, layers, heads)
+        maps = plan(self.model, self.embed.maps_available, options.attention)
+        self.check_size(tokenized.texts, chunks, options, maps.per_token_pair)
+        return ChunkAdmission(tokenized, chunks, maps)
 
-    def finish(self, admitted: Admitted, ran: Ran, options: LateChunkOptions) -> LateChunkResult:
+    def finish(
+        self, admitted: ChunkAdmission, ran: Ran, options: LateChunkOptions
+    ) -> LateChunkResult:
         """Each document's chunks pooled from its token vectors (normalised as the model's
         vectors are), and their rows of the attention maps asked for."""
         normalize = self.model.normalize if options.normalize is None else options.normalize
-        attention = options.attention
+        planned = admitted.maps
         results = []
         for text, chunks, result in zip(
             admitted.tokenized.texts, admitted.chunks, ran.results, strict=True
@@ -126,18 +128,15 @@ class LateChunkTask:
             assert result.token_embeddings is not None  # asked for in `chunk`
             vectors = pool(result.token_embeddings, chunks)  # (C, H)
             if normalize:
-                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-                vectors = vectors / np.maximum(norms, 1e-12)
+                vectors = normalize_rows(vectors)
             maps: list[np.ndarray | None] = [None] * len(chunks)
-            if attention is not None and result.attentions is not None:
-                selected = select_maps(
-                    result.attentions, admitted.layers, admitted.heads, attention.average_heads
-                )  # (l, h or 1, n, n)
+            if planned.layers and result.attentions is not None:
+                selected = select_maps(result.attentions, planned)  # (l, h or 1, n, n)
                 maps = [None if c.outside else selected[:, :, c.rows, :] for c in chunks]
             counts = (text.length, text.truncated, text.prompt_tokens)
             results.append(ChunkedDocument(chunks, vectors, maps, *counts))
         prompt = admitted.tokenized.prompt.name
-        return LateChunkResult(results, ran.timings, admitted.layers, admitted.heads, prompt)
+        return LateChunkResult(results, ran.timings, planned.layers, planned.heads, prompt)
 
     def check_documents(self, documents: list[ChunkDocument]) -> None:
         if not documents:
@@ -149,13 +148,7 @@ class LateChunkTask:
                 "request (max_late_chunking_documents)"
             )
         for index, document in enumerate(documents):
-            if not document.text:
-                raise invalid(f"document {index} is empty")
-            if len(document.text) > self.limits.max_chars_per_text:
-                raise invalid(
-                    f"document {index} has {len(document.text)} characters, over the limit of "
-                    f"{self.limits.max_chars_per_text}"
-                )
+            self.limits.check_text(f"document {index}", document.text)
             if document.tokens_per_chunk < 0:
                 raise invalid(f"document {index}: tokens_per_chunk must not be negative")
             if bool(document.spans) == bool(document.tokens_per_chunk):
@@ -201,13 +194,12 @@ class LateChunkTask:
             pooled_rows = sum(chunk.rows.size for chunk in planned)
             elements += maps_per_token * pooled_rows * text.length
             vectors += sum(not chunk.outside for chunk in planned)
-        limit = self.limits.max_attention_elements
-        if elements > limit:
-            raise invalid(
-                f"the chunks' attention rows asked for hold {elements} elements, over the limit "
-                f"of {limit} per response (max_attention_elements); select fewer layers or "
-                "heads, average the heads, or send fewer or shorter documents"
-            )
+        check_attention_elements(
+            self.limits,
+            elements,
+            what="the chunks' attention rows asked for",
+            fewer="send fewer or shorter documents",
+        )
         chunk_count = sum(len(planned) for planned in chunks)
         size = (vectors * hidden + elements) * options.float_bytes + 1024 + 64 * chunk_count
         advice = "send fewer documents or chunks, fewer attention maps, or float16"

@@ -9,68 +9,41 @@
     POST /predict     text-embeddings-inference: {"inputs": str | [a, b] | [str | [a, b], ...],
                       "raw_scores", "truncate"} -> [{"label", "score"}] per input, best first
 
-A thin adapter like `openai_http.py`, whose envelope it shares (request id, auth, drain, failures
-as JSON errors with HTTP statuses); the calls are counted under protocol "http". Every route
-enters the served model's score task: the same batcher, limits and scores as attnserve.v1's
-Rerank and Classify. As in text-embeddings-inference, an over-long pair is truncated unless the
-request says `"truncate": false`.
+A thin route set on the HTTP app (its envelope: request id, auth, drain, failures as JSON
+errors with HTTP statuses); the calls are counted under protocol "http". Every route enters the
+served model's score task: the same batcher, limits and scores as attnserve.v1's Rerank and
+Classify. As in text-embeddings-inference, an over-long pair is truncated unless the request
+says `"truncate": false`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from attnserve.service.server.errors import invalid
-from attnserve.service.server.http_body import json_object
-from attnserve.service.server.models import Registry, ServedModel
-from attnserve.service.server.options import ScoreOptions, Truncation
-from attnserve.service.server.score import ScoreTask
+from attnserve.service.server.http.fields import (
+    Envelope,
+    count,
+    flag,
+    json_object,
+    strings,
+    truncation,
+)
+from attnserve.service.server.options import ScoreOptions
+from attnserve.service.server.registry import Registry
+from attnserve.service.server.tasks.score import ScoreTask
 
 PROTOCOL = "http"
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-Envelope = Callable[[str, Handler, str], Handler]
 
 
-def strings(body: dict[str, Any], field: str) -> list[str]:
-    """A list of strings (Cohere also allows {"text": ...} objects)."""
-    given = body.get(field)
-    if not isinstance(given, list):
-        raise invalid(f"'{field}' must be a list of strings")
-    texts = []
-    for item in given:
-        if isinstance(item, dict) and isinstance(item.get("text"), str):
-            item = item["text"]
-        if not isinstance(item, str):
-            raise invalid(f"'{field}' must be a list of strings (or {{\"text\": ...}} objects)")
-        texts.append(item)
-    return texts
-
-
-def flag(body: dict[str, Any], field: str, default: bool) -> bool:
-    value = body.get(field, default)
-    if not isinstance(value, bool):
-        raise invalid(f"'{field}' must be true or false")
-    return value
-
-
-def count(body: dict[str, Any], field: str) -> int | None:
-    value = body.get(field)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise invalid(f"'{field}' must be an integer")
-    return value
-
-
-def truncation(body: dict[str, Any]) -> Truncation:
-    if not flag(body, "truncate", True):
-        return Truncation.NONE
-    side = body.get("truncation_direction", "right")
-    if side not in ("right", "left", "Right", "Left"):
-        raise invalid("'truncation_direction' must be 'right' or 'left'")
-    return Truncation.END if side.lower() == "right" else Truncation.START
+def query_of(body: dict[str, Any]) -> str:
+    query = body.get("query")
+    if not isinstance(query, str):
+        raise invalid("'query' must be a string")
+    return query
 
 
 class RerankRoutes:
@@ -82,23 +55,17 @@ class RerankRoutes:
         app.router.add_post("/rerank", envelope("rerank", self.tei_rerank, PROTOCOL))
         app.router.add_post("/predict", envelope("predict", self.tei_predict, PROTOCOL))
 
-    def model(self, body: dict[str, Any]) -> ServedModel:
-        name = body.get("model")
-        return self.models.default if name is None else self.models.find(name)
-
     async def cohere_rerank(self, request: web.Request) -> web.Response:
         body = await json_object(request)
-        model = self.model(body)
-        query = body.get("query")
-        if not isinstance(query, str):
-            raise invalid("'query' must be a string")
+        model = self.models.route(body.get("model"))
+        query = query_of(body)
         documents = strings(body, "documents")
         options = ScoreOptions(
-            truncation=truncation(body),
+            truncation=truncation(body, default=True),
             top_n=count(body, "top_n"),
             return_documents=flag(body, "return_documents", False),
         )
-        result = await model.task(ScoreTask).rerank(query, documents, options, None)
+        result = await model.task(ScoreTask, "rerank").rerank(query, documents, options, None)
         results = []
         for ranked in result.results:
             entry: dict[str, Any] = {"index": ranked.index, "relevance_score": ranked.score}
@@ -116,15 +83,14 @@ class RerankRoutes:
 
     async def tei_rerank(self, request: web.Request) -> web.Response:
         body = await json_object(request)
-        query = body.get("query")
-        if not isinstance(query, str):
-            raise invalid("'query' must be a string")
+        model = self.models.route(body.get("model"))
+        query = query_of(body)
         texts = strings(body, "texts")
         options = ScoreOptions(
-            truncation=truncation(body), raw_scores=flag(body, "raw_scores", False)
+            truncation=truncation(body, default=True), raw_scores=flag(body, "raw_scores", False)
         )
         return_text = flag(body, "return_text", False)
-        result = await self.model(body).task(ScoreTask).rerank(query, texts, options, None)
+        result = await model.task(ScoreTask, "rerank").rerank(query, texts, options, None)
         answer = []
         for ranked in result.results:
             entry: dict[str, Any] = {"index": ranked.index, "score": ranked.score}
@@ -135,11 +101,12 @@ class RerankRoutes:
 
     async def tei_predict(self, request: web.Request) -> web.Response:
         body = await json_object(request)
+        model = self.models.route(body.get("model"))
         inputs, single = predict_inputs(body.get("inputs"))
         options = ScoreOptions(
-            truncation=truncation(body), raw_scores=flag(body, "raw_scores", False)
+            truncation=truncation(body, default=True), raw_scores=flag(body, "raw_scores", False)
         )
-        result = await self.model(body).task(ScoreTask).classify(inputs, options, None)
+        result = await model.task(ScoreTask, "classify").classify(inputs, options, None)
         answers = [
             [{"label": label.label, "score": label.score} for label in item.labels]
             for item in result.inputs

@@ -4,8 +4,8 @@
 `PATH` or `NAME=PATH`. A `PATH` that is a directory of artifacts (no manifest of its own, its
 subdirectories each holding one) stands for every artifact in it, in name order. Without a
 `NAME`, a model is served under its manifest's short name (chosen when the manifest is read,
-in `app.py`). The first artifact is the default model: attnserve.v1 requests that name no
-model go to it. Read once, when the settings are validated, so a bad value stops the server
+in `app.py`). The first artifact is the default model: requests that name no model go to
+it (`Registry.route`). Read once, when the settings are validated, so a bad value stops the server
 before anything loads.
 """
 

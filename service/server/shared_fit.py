@@ -44,7 +44,7 @@ def load(path: Path) -> dict[GraphPurpose, CostModel]:
 
 
 def fit_path(shared: Path, model: str) -> Path:
-    """The shared fit's file for one served model (names are path-safe: model_set.NAME)."""
+    """The shared fit's file for one served model (names are path-safe: artifact_entries.NAME)."""
     return shared.with_name(f"{shared.stem}.{model}{shared.suffix}")
 
 

@@ -1,12 +1,16 @@
-"""Served models and the registry the protocol adapters ask by name.
+"""Served models and the registry the protocol adapters ask by name: the decisions every
+adapter shares, made once.
 
 A served model is one artifact made servable: its manifest, engine, tokenizer, batcher (with
 its cost model), limits and pipeline, under the name the APIs call it by, and the tasks it
-offers over them (`embed` today). The registry holds every served model (one per artifact) and
-answers the adapters' two questions: is this name served (`serves`, `find`), and which model
-answers a request that names none (`default`). An adapter then asks the model for the task it
-speaks (`model.task(EmbedTask)`): a model that does not offer it refuses with a clear status,
-so a new task or a second model is a new entry here, never a change to the adapters.
+offers over them (`embed` and `late_chunking` for an embedder, `score` for a cross-encoder). The
+registry holds every served model (one per artifact) and answers the adapters' questions: which
+model a request means (`route`: the one chooser, where no name means the default; `find` where
+an API requires a name) and is this name served (`serves`). An adapter then asks the model for
+the task it speaks (`model.task(EmbedTask)`): a model that does not offer it refuses with a
+clear status. Both label the call in progress (`routed.py`): the registry with the model it
+chose, the model with the task it handed out, so no adapter or task can forget either; a new
+task or a second model is a new entry here, never a change to the adapters.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from attnserve.service.server.batcher import Batcher
 from attnserve.service.server.engine import Engine
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.limits import Limits
-from attnserve.service.server.pipeline import Pipeline
-from attnserve.service.server.routed import routed_model
+from attnserve.service.server.options import TokenizeOptions
+from attnserve.service.server.pipeline import Pipeline, Tokenized
+from attnserve.service.server.routed import route_model, route_task
 from attnserve.service.server.tokenizer import TextTokenizer
 
 
@@ -66,13 +71,26 @@ class ServedModel:
     def offers(self, task: type[Task]) -> bool:
         return isinstance(self.by_name.get(task.name), task)
 
-    def task(self, task: type[T]) -> T:
-        """This model's `task`, or INVALID_ARGUMENT naming the tasks it does offer."""
+    def task(self, task: type[T], operation: str | None = None) -> T:
+        """This model's `task`, or INVALID_ARGUMENT naming the tasks it does offer; the call in
+        progress is labelled with it (`operation`: what the call asked for, when a task answers
+        several, as `score` answers rerank and classify).
+        """
+        asked = operation or task.name
+        route_task(asked)
         offered = self.by_name.get(task.name)
         if not isinstance(offered, task):
             offers = ", ".join(sorted(self.by_name)) or "none"
-            raise invalid(f"model {self.name!r} does not offer {task.name} (it offers: {offers})")
+            raise invalid(f"model {self.name!r} does not offer {asked} (it offers: {offers})")
         return offered
+
+    async def tokenize(
+        self, texts: list[str], options: TokenizeOptions, offsets: bool = True
+    ) -> Tokenized:
+        """The tokens the model would run `texts` as (any model: the `Tokenize` call), the call
+        labelled with task "tokenize"."""
+        route_task("tokenize")
+        return await self.pipeline.tokenize(texts, options, offsets)
 
 
 class Registry:
@@ -99,21 +117,22 @@ class Registry:
         return [model.name for model in self.models]
 
     def find(self, name: object) -> ServedModel:
-        """The model of this name (or alias), or NOT_FOUND naming those served. The call in
-        progress is labelled with the model found (`routed.py`: its metrics)."""
+        """The model of this name (or alias), or NOT_FOUND naming those served: for the APIs
+        where a request must name its model (OIP). The call in progress is labelled with the
+        model found (`routed.py`: its metrics)."""
         model = self.by_name.get(name) if isinstance(name, str) else None
         if model is None:
             served = ", ".join(repr(model.name) for model in self.models)
             raise ServiceError(
                 Code.NOT_FOUND, f"model {name!r} not found: this server serves {served}"
             )
-        routed_model.set(model.name)
+        route_model(model.name)
         return model
 
-    def route(self, name: str) -> ServedModel:
-        """attnserve.v1's choice: the model a request names, or the default when it names none
-        ("")."""
-        return self.find(name or self.default.name)
+    def route(self, name: object) -> ServedModel:
+        """The one chooser: the model a request names, or the default when it names none (None,
+        absent in JSON; "", unset in protobuf); labelled as `find` labels it."""
+        return self.find(self.default.name if name is None or name == "" else name)
 
     def offering(self, task: type[Task]) -> list[ServedModel]:
         """The models that offer `task` (a task router's question: which models can rerank)."""

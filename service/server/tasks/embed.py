@@ -13,21 +13,23 @@ from typing import ClassVar
 
 import numpy as np
 
-from attnserve.service.artifact import GraphPurpose
-from attnserve.service.server import chunking
-from attnserve.service.server.attention_maps import (
-    check_attention_size,
+from attnserve.service.server.batcher import ItemResult
+from attnserve.service.server.errors import invalid
+from attnserve.service.server.options import EmbedOptions, TokenizeOptions
+from attnserve.service.server.pipeline import Pipeline, Ran, Tokenized
+from attnserve.service.server.tasks import windows
+from attnserve.service.server.tasks.attention_maps import (
+    NO_MAPS,
+    MapsPlan,
+    check_attention_elements,
     check_response_bytes,
-    resolve_attention,
+    plan,
     select_maps,
 )
-from attnserve.service.server.batcher import ItemResult
-from attnserve.service.server.chunking import Windows, max_overlap
-from attnserve.service.server.errors import invalid
-from attnserve.service.server.options import AttentionRequest, EmbedOptions, TokenizeOptions
-from attnserve.service.server.pipeline import Pipeline, Ran, Timings, Tokenized
-from attnserve.service.server.routed import routed_task
+from attnserve.service.server.tasks.windows import Windows, max_overlap
+from attnserve.service.server.timings import Timings
 from attnserve.service.server.tokenizer import EncodedText
+from attnserve.service.vectors import normalize_rows
 
 
 @dataclass(frozen=True)
@@ -49,16 +51,16 @@ class EmbedResult:
     layers: tuple[int, ...]  # attention layers returned, in order
     heads: tuple[int, ...]  # attention heads returned (before averaging)
     prompt_name: str = ""  # the prompt prepended to every text ("" = none)
+    chunked: bool = False  # the request ran as windows (chunking): each text says its windows
 
 
 @dataclass(frozen=True)
-class Admitted:
-    """An embedding request past every check: its tokens and the graph that will run them."""
+class EmbedAdmission:
+    """An embedding request past every check: its tokens and the maps (and so the graph) that
+    will run them."""
 
     tokenized: Tokenized
-    purpose: GraphPurpose
-    layers: tuple[int, ...] = ()
-    heads: tuple[int, ...] = ()
+    maps: MapsPlan = NO_MAPS
 
 
 class EmbedTask:
@@ -73,16 +75,15 @@ class EmbedTask:
     async def embed(
         self, texts: list[str], options: EmbedOptions, deadline: float | None
     ) -> EmbedResult:
-        routed_task.set("embed")  # the call's `task` label (routed.py)
         if self.limits.chunking if options.chunking is None else options.chunking:
             return await self.embed_chunked(texts, options, deadline)
         admitted = await self.admit(texts, options)
         ran = await self.pipeline.run(
-            admitted.tokenized, admitted.purpose, options.token_embeddings, deadline
+            admitted.tokenized, admitted.maps.purpose, options.token_embeddings, deadline
         )
         return self.finish(admitted, ran, options)
 
-    async def admit(self, texts: list[str], options: EmbedOptions) -> Admitted:
+    async def admit(self, texts: list[str], options: EmbedOptions) -> EmbedAdmission:
         """Every refusal before any inference: dimensions, room and tokens (the pipeline's),
         the attention asked for, and a response larger than the transport may send."""
         self.check_dimensions(options.dimensions)
@@ -92,7 +93,7 @@ class EmbedTask:
     async def embed_chunked(
         self, texts: list[str], options: EmbedOptions, deadline: float | None
     ) -> EmbedResult:
-        """Texts over the window (max_tokens) run as windows (chunking.py), every window
+        """Texts over the window (max_tokens) run as windows (windows.py), every window
         through the batcher like a text, and each text's window vectors are pooled into one.
         A text within one window runs exactly as without chunking."""
         self.check_dimensions(options.dimensions)
@@ -104,12 +105,12 @@ class EmbedTask:
             options.truncation, options.max_tokens, options.prompt_name, document_tokens
         )
         documents = await self.pipeline.admit(texts, tokenizing)
-        split = [chunking.split(text, window, overlap, asked) for text in documents.texts]
+        split = [windows.split(text, window, overlap, asked) for text in documents.texts]
         self.check_windows(split, options)
-        windows = [piece for text in split for piece in text.windows]
-        admitted = self.admit_tokens(replace(documents, texts=windows), options)
+        pieces = [piece for text in split for piece in text.windows]
+        admitted = self.admit_tokens(replace(documents, texts=pieces), options)
         ran = await self.pipeline.run(
-            admitted.tokenized, admitted.purpose, options.token_embeddings, deadline
+            admitted.tokenized, admitted.maps.purpose, options.token_embeddings, deadline
         )
         results, at = [], 0
         for text in split:
@@ -121,7 +122,7 @@ class EmbedTask:
             replace(embedding, windows=len(text.windows), window_tokens=text.tokens_run)
             for embedding, text in zip(result.texts, split, strict=True)
         ]
-        return replace(result, texts=counted)
+        return replace(result, texts=counted, chunked=True)
 
     def window_of(self, options: EmbedOptions) -> tuple[int, int]:
         """The request's window (its max_tokens) and overlap; an overlap it asked for that no
@@ -156,18 +157,14 @@ class EmbedTask:
                 "or shorter texts, or larger windows (max_tokens)"
             )
 
-    def admit_tokens(self, tokenized: Tokenized, options: EmbedOptions) -> Admitted:
+    def admit_tokens(self, tokenized: Tokenized, options: EmbedOptions) -> EmbedAdmission:
         """The checks on a request's tokens: the attention asked for, the response's size."""
-        if options.attention is None:
-            self.check_response_size(tokenized.texts, options, 0, 0)
-            return Admitted(tokenized, "fast")
-        layers, heads = resolve_attention(self.model, self.maps_available, options.attention)
-        shown_heads = 1 if options.attention.average_heads else len(heads)
-        check_attention_size(self.limits, tokenized.texts, len(layers), shown_heads)
-        self.check_response_size(tokenized.texts, options, len(layers), shown_heads)
-        return Admitted(tokenized, "maps", layers, heads)
+        maps = plan(self.model, self.maps_available, options.attention)
+        check_attention_elements(self.limits, maps.square_elements(tokenized.texts))
+        self.check_response_size(tokenized.texts, options, maps)
+        return EmbedAdmission(tokenized, maps)
 
-    def finish(self, admitted: Admitted, ran: Ran, options: EmbedOptions) -> EmbedResult:
+    def finish(self, admitted: EmbedAdmission, ran: Ran, options: EmbedOptions) -> EmbedResult:
         """The batcher's rows as the answer: pooled (Matryoshka, normalised), per text."""
         pooled = None
         if options.pooled:
@@ -176,15 +173,14 @@ class EmbedTask:
                 pooled = pooled[:, : options.dimensions]
             normalize = self.model.normalize if options.normalize is None else options.normalize
             if normalize:
-                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-                pooled = pooled / np.maximum(norms, 1e-12)
-        layers, heads = admitted.layers, admitted.heads
+                pooled = normalize_rows(pooled)
+        maps = admitted.maps
         embeddings = [
-            text_embedding(text, result, options.attention, layers, heads)
+            text_embedding(text, result, maps)
             for text, result in zip(admitted.tokenized.texts, ran.results, strict=True)
         ]
         prompt = admitted.tokenized.prompt.name
-        return EmbedResult(pooled, embeddings, ran.timings, layers, heads, prompt)
+        return EmbedResult(pooled, embeddings, ran.timings, maps.layers, maps.heads, prompt)
 
     def check_dimensions(self, dimensions: int | None) -> None:
         hidden = self.model.hidden_size
@@ -192,31 +188,24 @@ class EmbedTask:
             raise invalid(f"dimensions must be in 1..{hidden} (the model's size), got {dimensions}")
 
     def check_response_size(
-        self, encoded: list[EncodedText], options: EmbedOptions, layers: int, heads: int
+        self, encoded: list[EncodedText], options: EmbedOptions, maps: MapsPlan
     ) -> None:
         hidden = self.model.hidden_size
-        floats = 0
+        floats = maps.square_elements(encoded)
         for text in encoded:
             floats += (options.dimensions or hidden) if options.pooled else 0
             floats += text.length * hidden if options.token_embeddings else 0
-            floats += layers * heads * text.length**2
         # The floats, plus a generous allowance for framing, shapes and the per-text results.
         size = floats * options.float_bytes + 1024 + 64 * len(encoded)
         advice = "send fewer texts, ask for pooled vectors only, fewer attention maps, or float16"
         check_response_bytes(size, self.limits.max_send_message_bytes, advice)
 
 
-def text_embedding(
-    text: EncodedText,
-    result: ItemResult,
-    attention: AttentionRequest | None,
-    layers: tuple[int, ...],
-    heads: tuple[int, ...],
-) -> TextEmbedding:
+def text_embedding(text: EncodedText, result: ItemResult, maps: MapsPlan) -> TextEmbedding:
     """One text's answer: its token vectors and the attention maps asked for."""
     attentions = None
-    if attention is not None and result.attentions is not None:
-        attentions = select_maps(result.attentions, layers, heads, attention.average_heads)
+    if maps.layers and result.attentions is not None:
+        attentions = select_maps(result.attentions, maps)
     return TextEmbedding(
         result.token_embeddings,
         attentions,
@@ -227,8 +216,8 @@ def text_embedding(
     )
 
 
-def pooled_result(text: Windows, windows: list[ItemResult]) -> ItemResult:
-    """One text's windows as one result: their vectors pooled (chunking.pool)."""
-    vector = chunking.pool(text, np.stack([result.pooled for result in windows]))  # (H,)
-    queue_s = max(result.queue_s for result in windows)
-    return ItemResult(vector, None, None, queue_s, windows[0].batch)
+def pooled_result(text: Windows, ran: list[ItemResult]) -> ItemResult:
+    """One text's windows as one result: their vectors pooled (windows.pool)."""
+    vector = windows.pool(text, np.stack([result.pooled for result in ran]))  # (H,)
+    queue_s = max(result.queue_s for result in ran)
+    return ItemResult(vector, None, None, queue_s, ran[0].batch)

@@ -22,20 +22,24 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from aiohttp import web
 
 from attnserve.service.server.errors import invalid
-from attnserve.service.server.http_body import json_object
-from attnserve.service.server.late_chunking import LateChunkResult, LateChunkTask
-from attnserve.service.server.models import Registry
-from attnserve.service.server.openai_http import encode
-from attnserve.service.server.options import ChunkDocument, LateChunkOptions, Truncation
-from attnserve.service.server.rerank_http import PROTOCOL, Envelope, count, flag, truncation
+from attnserve.service.server.http.fields import (
+    Envelope,
+    count,
+    encode,
+    encoding_format,
+    is_count,
+    json_object,
+    optional_flag,
+    truncation,
+)
+from attnserve.service.server.options import ChunkDocument, LateChunkOptions
+from attnserve.service.server.registry import Registry
+from attnserve.service.server.tasks.late_chunking import LateChunkResult, LateChunkTask
 
-
-def is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+PROTOCOL = "http"
 
 
 def spans_of(given: object, index: int) -> tuple[tuple[int, int], ...]:
@@ -61,22 +65,17 @@ def documents_of(body: dict[str, Any]) -> list[ChunkDocument]:
     return documents
 
 
-def options_of(body: dict[str, Any]) -> tuple[LateChunkOptions, str]:
-    encoding = body.get("encoding_format", "float")
-    if encoding not in ("float", "base64"):
-        raise invalid(f"'encoding_format' must be 'float' or 'base64', got {encoding!r}")
-    normalize = body.get("normalize")
-    if normalize is not None and not isinstance(normalize, bool):
-        raise invalid("'normalize' must be true or false")
+def options_of(body: dict[str, Any]) -> LateChunkOptions:
     # As attnserve.v1's EmbedChunks: an over-long document is refused unless truncating is asked.
-    cut = truncation(body) if flag(body, "truncate", False) else Truncation.NONE
-    return LateChunkOptions(truncation=cut, normalize=normalize), encoding
+    return LateChunkOptions(
+        truncation=truncation(body, default=False), normalize=optional_flag(body, "normalize")
+    )
 
 
 def answer(result: LateChunkResult, encoding: str) -> list[dict[str, Any]]:
     data = []
     for index, document in enumerate(result.documents):
-        vectors = iter(np.ascontiguousarray(document.vectors, dtype="<f4"))
+        vectors = iter(document.vectors)
         chunks = [
             {
                 "index": number,
@@ -110,10 +109,10 @@ class LateChunkRoutes:
 
     async def chunk(self, request: web.Request) -> web.Response:
         body = await json_object(request)
-        name = body.get("model")
-        model = self.models.default if name is None else self.models.find(name)
+        model = self.models.route(body.get("model"))
         documents = documents_of(body)
-        options, encoding = options_of(body)
+        options = options_of(body)
+        encoding = encoding_format(body)
         result = await model.task(LateChunkTask).chunk(documents, options, None)
         tokens = sum(document.token_count for document in result.documents)
         return web.json_response(
