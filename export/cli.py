@@ -52,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
     configure_console(args.log_level)
     source = args.checkpoint or "the packaged all-MiniLM-L6-v2"
-    log.info("attnserve export: %s -> %s (a minute or two on 2 cores)", source, args.out)
+    log.info(
+        "attnserve export: %s -> %s (1-1.5 minutes for a MiniLM-sized model on 2 idle cores)",
+        source,
+        args.out,
+    )
     started = time.perf_counter()
     try:
         manifest = build_artifact(
