@@ -94,3 +94,35 @@ def test_the_probe_records_what_a_command_imported(tmp_path: Path) -> None:
     assert "attnserve.service.cli" in json.loads(imports.read_text())
     imports.write_text(json.dumps(["numpy", "torch", "torch.nn", "attnserve.model"]))
     assert torch_side_imported(imports) == ["torch"]
+
+
+def test_a_command_whose_extra_is_not_installed_says_which_to_install(tmp_path: Path) -> None:
+    """A distribution whose command needs an extra it lacks (read from its metadata, nothing
+    imported): `--help` lists it as unavailable, and running it names the extra."""
+    info = tmp_path / "needs_extra_demo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: needs-extra-demo\nVersion: 0.1\n"
+        "Provides-Extra: export\n"
+        'Requires-Dist: no-such-package-attnserve-test; extra == "export"\n'
+    )
+    (info / "entry_points.txt").write_text(
+        f"[{GROUP}]\nneeds-extra = attnserve.export.cli:register [export]\n"
+    )
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from attnserve.service.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+
+    def attnserve(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", code, *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    listed = attnserve("--help")
+    assert listed.returncode == 0, listed.stderr
+    assert "(unavailable: needs `pip install attnserve[export]`;" in " ".join(listed.stdout.split())
+    ran = attnserve("needs-extra", "--anything")
+    assert ran.returncode == 2
+    assert "no-such-package-attnserve-test is not installed" in ran.stderr
+    assert "pip install 'attnserve[export]'" in ran.stderr
