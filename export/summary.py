@@ -2,8 +2,9 @@
 
 Read from the manifest alone (the same figures the server and `attnserve verify` see), so the
 summary can never disagree with the artifact: an embedder's graphs serve embeddings, a
-cross-encoder's serve rerank or classify scores, each row with the figures its export measured. Variants asked for but not written (an int8 graph
-that failed its quality gate) get a row that says so.
+cross-encoder's serve rerank or classify scores, each row with the figures its export measured.
+Variants asked for but not written (an int8 graph that failed its quality gate) get a row that
+says so.
 """
 
 from __future__ import annotations
@@ -83,7 +84,13 @@ def summary_table(
     manifest: Manifest, out_dir: Path, elapsed_s: float, *, int8_wanted: bool = True
 ) -> str:
     rows: list[tuple[str, ...]] = [
-        (g.file, serves(g, manifest), g.precision, megabytes(manifest.files[g.file].bytes), quality(g))
+        (
+            g.file,
+            serves(g, manifest),
+            g.precision,
+            megabytes(manifest.files[g.file].bytes),
+            quality(g),
+        )
         for g in manifest.graphs
     ]
     if int8_wanted and manifest.graph("fast", "int8") is None:
