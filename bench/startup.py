@@ -107,7 +107,9 @@ def main() -> int:
                     launcher, args.artifact
                 ),
             }
-            results = {(case, name): [] for case in cases for name in launchers}
+            results: dict[tuple[str, str], list[float]] = {
+                (case, name): [] for case in cases for name in launchers
+            }
             for _ in range(args.runs):
                 for case, run in cases.items():
                     for name, launcher in launchers.items():  # alternating, round by round
