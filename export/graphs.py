@@ -40,7 +40,7 @@ from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel
 from attnserve.model.families import ARCHITECTURES
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import ExecutionProvider, GraphPurpose, GraphSpec, Precision
-from attnserve.service.corpus import varied_corpus
+from attnserve.service.corpus import held_out_corpus, varied_corpus
 from attnserve.service.padding import INPUT_NAMES
 from attnserve.service.sessions import open_session
 
@@ -254,7 +254,7 @@ def build_graphs(
             step.outcome = describe_parity(parity)
         if purpose == "fast":  # int8 and fp16 derive from it: no NaN/Inf on the gate's texts
             with stage("finite", file) as step:
-                checked = check_finite(out_dir / file, tokenizer, varied_corpus(GATE_TEXTS))
+                checked = check_finite(out_dir / file, tokenizer, held_out_corpus(GATE_TEXTS))
                 step.outcome = f"no NaN or Inf on {checked} texts (the int8 gate's)"
         built.append(
             GraphSpec(

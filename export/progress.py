@@ -1,6 +1,6 @@
 """Stage reporting for an export: one log line per finished stage, with its time and outcome.
 
-An export is a minute or two of distinct work (load, torch -> ONNX, fuse, verify, quantise behind
+An export is a minute or so of distinct work (load, torch -> ONNX, fuse, verify, quantise behind
 the quality gate, fp16, manifest). Each step reports through the logger `attnserve.export.progress`
 when it ends, so `attnserve export` shows progress on the console and a library caller (the tests,
 the benchmarks) gets the same as ordinary log records. A stage that raises says so at error level

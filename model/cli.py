@@ -2,7 +2,8 @@
 `model/families.py` knows).
 
 This is the reference path for everything downstream (export parity, served embeddings); it is a
-plugin of the `attnserve` command so the serving install never imports torch.
+plugin of the `attnserve` command so the serving install never imports torch. Registering it
+imports nothing heavy: torch and the model come in when `embed-local` runs.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from attnserve.model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from attnserve.model.tokenization import ReferenceTokenizer
+if TYPE_CHECKING:
+    from attnserve.model.checkpoint import Checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,6 +62,8 @@ def read_texts(args_texts: list[str]) -> list[str]:
 
 def prompt_text(checkpoint: Checkpoint, name: str | None) -> str:
     """The named prompt's text, as sentence-transformers resolves `prompt_name`."""
+    from attnserve.model.checkpoint import CheckpointError
+
     name = checkpoint.default_prompt_name if name is None else name
     if not name:
         return ""
@@ -73,6 +74,12 @@ def prompt_text(checkpoint: Checkpoint, name: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from attnserve.model.checkpoint import CheckpointError, load_checkpoint
+    from attnserve.model.tokenization import ReferenceTokenizer
+
     try:
         model, checkpoint = load_checkpoint(args.checkpoint)
         prompt = prompt_text(checkpoint, args.prompt_name)

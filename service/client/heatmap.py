@@ -142,23 +142,33 @@ def shorten(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def two_texts(first: str, joiner: str, second: str, limit: int) -> str:
+    """Two quoted texts on one line of `limit` characters: the shorter keeps its whole self and
+    the longer gets the rest (halves cut a short query's room from a long document)."""
+    room = max(20, limit - len(joiner) - 4)  # the quotes
+    a, b = " ".join(first.split()), " ".join(second.split())
+    keep_a = min(len(a), max(room // 2, room - len(b)))
+    return f"“{shorten(a, keep_a)}”{joiner}“{shorten(b, room - keep_a)}”"
+
+
 def title_lines(attention: TextAttention, width_in: float) -> str:
-    """The text (cut to the figure's width), the model, then what the maps are."""
+    """The text (cut to the figure's width), the model, then what the maps are; a pair's outline
+    gets a line of its own."""
     limit = max(24, int(width_in * 72 / (TITLE_FONT * 0.62)) - 4)
     what = f"{describe(attention)}; {len(attention.tokens)} tokens"
+    lines: list[str]
     if attention.document is not None:
-        half = max(10, (limit - 10) // 2)
-        subject = f"“{shorten(attention.text, half)}” with “{shorten(attention.document, half)}”"
-        what = f"{what}; outlined: the query's tokens (rows) x the document's (columns)"
+        subject = two_texts(attention.text, " with ", attention.document, limit)
+        outline = "outlined: the query's tokens (rows) x the document's (columns)"
+        lines = [subject, shorten(attention.model, limit), shorten(what, limit), outline]
     elif attention.difference_from is None:
         subject = f"“{shorten(attention.text, limit - 2)}”"
+        lines = [subject, shorten(attention.model, limit), shorten(what, limit)]
     else:
-        half = max(10, (limit - 10) // 2)
-        subject = (
-            f"“{shorten(attention.text, half)}” minus “{shorten(attention.difference_from, half)}”"
-        )
+        subject = two_texts(attention.text, " minus ", attention.difference_from, limit)
         what = f"attention of the first text minus the second; {what}"
-    return "\n".join([subject, shorten(attention.model, limit), shorten(what, limit)])
+        lines = [subject, shorten(attention.model, limit), shorten(what, limit)]
+    return "\n".join(lines)
 
 
 def import_pyplot() -> ModuleType:
@@ -233,6 +243,8 @@ def attention_figure(attention: TextAttention, scale: Scale = "linear") -> Figur
     rows_say = "" if attention.difference_from else " (each row sums to 1)"
     figure.supylabel(f"query: the token attending{rows_say}", fontsize=9)
     square_panels(figure, axes[0], rows, cols)
+    # Cut to the width the figure ended with: squaring the maps may have narrowed it.
+    figure.suptitle(title_lines(attention, figure.get_size_inches()[0]), fontsize=TITLE_FONT)
     return figure
 
 

@@ -47,11 +47,21 @@ def run_export(directory: Path) -> tuple[int, list[str]]:
 
 def ensure_default_artifact(cache_dir: Path) -> Path:
     directory = cache_dir / DEFAULT_ARTIFACT_NAME
-    try:
-        verify(directory)
-        return directory
-    except ArtifactError as reason:
-        log.info("building the default artifact into %s (%s), a minute or two", directory, reason)
+    if not directory.exists():  # the first start: nothing is wrong, there is just nothing yet
+        log.info(
+            "first start: building the packaged %s into %s, once (about a minute on 2 idle "
+            "cores; later starts reuse it)",
+            DEFAULT_ARTIFACT_NAME,
+            directory,
+        )
+    else:
+        try:
+            verify(directory)
+            return directory
+        except ArtifactError as reason:
+            log.warning(
+                "the cached default artifact failed its check (%s): building it again", reason
+            )
     directory.parent.mkdir(parents=True, exist_ok=True)
     returncode, last = run_export(directory)
     if returncode != 0:

@@ -192,3 +192,33 @@ def test_the_checker_sees_overlapping_text() -> None:
     with pytest.raises(AssertionError):
         check_figure(figure)
     plt.close(figure)
+
+
+def test_a_pairs_title_shows_the_document_and_the_outline_whole(tmp_path: Path) -> None:
+    """A reranker's pair: a short query leaves its room to the document, and what the outline
+    means has a line of its own (both were cut to "every o…" and "the document's (c…")."""
+    query, document = "what is attention", "Attention weighs every token against every other token."
+    tokens = ["[CLS]", *query.split(), "[SEP]", *document.rstrip(".").split(), ".", "[SEP]"]
+    n = len(tokens)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 1, n, n)).astype(np.float32)
+    maps = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    pair = TextAttention(
+        text=query,
+        model="cross-encoder/ms-marco-MiniLM-L6-v2",
+        tokens=tokens,
+        special=[t.startswith("[") for t in tokens],
+        maps=maps.astype(np.float32),
+        layers=list(range(6)),
+        heads=list(range(12)),
+        averaged=True,
+        document=document,
+        block=((1, 4), (5, n - 1)),
+    )
+    figure = attention_figure(pair)
+    title = figure.get_suptitle()
+    assert f"“{query}” with “{document}”" in title
+    assert "outlined: the query's tokens (rows) x the document's (columns)" in title.splitlines()
+    assert "…" not in title
+    check_figure(figure)
+    save_and_check(pair, tmp_path / "pair.png")

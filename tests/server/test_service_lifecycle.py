@@ -21,6 +21,7 @@ from attnserve.service.client.client import EmbedderClient
 from attnserve.service.loadtest.generator import LoadConfig, run_load
 from attnserve.v1 import embedder_pb2 as pb
 from tests.support.certificates import make_certificates
+from tests.support.cli import IMPORTS_FILE, probing_imports, torch_side_imported
 from tests.support.servers import MakeServer, ServerThread, wait_for_port_file
 
 pytestmark = pytest.mark.slow
@@ -178,6 +179,32 @@ def test_sigterm_drains_then_exits_zero(artifact_dir: Path, tmp_path: Path) -> N
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_serve_reaches_serving_and_drains_without_importing_torch(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    """`attnserve serve` with a built artifact, start to SIGTERM's exit, imports none of the
+    torch side: before, registering every command imported torch first (2 s of each start)."""
+    port_file, imports = tmp_path / "port", tmp_path / "imports.json"
+    process = subprocess.Popen(
+        probing_imports(
+            "serve", "--artifact", str(artifact_dir), "--host", "127.0.0.1", "--port", "0",
+            "--port-file", str(port_file), "--metrics-port", "-1", "--drain-delay-s", "0",
+        ),
+        env={**os.environ, IMPORTS_FILE: str(imports)},
+    )  # fmt: skip
+    try:
+        port = wait_for_port_file(port_file, process, timeout=120)
+        with EmbedderClient(f"127.0.0.1:{port}", attempts=1) as client:
+            assert client.embed(["served"]).pooled is not None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert torch_side_imported(imports) == []
 
 
 def test_concurrent_load_while_stopping_never_hangs(

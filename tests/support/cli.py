@@ -1,9 +1,10 @@
-"""Commands and outside tools run by the tests: `attnserve ARGS` in a child process, the
-skip-here-but-fail-in-CI rule for tools that CI installs, verdicts printed past capture, and a
-check of the PNG files commands write."""
+"""Commands and outside tools run by the tests: `attnserve ARGS` in a child process (and what
+it imported), the skip-here-but-fail-in-CI rule for tools that CI installs, verdicts printed
+past capture, and a check of the PNG files commands write."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -33,6 +34,48 @@ def run_cli(
         timeout=timeout,
         check=False,
         **kwargs,
+    )
+
+
+# What only the torch side needs: a command that imports any of these pays seconds for nothing.
+TORCH_SIDE_PACKAGES = ("torch", "transformers", "sentence_transformers", "onnx", "onnxscript",
+                       "safetensors")  # fmt: skip
+IMPORTS_FILE = "ATTNSERVE_TEST_IMPORTS_FILE"
+# `attnserve ARGS` that writes, as it exits (`--help`'s SystemExit and a drained server's return
+# included), every module it imported into the file IMPORTS_FILE names.
+IMPORTS_PROBE = (
+    "import atexit, json, os, sys\n"
+    "def record():\n"
+    f"    with open(os.environ[{IMPORTS_FILE!r}], 'w') as out:\n"
+    "        json.dump(sorted(sys.modules), out)\n"
+    "atexit.register(record)\n"
+    "from attnserve.service.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def probing_imports(*args: str) -> list[str]:
+    """The child command line of `attnserve ARGS` under IMPORTS_PROBE."""
+    return [sys.executable, "-c", IMPORTS_PROBE, *args]
+
+
+def torch_side_imported(imports_file: Path) -> list[str]:
+    """The torch side's packages among the modules a probed command imported."""
+    modules = json.loads(imports_file.read_text())
+    return sorted(m for m in modules if m.split(".")[0] in TORCH_SIDE_PACKAGES and "." not in m)
+
+
+def run_cli_probing_imports(
+    imports_file: Path, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`attnserve ARGS` in a child process that records what it imported into `imports_file`."""
+    return subprocess.run(
+        probing_imports(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, IMPORTS_FILE: str(imports_file)},
     )
 
 

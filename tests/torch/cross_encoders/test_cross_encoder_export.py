@@ -13,7 +13,8 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
-from attnserve.export.score_graphs import ScoreGate, measure_gate
+from attnserve.export.score_graphs import ScoreGate, gate_pairs, measure_gate, scores_of
+from attnserve.export.summary import summary_table
 from attnserve.service.artifact import HeadSpec, verify
 from attnserve.service.heads import activate
 from tests.support.cross_encoders import CROSS_ENCODER_SHAPES
@@ -133,3 +134,59 @@ def test_the_score_gate_fails_scores_that_reorder_or_drift() -> None:
     drifted = measure_gate(reference, reference + 0.5, head)  # same order, scores moved
     assert drifted.mean_spearman == pytest.approx(1.0)
     assert not drifted.passed
+
+
+@pytest.mark.parametrize(
+    ("name", "answers"),
+    [("bert-reranker", "rerank scores"), ("xlm-roberta-tagger", "classify scores (3 labels)")],
+)
+def test_the_export_summary_names_the_task_and_the_measured_figures(
+    name: str, answers: str, cross_encoder_artifacts: Callable[[str], Path]
+) -> None:
+    """Each scoring graph's row says what it answers and the figures its export measured: it
+    said "embeddings" and "nan" for every one (the scores' measured difference was 6e-08)."""
+    out = cross_encoder_artifacts(name)
+    manifest = verify(out)
+    lines = summary_table(manifest, out, 1.0).splitlines()
+    rows = {line.split()[0]: line for line in lines if line.startswith("scorer.")}
+    assert set(rows) == {graph.file for graph in manifest.graphs}
+    assert "nan" not in "\n".join(lines).lower()
+    for graph in manifest.graphs:
+        row = rows[graph.file]
+        assert answers in row
+        assert "embeddings" not in row
+        if graph.precision == "fp32":  # the parity against PyTorch, as the manifest holds it
+            assert f"scores max |diff| {graph.parity['max_abs_scores']:.1e}" in row
+        else:
+            key = (
+                "mean_spearman_to_fp32"
+                if graph.precision == "int8"
+                else "cpu_mean_spearman_to_fp32"
+            )
+            assert f"mean {graph.parity[key]:.4f}" in row
+        if graph.purpose == "maps":
+            assert "+ maps" in row
+            assert f"attention max |diff| {graph.parity['max_abs_attentions']:.1e}" in row
+
+
+def test_the_gate_scores_come_back_in_the_pairs_order(
+    cross_encoder_artifacts: Callable[[str], Path],
+) -> None:
+    """`scores_of` runs the gate's pairs in batches of like lengths; each score is still its own
+    pair's, as the pair run alone scores it."""
+    from attnserve.model.tokenization import ReferenceTokenizer
+
+    artifact = cross_encoder_artifacts("bert-reranker")
+    graph = artifact / "scorer.fast.fp32.onnx"
+    tokenizer = ReferenceTokenizer(artifact / "tokenizer.json", 128, 0)
+    pairs = gate_pairs()[:96]  # documents of every length, in no length order
+    ours = scores_of(graph, tokenizer, pairs, batch_size=8)[:, 0]
+    lengths = [len(e.ids) for e in tokenizer.tokenizer.encode_batch(pairs)]
+    assert lengths != sorted(lengths)
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    alone = []
+    for pair in pairs:
+        batch = tokenizer.pairs([pair])
+        alone.append(session.run(["scores"], {n: batch[n].numpy() for n in names})[0][0, 0])
+    np.testing.assert_allclose(ours, alone, atol=1e-5)
