@@ -1,4 +1,4 @@
-"""Every command the README's bash blocks run exists where the README says it does.
+"""Every command the README's bash blocks run (and its docs pages') exists where they say it does.
 
 A newcomer copies these lines first. Each simple command's program is found and asked for
 `--help`: a program of the install from the venv (`.venv/bin/attnserve`, `attnserve`, `hf`,
@@ -122,7 +122,9 @@ def problem(command: Command) -> str | None:
     return None
 
 
-README_COMMANDS = readme_commands((ROOT / "README.md").read_text())
+# The README and the docs pages it links, where the reference sections (and their commands) live.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README_COMMANDS = [command for page in PAGES for command in readme_commands(page.read_text())]
 
 
 def test_the_readme_has_commands_to_check() -> None:

@@ -23,7 +23,7 @@ MODEL_NAME = re.compile(r"""["']model["']\s*:\s*["']([^"']+)["']""")
 
 
 def rerank_snippet() -> str:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "tasks.md").read_text()  # the README's rerank section moved there
     blocks = re.findall(r"^( *)```python\n(.*?)^\1```", readme, re.DOTALL | re.MULTILINE)
     (snippet,) = [code for _, code in blocks if "/v1/rerank" in code]
     lines = snippet.splitlines()
