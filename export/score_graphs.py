@@ -35,7 +35,7 @@ from attnserve.export.onnx_files import remove_graph
 from attnserve.export.progress import stage
 from attnserve.export.quantize import CALIBRATION_TEXTS, candidates, quantize
 from attnserve.export.vector_check import Feeder
-from attnserve.model.heads import CrossEncoderModel
+from attnserve.model.cross_encoder import CrossEncoderModel
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import GraphPurpose, GraphSpec, HeadSpec
 from attnserve.service.corpus import calibration_corpus, varied_corpus

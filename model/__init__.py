@@ -16,11 +16,11 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from attnserve.model.config import EncoderConfig
     from attnserve.model.decoder import Decoder
     from attnserve.model.decoder_config import DecoderConfig
     from attnserve.model.embedding_model import EmbeddingModel, ModelConfig, ModelOutput
     from attnserve.model.encoder import Encoder
+    from attnserve.model.encoder_config import EncoderConfig
     from attnserve.service.artifact import Family, Pooling
 
 # Each exported name -> the module that defines it.
@@ -29,7 +29,7 @@ HOMES = {
     "DecoderConfig": "attnserve.model.decoder_config",
     "EmbeddingModel": "attnserve.model.embedding_model",
     "Encoder": "attnserve.model.encoder",
-    "EncoderConfig": "attnserve.model.config",
+    "EncoderConfig": "attnserve.model.encoder_config",
     "Family": "attnserve.service.artifact",
     "ModelConfig": "attnserve.model.embedding_model",
     "ModelOutput": "attnserve.model.embedding_model",

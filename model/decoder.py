@@ -24,7 +24,6 @@ from attnserve.model.decoder_config import DecoderConfig
 from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel, ModelOutput
 from attnserve.model.masks import additive_attention_mask
 from attnserve.model.norms import RMSNorm
-from attnserve.model.pooling import pool
 from attnserve.model.positions import RotaryEmbedding, rotate
 from attnserve.model.prenorm import PreNormLayer
 
@@ -139,7 +138,4 @@ class Decoder(EmbeddingModel):
                 attentions.append(probs)
         x = self.norm(x)  # (B, T, H)
 
-        pooled = pool(x, attention_mask, self.config.pooling)  # (B, H)
-        if self.config.normalize if normalize is None else normalize:
-            pooled = F.normalize(pooled, p=2.0, dim=-1)
-        return ModelOutput(x, pooled, tuple(attentions))
+        return self.finish(x, attention_mask, attentions, normalize)  # pool, normalise

@@ -124,3 +124,35 @@ def refuse_unsupported(path: Path, raw: dict[str, Any]) -> None:
     layer_types = set(raw.get("layer_types") or ["full_attention"])
     if layer_types != {"full_attention"}:
         raise ValueError(f"{path}: layer_types {sorted(layer_types)} are unsupported")
+
+
+# Next-token logits: a checkpoint may carry them; an embedding model never reads them.
+DECODER_IGNORED = frozenset({"lm_head.weight"})  # next-token logits; absent when tied
+
+
+def decoder_weight_map(config: DecoderConfig) -> dict[str, str]:
+    """Qwen3 and Qwen2 share names; they differ in which biases and norms exist."""
+    names = {"embed_tokens.weight": "embeddings.weight", "norm.weight": "norm.weight"}
+    per_layer = {
+        "input_layernorm.weight": "attention_norm.weight",
+        "self_attn.q_proj.weight": "attention.query.weight",
+        "self_attn.k_proj.weight": "attention.key.weight",
+        "self_attn.v_proj.weight": "attention.value.weight",
+        "self_attn.o_proj.weight": "attention.out.weight",
+        "post_attention_layernorm.weight": "feed_forward_norm.weight",
+        "mlp.gate_proj.weight": "feed_forward.gate.weight",
+        "mlp.up_proj.weight": "feed_forward.up.weight",
+        "mlp.down_proj.weight": "feed_forward.down.weight",
+    }
+    if config.qkv_bias:
+        for theirs, ours in (("q_proj", "query"), ("k_proj", "key"), ("v_proj", "value")):
+            per_layer[f"self_attn.{theirs}.bias"] = f"attention.{ours}.bias"
+    if config.out_bias:
+        per_layer["self_attn.o_proj.bias"] = "attention.out.bias"
+    if config.qk_norm:
+        per_layer["self_attn.q_norm.weight"] = "attention.query_norm.weight"
+        per_layer["self_attn.k_norm.weight"] = "attention.key_norm.weight"
+    for i in range(config.num_layers):
+        for theirs, ours in per_layer.items():
+            names[f"layers.{i}.{theirs}"] = f"layers.{i}.{ours}"
+    return names

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple, Protocol
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnserve.model.pooling import pool
 from attnserve.service.artifact import Family, Pooling
 
 AttentionImpl = Literal["explicit", "sdpa"]
@@ -78,3 +80,17 @@ class EmbeddingModel(nn.Module):
         model's default path for one call (export asks for `sdpa` for the fast graph and
         `explicit` for the maps graph); `normalize` overrides the config's L2 normalisation."""
         raise NotImplementedError
+
+    def finish(
+        self,
+        hidden: Tensor,
+        attention_mask: Tensor,
+        attentions: list[Tensor],
+        normalize: bool | None,
+    ) -> ModelOutput:
+        """The epilogue every family shares: the last token states (B, T, H) pooled as the config
+        says into (B, H), L2-normalised where the call (else the config) asks for it."""
+        pooled = pool(hidden, attention_mask, self.config.pooling)  # (B, H)
+        if self.config.normalize if normalize is None else normalize:
+            pooled = F.normalize(pooled, p=2.0, dim=-1)
+        return ModelOutput(hidden, pooled, tuple(attentions))

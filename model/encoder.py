@@ -19,10 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnserve.model.attention import attend, merge_heads, split_heads
-from attnserve.model.config import EncoderConfig
 from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel, ModelOutput
+from attnserve.model.encoder_config import EncoderConfig
 from attnserve.model.masks import additive_attention_mask
-from attnserve.model.pooling import pool
 from attnserve.model.positions import absolute_position_ids, position_ids_after_padding
 
 
@@ -145,7 +144,4 @@ class Encoder(EmbeddingModel):
             if probs is not None and output_attentions:
                 attentions.append(probs)
 
-        pooled = pool(x, attention_mask, self.config.pooling)  # (B, H)
-        if self.config.normalize if normalize is None else normalize:
-            pooled = F.normalize(pooled, p=2.0, dim=-1)
-        return ModelOutput(x, pooled, tuple(attentions))
+        return self.finish(x, attention_mask, attentions, normalize)  # pool, normalise

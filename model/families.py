@@ -5,8 +5,9 @@ each, how its `config.json` is read, which module computes it, how checkpoint te
 (prefix, map, tensors deliberately unused), how its tokens are pooled without
 sentence-transformers files, and which fused attention the fast graph gets at export.
 
-Adding a family: a model module (`model/<family>.py`) whose model subclasses `EmbeddingModel`
-and whose config satisfies `ModelConfig` (`model/embedding_model.py`), a weight map, and an entry
+Adding a family: a model module (`model/<family>.py`) whose model subclasses `EmbeddingModel`,
+its config (satisfying `ModelConfig`, `model/embedding_model.py`) and weight map in
+`model/<family>_config.py`, and an entry
 in `ARCHITECTURES`. Nothing downstream (checkpoint loading, export, manifest, server) changes,
 unless the fast graph needs a new `FusedAttention` form (`export/graphs.py` dispatches on it).
 """
@@ -18,11 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from attnserve.model.config import EncoderConfig
 from attnserve.model.decoder import Decoder
-from attnserve.model.decoder_config import DecoderConfig
+from attnserve.model.decoder_config import DECODER_IGNORED, DecoderConfig, decoder_weight_map
 from attnserve.model.embedding_model import EmbeddingModel, ModelConfig
 from attnserve.model.encoder import Encoder
+from attnserve.model.encoder_config import (
+    BERT_IGNORED,
+    DISTILBERT_IGNORED,
+    EncoderConfig,
+    bert_weight_map,
+    distilbert_weight_map,
+)
 from attnserve.model.modernbert import ModernBert
 from attnserve.model.modernbert_config import (
     MODERNBERT_IGNORED,
@@ -31,14 +38,6 @@ from attnserve.model.modernbert_config import (
 )
 from attnserve.model.mpnet import MPNet
 from attnserve.model.mpnet_config import MPNET_IGNORED, MPNetConfig, mpnet_weight_map
-from attnserve.model.weight_names import (
-    BERT_IGNORED,
-    DECODER_IGNORED,
-    DISTILBERT_IGNORED,
-    bert_weight_map,
-    decoder_weight_map,
-    distilbert_weight_map,
-)
 from attnserve.service.artifact import Family, Pooling
 
 # How export fuses the fast graph's attention (export/graphs.py `specialise_attention`):

@@ -26,7 +26,6 @@ from attnserve.model.attention import attend, merge_heads
 from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel, ModelOutput
 from attnserve.model.masks import additive_attention_mask
 from attnserve.model.modernbert_config import ModernBertConfig
-from attnserve.model.pooling import pool
 from attnserve.model.positions import RotaryEmbedding, rotate
 from attnserve.model.prenorm import PreNormLayer
 
@@ -162,7 +161,4 @@ class ModernBert(EmbeddingModel):
                 attentions.append(probs)
         x = self.norm(x)  # (B, T, H)
 
-        pooled = pool(x, attention_mask, self.config.pooling)  # (B, H)
-        if self.config.normalize if normalize is None else normalize:
-            pooled = F.normalize(pooled, p=2.0, dim=-1)
-        return ModelOutput(x, pooled, tuple(attentions))
+        return self.finish(x, attention_mask, attentions, normalize)  # pool, normalise

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnserve.model.embedding_model import AttentionImpl, EmbeddingModel, ModelOutput
@@ -31,7 +30,6 @@ from attnserve.model.mpnet_config import (
     RELATIVE_MAX_DISTANCE,
     MPNetConfig,
 )
-from attnserve.model.pooling import pool
 from attnserve.model.positions import position_ids_after_padding
 
 
@@ -134,7 +132,4 @@ class MPNet(EmbeddingModel):
             if probs is not None and output_attentions:
                 attentions.append(probs)
 
-        pooled = pool(x, attention_mask, self.config.pooling)  # (B, H)
-        if self.config.normalize if normalize is None else normalize:
-            pooled = F.normalize(pooled, p=2.0, dim=-1)
-        return ModelOutput(x, pooled, tuple(attentions))
+        return self.finish(x, attention_mask, attentions, normalize)  # pool, normalise

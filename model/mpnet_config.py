@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnserve.model.config import SUPPORTED_ACTIVATIONS, EncoderConfig
+from attnserve.model.encoder_config import SUPPORTED_ACTIVATIONS, EncoderConfig
 from attnserve.service.artifact import Family, Pooling
 from attnserve.service.padding import INPUT_NAMES
 

@@ -102,7 +102,8 @@ class Case:
         return "-".join(filter(None, (self.protocol, self.method, self.route, self.model)))
 
 
-DOCS = [{"text": "The river bank was muddy after the rain.", "tokens_per_chunk": 4}]
+DOC_TEXT = "The river bank was muddy after the rain."
+DOCS = [{"text": DOC_TEXT, "tokens_per_chunk": 4}]
 CASES = [
     # attnserve.v1: every method, naming no model.
     Case("attnserve.v1", "Embed", EMBEDDER,
@@ -114,7 +115,7 @@ CASES = [
          lambda s: v1(s).Info(pb.InfoRequest()), EMBEDDER, ""),
     Case("attnserve.v1", "EmbedChunks", EMBEDDER,
          lambda s: v1(s).EmbedChunks(pb.ChunkRequest(documents=[
-             pb.ChunkDocument(text=DOCS[0]["text"], tokens_per_chunk=4)])),
+             pb.ChunkDocument(text=DOC_TEXT, tokens_per_chunk=4)])),
          EMBEDDER, "late_chunking"),
     Case("attnserve.v1", "Rerank", RERANKER,
          lambda s: v1(s).Rerank(pb.RerankRequest(query=QUERY, documents=DOCUMENTS[:2])),

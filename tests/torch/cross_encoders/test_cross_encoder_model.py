@@ -1,4 +1,4 @@
-"""The PyTorch cross-encoder (encoder + head, model/heads.py) against sentence-transformers'
+"""The PyTorch cross-encoder (encoder + head, model/cross_encoder.py) against sentence-transformers'
 CrossEncoder on random checkpoints of each family: the same logits on the same features, the
 labels and activation read from the folder, and loud errors for a checkpoint that does not fit."""
 

@@ -128,3 +128,66 @@ class EncoderConfig:
             family=Family.DISTILBERT,
             positions="absolute",
         )
+
+
+# Tensors a checkpoint carries that an embedding model deliberately does not use.
+BERT_IGNORED = frozenset(
+    {
+        "embeddings.position_ids",  # a buffer holding arange(max_positions), not a weight
+        "embeddings.token_type_ids",  # RoBERTa's buffer of zeros (older saves keep it)
+        "pooler.dense.weight",  # BERT's next-sentence pooler: unused by mean/CLS pooling
+        "pooler.dense.bias",
+    }
+)
+DISTILBERT_IGNORED = frozenset({"embeddings.position_ids"})
+
+
+def bert_weight_map(config: EncoderConfig) -> dict[str, str]:
+    """BERT's names, which RoBERTa, XLM-RoBERTa and CamemBERT keep."""
+    names = {
+        "embeddings.word_embeddings.weight": "embeddings.token.weight",
+        "embeddings.position_embeddings.weight": "embeddings.position.weight",
+        "embeddings.token_type_embeddings.weight": "embeddings.segment.weight",
+        "embeddings.LayerNorm.weight": "embeddings.norm.weight",
+        "embeddings.LayerNorm.bias": "embeddings.norm.bias",
+    }
+    per_layer = {
+        "attention.self.query": "attention.query",
+        "attention.self.key": "attention.key",
+        "attention.self.value": "attention.value",
+        "attention.output.dense": "attention.out",
+        "attention.output.LayerNorm": "attention.norm",
+        "intermediate.dense": "feed_forward.up",
+        "output.dense": "feed_forward.down",
+        "output.LayerNorm": "feed_forward.norm",
+    }
+    for i in range(config.num_layers):
+        for theirs, ours in per_layer.items():
+            for kind in ("weight", "bias"):
+                names[f"encoder.layer.{i}.{theirs}.{kind}"] = f"layers.{i}.{ours}.{kind}"
+    return names
+
+
+def distilbert_weight_map(config: EncoderConfig) -> dict[str, str]:
+    """DistilBERT's own names for BERT's layers; no token-type table."""
+    names = {
+        "embeddings.word_embeddings.weight": "embeddings.token.weight",
+        "embeddings.position_embeddings.weight": "embeddings.position.weight",
+        "embeddings.LayerNorm.weight": "embeddings.norm.weight",
+        "embeddings.LayerNorm.bias": "embeddings.norm.bias",
+    }
+    per_layer = {
+        "attention.q_lin": "attention.query",
+        "attention.k_lin": "attention.key",
+        "attention.v_lin": "attention.value",
+        "attention.out_lin": "attention.out",
+        "sa_layer_norm": "attention.norm",
+        "ffn.lin1": "feed_forward.up",
+        "ffn.lin2": "feed_forward.down",
+        "output_layer_norm": "feed_forward.norm",
+    }
+    for i in range(config.num_layers):
+        for theirs, ours in per_layer.items():
+            for kind in ("weight", "bias"):
+                names[f"transformer.layer.{i}.{theirs}.{kind}"] = f"layers.{i}.{ours}.{kind}"
+    return names
