@@ -1,12 +1,15 @@
 """What the server costs per request and per text, beside a bare gRPC server (the floor).
 
-    python bench/overhead.py [--rounds 4] [--seconds 4] [--callers 16]
+    python bench/overhead.py [--rounds 4] [--seconds 4] [--callers 16] [--thread-floor]
+                             [--profile SECONDS]
 
-Two servers run side by side in their own processes, loaded in turn (order flipped every round)
+Servers run side by side in their own processes, loaded in turn (order flipped every round)
 by the lean client of `bench/load.py`:
 (a) the floor: a bare `grpc.aio` server with the `attnserve.v1.Embedder` service that parses each
     request and answers a response of the same shape (a float32 (n, H) `pooled` tensor and one
-    result per text) with no tokenisation and no inference;
+    result per text) with no tokenisation and no inference; with `--thread-floor`, beside it the
+    same service on gRPC's thread-based `grpc.server` (16 worker threads), to see what the
+    front end alone would cost were attnserve's gRPC side not on asyncio;
 (b) attnserve with default settings but one intra-op thread, serving a tiny random encoder
     (1 layer, hidden 32, the packaged model's tokenizer), so inference costs next to nothing and
     what remains is the request path (with a model this small ONNX Runtime's thread pool has
@@ -14,7 +17,9 @@ by the lean client of `bench/load.py`:
 The figure is the server process's own CPU time (user + system, all threads, from /proc) per
 request, for single-text requests and per text for 32-text requests, as a ratio to the floor.
 CPU time, not wall time: the client shares these cores, and CPU seconds are what a request
-costs the machine. Needs the export extra (torch) to build the tiny artifact.
+costs the machine. `--profile SECONDS` then samples the attnserve server with py-spy under the
+single-text load and prints where its time goes (bench/request_profile.py). Needs the export
+extra (torch) to build the tiny artifact.
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent import futures
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import grpc
 import numpy as np
 from grpc import aio
 
@@ -38,6 +46,7 @@ from attnserve.service import wire
 from attnserve.service.corpus import short_sentences
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
+from bench import request_profile
 from bench.common import machine_line
 from bench.load import LoadResult, encode_requests, run_closed_loop
 from bench.serve import start_server
@@ -46,16 +55,24 @@ HIDDEN = 32
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-class FloorService(embedder_pb2_grpc.EmbedderServicer):
+def floor_response(request: pb.EmbedRequest) -> pb.EmbedResponse:
     """Same message shapes as attnserve, no work: the cost of gRPC and protobuf alone."""
+    texts = len(request.texts)
+    pooled = wire.encode(np.zeros((texts, HIDDEN), dtype=np.float32))
+    response = pb.EmbedResponse(model="floor", pooled=pooled)
+    for _ in range(texts):
+        response.results.add(token_count=1)
+    return response
 
+
+class FloorService(embedder_pb2_grpc.EmbedderServicer):
     async def Embed(self, request: pb.EmbedRequest, context: object) -> pb.EmbedResponse:  # noqa: N802
-        texts = len(request.texts)
-        pooled = wire.encode(np.zeros((texts, HIDDEN), dtype=np.float32))
-        response = pb.EmbedResponse(model="floor", pooled=pooled)
-        for _ in range(texts):
-            response.results.add(token_count=1)
-        return response
+        return floor_response(request)
+
+
+class ThreadFloorService(embedder_pb2_grpc.EmbedderServicer):
+    def Embed(self, request: pb.EmbedRequest, context: object) -> pb.EmbedResponse:  # noqa: N802
+        return floor_response(request)
 
 
 async def serve_floor(port_file: Path) -> None:
@@ -67,9 +84,19 @@ async def serve_floor(port_file: Path) -> None:
     await server.wait_for_termination()
 
 
-def start_floor(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port_file = workdir / "floor-port"
-    process = subprocess.Popen([sys.executable, __file__, "--floor-server", str(port_file)])
+def serve_thread_floor(port_file: Path) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    embedder_pb2_grpc.add_EmbedderServicer_to_server(ThreadFloorService(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    port_file.write_text(f"{port}\n")
+    server.wait_for_termination()
+
+
+def start_floor(workdir: Path, kind: str = "aio") -> tuple[subprocess.Popen[bytes], str]:
+    port_file = workdir / f"floor-port-{kind}"
+    flag = "--floor-server" if kind == "aio" else "--thread-floor-server"
+    process = subprocess.Popen([sys.executable, __file__, flag, str(port_file)])
     deadline = time.monotonic() + 60
     while not (port_file.exists() and port_file.read_text().strip()):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -140,29 +167,43 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--callers", type=int, default=16)
+    parser.add_argument("--thread-floor", action="store_true", help="also a grpc.server floor")
+    parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds, after")
     parser.add_argument("--floor-server", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--thread-floor-server", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--server-arg", action="append", default=[])
     args = parser.parse_args()
     if args.floor_server is not None:
         asyncio.run(serve_floor(args.floor_server))
         return 0
+    if args.thread_floor_server is not None:
+        serve_thread_floor(args.thread_floor_server)
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="attnserve-overhead-"))
     artifact = tiny_artifact(workdir)
     texts = short_sentences(2048)
     shapes = {1: encode_requests(texts, 1), 32: encode_requests(texts, 32, 512)}
-    floor, floor_target = start_floor(workdir)
+    processes = []
+    servers: dict[str, tuple[int, str]] = {}
+    for kind, name in (("aio", "floor"), ("thread", "thread floor")):
+        if kind == "thread" and not args.thread_floor:
+            continue
+        process, target = start_floor(workdir, kind)
+        processes.append(process)
+        servers[name] = (process.pid, target)
     server, server_target = start_server(
         artifact, workdir, "--intra-op-threads", "1", *args.server_arg
     )
-    servers = {"floor": (floor.pid, floor_target), "attnserve": (server.pid, server_target)}
+    processes.append(server)
+    servers["attnserve"] = (server.pid, server_target)
     totals = {(name, n): [0.0, 0.0] for name in servers for n in shapes}  # cpu s, requests
     print(f"machine: {machine_line()}")
     print(f"{args.callers} closed-loop callers, {args.seconds:.0f} s per row, short sentences\n")
-    print("| round | texts/request | floor req/s | attnserve req/s | floor CPU/req | "
-          "attnserve CPU/req | ratio |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("| round | texts/request | " + " | ".join(f"{n} req/s" for n in servers) + " | "
+          + " | ".join(f"{n} CPU/req" for n in servers) + " | attnserve / floor |")  # fmt: skip
+    print("|---" * (3 + 2 * len(servers)) + "|")
     try:
-        for _pid, target in servers.values():  # warm both, not counted
+        for _pid, target in servers.values():  # warm every server, not counted
             run_closed_loop(target, shapes[1], 1, args.callers, 1.0)
         for round_number in range(args.rounds):
             for per_request, requests in shapes.items():
@@ -176,29 +217,37 @@ def main() -> int:
                     row[name] = (cost, result)
                     totals[(name, per_request)][0] += cost * result.requests_per_s * args.seconds
                     totals[(name, per_request)][1] += result.requests_per_s * args.seconds
-                (floor_cost, floor_result), (ours_cost, ours_result) = (
-                    row["floor"],
-                    row["attnserve"],
-                )
-                print(
-                    f"| {round_number + 1} | {per_request} | {floor_result.requests_per_s:.0f} | "
-                    f"{ours_result.requests_per_s:.0f} | {floor_cost * 1e6:.0f} us | "
-                    f"{ours_cost * 1e6:.0f} us | {ours_cost / floor_cost:.2f}x |",
-                    flush=True,
-                )
+                rates = " | ".join(f"{row[n][1].requests_per_s:.0f}" for n in servers)
+                costs = " | ".join(f"{row[n][0] * 1e6:.0f} us" for n in servers)
+                ratio = row["attnserve"][0] / row["floor"][0]
+                print(f"| {round_number + 1} | {per_request} | {rates} | {costs} | {ratio:.2f}x |",
+                      flush=True)  # fmt: skip
+        if args.profile > 0:
+            profiled = Path(workdir) / "profile.txt"
+            load = threading.Thread(
+                target=run_closed_loop,
+                args=(server_target, shapes[1], 1, args.callers, args.profile + 2.0),
+            )
+            load.start()
+            time.sleep(1.0)  # the load under way before sampling starts
+            request_profile.record(server.pid, args.profile, profiled)
+            load.join()
     finally:
-        for process in (floor, server):
+        for process in processes:
             process.terminate()
             process.wait(timeout=60)
     print()
-    for per_request in shapes:
-        floor_cost = totals[("floor", per_request)][0] / totals[("floor", per_request)][1]
-        ours_cost = totals[("attnserve", per_request)][0] / totals[("attnserve", per_request)][1]
+    for per_request in shapes if args.rounds > 0 else ():
         unit = "request" if per_request == 1 else f"text ({per_request}-text requests)"
+        cost = {n: totals[(n, per_request)][0] / totals[(n, per_request)][1] for n in servers}
+        each = ", ".join(f"{n} {c / per_request * 1e6:.1f} us" for n, c in cost.items())
+        print(f"server CPU per {unit}: {each}: attnserve {cost['attnserve'] / cost['floor']:.2f}x "
+              "the floor")  # fmt: skip
+    if args.profile > 0:
         print(
-            f"server CPU per {unit}: floor {floor_cost / per_request * 1e6:.1f} us, attnserve "
-            f"{ours_cost / per_request * 1e6:.1f} us: {ours_cost / floor_cost:.2f}x the floor"
+            f"\nattnserve under {args.callers} single-text callers, py-spy {args.profile:.0f} s:\n"
         )
+        print(request_profile.summary(request_profile.read(profiled)))
     return 0
 
 
