@@ -239,10 +239,10 @@ def main() -> int:
     print()
     for per_request in shapes if args.rounds > 0 else ():
         unit = "request" if per_request == 1 else f"text ({per_request}-text requests)"
-        cost = {n: totals[(n, per_request)][0] / totals[(n, per_request)][1] for n in servers}
-        each = ", ".join(f"{n} {c / per_request * 1e6:.1f} us" for n, c in cost.items())
-        print(f"server CPU per {unit}: {each}: attnserve {cost['attnserve'] / cost['floor']:.2f}x "
-              "the floor")  # fmt: skip
+        costs = {n: totals[(n, per_request)][0] / totals[(n, per_request)][1] for n in servers}
+        each = ", ".join(f"{n} {c / per_request * 1e6:.1f} us" for n, c in costs.items())
+        ratio = costs["attnserve"] / costs["floor"]
+        print(f"server CPU per {unit}: {each}: attnserve {ratio:.2f}x the floor")
     if args.profile > 0:
         print(
             f"\nattnserve under {args.callers} single-text callers, py-spy {args.profile:.0f} s:\n"
