@@ -239,9 +239,9 @@ def main() -> int:
     print()
     for per_request in shapes if args.rounds > 0 else ():
         unit = "request" if per_request == 1 else f"text ({per_request}-text requests)"
-        costs = {n: totals[(n, per_request)][0] / totals[(n, per_request)][1] for n in servers}
-        each = ", ".join(f"{n} {c / per_request * 1e6:.1f} us" for n, c in costs.items())
-        ratio = costs["attnserve"] / costs["floor"]
+        per_server = {n: totals[(n, per_request)][0] / totals[(n, per_request)][1] for n in servers}
+        each = ", ".join(f"{n} {c / per_request * 1e6:.1f} us" for n, c in per_server.items())
+        ratio = per_server["attnserve"] / per_server["floor"]
         print(f"server CPU per {unit}: {each}: attnserve {ratio:.2f}x the floor")
     if args.profile > 0:
         print(
