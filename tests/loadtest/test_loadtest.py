@@ -16,7 +16,6 @@ from tests.support.cli import png_size, run_cli
 from tests.support.servers import MakeServer, ServerThread
 from tests.support.stand_in_servers import SlowEmbedder, serving
 
-pytestmark = pytest.mark.slow
 SUMMARY_KEYS = {
     "sent",
     "succeeded",

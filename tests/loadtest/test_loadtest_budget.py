@@ -7,15 +7,11 @@ import argparse
 import json
 from pathlib import Path
 
-import pytest
-
 from attnserve.service.cli import build_parser
 from attnserve.service.client.channel import Connection
 from attnserve.service.loadtest.generator import LoadConfig, shares
 from tests.support.cli import run_cli
 from tests.support.servers import MakeServer
-
-pytestmark = pytest.mark.slow
 
 
 def test_the_duration_is_not_cut_by_a_hidden_request_bound(

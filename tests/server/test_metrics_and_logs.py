@@ -21,8 +21,6 @@ from tests.support import ROOT
 from tests.support.scrape import Samples, scrape, scrape_until, value
 from tests.support.servers import MakeServer, ServerThread, server_settings
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def metered(artifact_dir: Path) -> Iterator[ServerThread]:

@@ -25,7 +25,6 @@ from attnserve.v1 import embedder_pb2_grpc as pb_grpc
 from tests.support.scrape import scrape_until, value
 from tests.support.servers import MakeServer, ServerThread
 
-pytestmark = pytest.mark.slow
 TOKEN = "tok-refusals-5e1"
 
 

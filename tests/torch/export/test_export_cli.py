@@ -11,8 +11,6 @@ from attnserve.service.artifact import verify
 from tests.support.artifacts import ArtifactCache
 from tests.support.cli import run_cli
 
-pytestmark = pytest.mark.slow
-
 # Every line the export may print on stderr at the default level: its opening line and one line
 # per finished stage (export/progress.py). Anything else (torch's exporter, onnxscript's
 # optimiser, ONNX Runtime's quantiser, Python warnings) is noise that belongs at debug.
@@ -21,6 +19,7 @@ STAGE = re.compile(r"^(load|export|fuse|verify|finite|int8|fp16|write)\s+\S.*\s\
 STAGES = ("load", "export", "fuse", "verify", "finite", "int8", "fp16", "write")
 
 
+@pytest.mark.slow  # the full packaged export (the suite's own, or its own given a prebuilt one)
 def test_export_shows_its_stages_and_a_summary_and_nothing_else(
     artifacts: ArtifactCache, tmp_path: Path
 ) -> None:
