@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from attnserve.service.client.client import EmbedderClient
+from tests.support.artifacts import ArtifactCache
 from tests.support.decoders import DECODER_SHAPES, FULL_EXPORT_SHAPE, build_bpe_tokenizer
 from tests.support.encoder_families import ENCODER_SHAPES, SERVED_SHAPES
 from tests.support.servers import ServerThread, server_settings
@@ -55,26 +56,27 @@ def checkpoint_dir(reference: Reference) -> Path:
 
 
 @pytest.fixture(scope="session")
-def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packaged model exported once per test session and shared by every test.
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> ArtifactCache:
+    """Every artifact of the test run, each exported once (tests/support/artifacts.py).
 
-    `ATTNSERVE_TEST_ARTIFACT` names a prebuilt artifact instead (a machine that cannot export,
-    such as a GPU host without torch).
+    `ATTNSERVE_TEST_ARTIFACT` names a prebuilt packaged artifact instead (a machine that cannot
+    export, such as a GPU host without torch).
     """
     prebuilt = os.environ.get("ATTNSERVE_TEST_ARTIFACT")
-    if prebuilt:
-        return Path(prebuilt)
-    pytest.importorskip("torch")
-    from attnserve.export.artifact import build_artifact
+    return ArtifactCache(tmp_path_factory.mktemp("artifacts"), Path(prebuilt) if prebuilt else None)
 
-    out = tmp_path_factory.mktemp("artifact") / "all-MiniLM-L6-v2"
-    build_artifact(out)
-    return out
+
+@pytest.fixture(scope="session")
+def artifact_dir(artifacts: ArtifactCache) -> Path:
+    """The packaged model, exported once per test session and shared by every test."""
+    if os.environ.get("ATTNSERVE_TEST_ARTIFACT") is None:
+        pytest.importorskip("torch")
+    return artifacts.packaged()
 
 
 @pytest.fixture(scope="session")
 def server(artifact_dir: Path) -> Iterator[ServerThread]:
-    """One real gRPC server on loopback for the whole session (default settings)."""
+    """One real gRPC server on loopback for the whole session (the test settings)."""
     running = ServerThread(server_settings(artifact_dir))
     yield running
     running.stop()
@@ -82,11 +84,10 @@ def server(artifact_dir: Path) -> Iterator[ServerThread]:
 
 @pytest.fixture
 def make_server(artifact_dir: Path) -> Iterator[Callable[..., ServerThread]]:
-    """Start servers with settings overrides (warm-up off by default); stops what it started."""
+    """Start servers with settings overrides; stops what it started."""
     started: list[ServerThread] = []
 
     def make(span_exporter: Any = None, **overrides: Any) -> ServerThread:
-        overrides.setdefault("warmup", False)
         running = ServerThread(server_settings(artifact_dir, **overrides), span_exporter)
         started.append(running)
         return running
@@ -110,29 +111,40 @@ def decoder_tokenizer_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_bpe_tokenizer(tmp_path_factory.mktemp("bpe") / "tokenizer.json")
 
 
-@pytest.fixture(scope="session", params=sorted(DECODER_SHAPES))
-def decoder_checkpoint(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    decoder_tokenizer_file: Path,
-) -> Path:
-    """Each test decoder shape (tests/support/decoders.py), built with transformers and saved."""
+@pytest.fixture(scope="session")
+def decoder_checkpoints(
+    tmp_path_factory: pytest.TempPathFactory, decoder_tokenizer_file: Path
+) -> Callable[[str], Path]:
+    """name (DECODER_SHAPES in tests/support/decoders.py) -> its checkpoint, built once (pytest
+    sets a parametrized session fixture up again when the order of tests switches params)."""
     pytest.importorskip("torch")
     from tests.support.reference import build_decoder_checkpoint
 
-    name: str = request.param
-    directory = tmp_path_factory.mktemp("decoders") / name
-    return build_decoder_checkpoint(directory, DECODER_SHAPES[name], decoder_tokenizer_file)
+    root = tmp_path_factory.mktemp("decoders")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = build_decoder_checkpoint(
+                root / name, DECODER_SHAPES[name], decoder_tokenizer_file
+            )
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session", params=sorted(DECODER_SHAPES))
+def decoder_checkpoint(
+    request: pytest.FixtureRequest, decoder_checkpoints: Callable[[str], Path]
+) -> Path:
+    """Each test decoder shape (tests/support/decoders.py), built with transformers and saved."""
+    return decoder_checkpoints(request.param)
 
 
 @pytest.fixture(scope="session")
-def decoder_artifact(decoder_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from attnserve.export.artifact import build_artifact
-
+def decoder_artifact(decoder_checkpoint: Path, artifacts: ArtifactCache) -> Path:
     full = decoder_checkpoint.name == FULL_EXPORT_SHAPE
-    out = tmp_path_factory.mktemp("decoder-artifacts") / decoder_checkpoint.name
-    build_artifact(out, decoder_checkpoint, int8=full, fp16=full)
-    return out
+    return artifacts.get(decoder_checkpoint, int8=full, fp16=full)
 
 
 @pytest.fixture(scope="module")
@@ -186,16 +198,10 @@ def served_family_checkpoint(
 
 
 @pytest.fixture(scope="session")
-def family_artifact(
-    served_family_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def family_artifact(served_family_checkpoint: Path, artifacts: ArtifactCache) -> Path:
     """The family's served checkpoint exported once per session (int8 for RoBERTa only: time)."""
-    from attnserve.export.artifact import build_artifact
-
     name = served_family_checkpoint.name
-    out = tmp_path_factory.mktemp("family-artifacts") / name
-    build_artifact(out, served_family_checkpoint, int8=name == "roberta", fp16=False)
-    return out
+    return artifacts.get(served_family_checkpoint, int8=name == "roberta", fp16=False)
 
 
 @pytest.fixture(scope="module")

@@ -264,3 +264,15 @@ def test_the_drawing_in_the_architecture_notes_is_the_code_s() -> None:
     (`python -m tests.support.imports` prints it anew)."""
     notes = (ROOT / "docs" / "architecture.md").read_text()
     assert server_drawing() in notes, "rerun python -m tests.support.imports into the notes"
+
+
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in tests/support/ (and conftest fixtures): a test module importing
+    another runs that module's imports and fixtures into the importer, and ties them together."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            m for m in imported_modules(path) if m.split(".")[-1].startswith("test_")
+        )
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+    }
+    assert {path: found for path, found in offenders.items() if found} == {}

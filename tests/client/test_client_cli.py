@@ -13,7 +13,6 @@ from attnserve.service.client.client import EmbedderClient
 from tests.support.cli import png_size, run_cli, run_cli_probing_imports, torch_side_imported
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
 TEXTS = ["Attention is all you need.", "Is it?"]
 
 

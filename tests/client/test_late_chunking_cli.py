@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from attnserve.service.client.client import EmbedderClient
 from tests.support.cli import run_cli
 from tests.support.servers import ServerThread
-
-pytestmark = pytest.mark.slow
 
 DOCUMENT = "The bank by the river flooded. Interest rates at the bank rose."
 

@@ -6,12 +6,8 @@ import contextlib
 import io
 import re
 
-import pytest
-
 from tests.support import ROOT
 from tests.support.servers import ServerThread
-
-pytestmark = pytest.mark.slow
 
 
 def client_example() -> str:

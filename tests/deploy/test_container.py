@@ -32,7 +32,7 @@ from tests.support.deploy import Built, Podman, free_ports, health_status
 from tests.support.servers import ServerThread
 from tests.support.texts import VARIED_TEXTS
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 DRAIN_DELAY_S = 2.0
 START_TIMEOUT_S = 120.0

@@ -50,7 +50,7 @@ from tests.support.deploy import Built, Podman, free_ports, health_status, rende
 from tests.support.servers import ServerThread
 from tests.support.texts import VARIED_TEXTS
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 OVERLAY = "cpu"
 # What a single machine can run: the rest (Services, HPA, PodDisruptionBudget, NetworkPolicy,

@@ -7,20 +7,15 @@ import argparse
 import json
 from pathlib import Path
 
-import pytest
-
 from attnserve.service.cli import build_parser
 from attnserve.service.client.channel import Connection
 from attnserve.service.loadtest.generator import LoadConfig, shares
-from tests.loadtest.test_loadtest import known_latency_server  # noqa: F401 (a fixture)
 from tests.support.cli import run_cli
 from tests.support.servers import MakeServer
 
-pytestmark = pytest.mark.slow
-
 
 def test_the_duration_is_not_cut_by_a_hidden_request_bound(
-    known_latency_server: str,  # noqa: F811
+    known_latency_server: str,
     tmp_path: Path,
 ) -> None:
     corpus = tmp_path / "fast.txt"

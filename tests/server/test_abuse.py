@@ -14,8 +14,6 @@ from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
 from tests.support.servers import MakeServer, ServerThread, metric, wait_until
 
-pytestmark = pytest.mark.slow
-
 UNDECODABLE = {
     "truncated-field": bytes.fromhex("0a10616263"),  # a 16-byte string field, 3 bytes sent
     "all-ones": b"\xff" * 12,

@@ -22,8 +22,6 @@ from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc as pb_grpc
 from tests.support.servers import MakeServer, ServerThread
 
-pytestmark = pytest.mark.slow
-
 MODEL = "all-MiniLM-L6-v2"
 # Words that are one word piece each (the test checks it through Tokenize), so a window's
 # tokens are exactly a window of words and can be embedded on their own as a text.

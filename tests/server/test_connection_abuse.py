@@ -11,13 +11,10 @@ import time
 from collections.abc import Iterator
 
 import grpc
-import pytest
 
 from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
 from tests.support.servers import MakeServer, ServerThread, metric, wait_until
-
-pytestmark = pytest.mark.slow
 
 
 def answered_promptly(server: ServerThread) -> None:

@@ -16,8 +16,6 @@ from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
-
 ACCEPTABLE = {
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,

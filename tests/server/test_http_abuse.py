@@ -19,8 +19,6 @@ from hypothesis import strategies as st
 
 from tests.support.servers import MakeServer, ServerThread, wait_until
 
-pytestmark = pytest.mark.slow
-
 MODEL = "all-MiniLM-L6-v2"
 BODY_LIMIT = 64 << 10  # the server's max_receive_message_bytes here: huge bodies stay cheap
 FUZZ = settings(

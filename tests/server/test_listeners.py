@@ -13,8 +13,6 @@ from attnserve.service.client.client import EmbedderClient
 from attnserve.service.server.listeners import addresses, grpc_address
 from tests.support.servers import MakeServer, ServerThread
 
-pytestmark = pytest.mark.slow
-
 
 def has_ipv6_loopback() -> bool:
     try:

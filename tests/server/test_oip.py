@@ -24,8 +24,6 @@ from tests.support.cli import unavailable
 from tests.support.servers import MakeServer, ServerThread, server_settings
 from tests.support.texts import LONG_TEXT, tail_of
 
-pytestmark = pytest.mark.slow
-
 MODEL = "all-MiniLM-L6-v2"
 TEXTS = ["The bank by the river", "Interest rates at the bank rose", "a"]
 TRITON_PYTHON = ROOT / ".venv-triton" / "bin" / "python"

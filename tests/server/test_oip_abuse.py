@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 from attnserve.oip import inference_pb2 as oip
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
-
 MODEL = "all-MiniLM-L6-v2"
 INFER = "/inference.GRPCInferenceService/ModelInfer"
 FUZZ = settings(

@@ -20,8 +20,6 @@ from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc as pb_grpc
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
-
 CALLS = 300  # at once, on one channel (past the old per-connection limit of 100)
 
 

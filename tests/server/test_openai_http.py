@@ -20,8 +20,6 @@ from attnserve.service.client.client import EmbedderClient
 from tests.support.certificates import make_certificates
 from tests.support.servers import MakeServer, ServerThread, metric, wait_until
 
-pytestmark = pytest.mark.slow
-
 MODEL = "all-MiniLM-L6-v2"
 TEXTS = ["The bank by the river", "Interest rates at the bank rose again", "hello"]
 

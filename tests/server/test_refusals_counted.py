@@ -22,10 +22,9 @@ from attnserve.service.server.calls import answer_for
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc as pb_grpc
-from tests.server.test_metrics_and_logs import scrape_until, value
+from tests.support.scrape import scrape_until, value
 from tests.support.servers import MakeServer, ServerThread
 
-pytestmark = pytest.mark.slow
 TOKEN = "tok-refusals-5e1"
 
 

@@ -15,7 +15,6 @@ from attnserve.oip import inference_pb2 as oip
 from attnserve.v1 import embedder_pb2 as pb
 from tests.support.servers import MakeServer
 
-pytestmark = pytest.mark.slow
 TOO_MANY = 10_000
 
 

@@ -14,8 +14,6 @@ from attnserve.service.client.client import EmbedderClient
 from attnserve.v1 import embedder_pb2 as pb
 from tests.support.servers import ServerThread, metric
 
-pytestmark = pytest.mark.slow
-
 
 def status_of(client: EmbedderClient, request: pb.EmbedRequest) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as caught:

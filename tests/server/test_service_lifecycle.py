@@ -24,8 +24,6 @@ from tests.support.certificates import make_certificates
 from tests.support.cli import IMPORTS_FILE, probing_imports, torch_side_imported
 from tests.support.servers import MakeServer, ServerThread, wait_for_port_file
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def tiny_queue_server(make_server: MakeServer) -> ServerThread:

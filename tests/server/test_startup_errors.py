@@ -12,8 +12,6 @@ import pytest
 from attnserve.service.server.startup_errors import ExitCode
 from tests.support.cli import run_cli
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def busy_port() -> Iterator[int]:

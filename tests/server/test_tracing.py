@@ -8,7 +8,6 @@ from attnserve.service.client.client import EmbedderClient
 from attnserve.service.server import tracing
 from tests.support.servers import MakeServer, ServerThread
 
-pytestmark = pytest.mark.slow
 memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
 
 

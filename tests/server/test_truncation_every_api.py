@@ -30,8 +30,6 @@ from attnserve.v1 import embedder_pb2_grpc
 from tests.support.servers import ServerThread, server_settings
 from tests.support.texts import LONG_TEXT, tail_of
 
-pytestmark = pytest.mark.slow
-
 MODEL = "all-MiniLM-L6-v2"
 CAP = 256  # the packaged model's default token cap: 254 words between [CLS] and [SEP]
 KEPT_WORDS = CAP - 2

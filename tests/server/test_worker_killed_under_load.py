@@ -24,8 +24,8 @@ import pytest
 
 from attnserve.service.client.channel import Connection
 from attnserve.v1 import embedder_pb2 as pb
-from tests.server.test_workers import Supervised, free_port, worker_pids
 from tests.support.servers import wait_for_port_file
+from tests.support.workers import Supervised, free_port, worker_pids
 
 pytestmark = pytest.mark.slow
 CALLERS = 8

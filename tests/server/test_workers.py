@@ -4,14 +4,12 @@ drain, a killed worker replaced. Real processes, real sockets, the real packaged
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -19,36 +17,9 @@ import pytest
 
 from attnserve.service.client.client import EmbedderClient
 from tests.support.servers import wait_for_port_file
+from tests.support.workers import Supervised, free_port, worker_pids
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Supervised:
-    process: subprocess.Popen[bytes]
-    target: str
-    metrics_url: str
-    log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def worker_pids(parent: int) -> set[int]:
-    """The supervisor's worker processes (multiprocessing's helper processes excluded)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[1]) == parent and b"spawn_main" in cmdline:
-            found.add(int(stat.parent.name))
-    return found
 
 
 def scrape(url: str) -> dict[str, float]:

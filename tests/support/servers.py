@@ -19,8 +19,9 @@ T = TypeVar("T")
 
 
 def server_settings(artifact: Path | list[str], **overrides: Any) -> Settings:
-    """Settings for a test server: loopback, free ports, no drain delay; `artifact` one
-    directory or several `--artifact` values (`NAME=PATH`)."""
+    """Settings for a test server: loopback, free ports, no drain delay, no warm-up (a test
+    about warm-up and the cost model turns it on: `warmup=True`); `artifact` one directory or
+    several `--artifact` values (`NAME=PATH`)."""
     values: dict[str, Any] = {
         "artifact": artifact,
         "host": "127.0.0.1",
@@ -29,6 +30,7 @@ def server_settings(artifact: Path | list[str], **overrides: Any) -> Settings:
         "drain_delay_s": 0.0,
         "shutdown_grace_s": 5.0,
         "max_wait_ms": 2.0,
+        "warmup": False,
         **overrides,
     }
     return Settings(**values)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.artifacts import ArtifactCache
 from tests.support.cross_encoders import CROSS_ENCODER_SHAPES, build_cross_encoder
 from tests.support.servers import ServerThread, server_settings
 
@@ -28,20 +29,13 @@ def cross_encoders(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
 
 @pytest.fixture(scope="session")
 def cross_encoder_artifacts(
-    cross_encoders: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+    cross_encoders: Callable[[str], Path], artifacts: ArtifactCache
 ) -> Callable[[str], Path]:
     """name -> its artifact (fp32 graphs; int8 and fp16 for the BERT reranker), exported once."""
-    from attnserve.export.artifact import build_artifact
-
-    root = tmp_path_factory.mktemp("cross-encoder-artifacts")
-    built: dict[str, Path] = {}
 
     def get(name: str) -> Path:
-        if name not in built:
-            reduced = name == "bert-reranker"
-            build_artifact(root / name, cross_encoders(name), int8=reduced, fp16=reduced)
-            built[name] = root / name
-        return built[name]
+        reduced = name == "bert-reranker"
+        return artifacts.get(cross_encoders(name), int8=reduced, fp16=reduced)
 
     return get
 

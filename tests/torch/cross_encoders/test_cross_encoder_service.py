@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 import torch
 
 from attnserve.service.client.client import EmbedderClient
+from tests.support.callers import HttpAnswer, post
 from tests.support.cross_encoders import CROSS_ENCODER_SHAPES, DOCUMENTS, QUERY
 from tests.support.servers import ServerThread
 
@@ -163,27 +163,6 @@ def test_an_embedder_refuses_rerank_naming_its_tasks(server: ServerThread) -> No
     assert "does not offer rerank (it offers: embed, late_chunking)" in (
         refused.value.details() or ""
     )
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status_code: int
-    text: str
-
-    def json(self) -> Any:
-        return json.loads(self.text)
-
-
-def post(server: ServerThread, path: str, body: object) -> HttpAnswer:
-    """POST JSON with aiohttp's client, as an outside caller does."""
-    import aiohttp
-
-    async def send() -> HttpAnswer:
-        url = f"http://127.0.0.1:{server.running.http_port}{path}"
-        async with aiohttp.ClientSession() as session, session.post(url, json=body) as answer:
-            return HttpAnswer(answer.status, await answer.text())
-
-    return asyncio.run(send())
 
 
 @pytest.mark.parametrize("name", RERANKERS)

@@ -15,10 +15,11 @@ import pytest
 from attnserve.oip import inference_pb2 as oip
 from attnserve.oip import inference_pb2_grpc
 from attnserve.service.client.client import EmbedderClient
+from tests.support.artifacts import ArtifactCache
+from tests.support.callers import post
 from tests.support.cross_encoders import DOCUMENTS, QUERY
 from tests.support.servers import ServerThread, server_settings
 from tests.support.texts import VARIED_TEXTS
-from tests.torch.cross_encoders.test_cross_encoder_service import post
 
 MINI, SECOND, RERANKER = "mini", "roberta", "rr"
 TEXTS = VARIED_TEXTS[:5]
@@ -28,25 +29,22 @@ SETTINGS = {"intra_op_threads": 1, "http_port": 0, "warmup": False}
 
 
 @pytest.fixture(scope="module")
-def artifacts(
+def pod_artifacts(
     artifact_dir: Path,
     encoder_checkpoints: Callable[[str], Path],
     cross_encoder_artifacts: Callable[[str], Path],
-    tmp_path_factory: pytest.TempPathFactory,
+    artifacts: ArtifactCache,
 ) -> dict[str, Path]:
-    from attnserve.export.artifact import build_artifact
-
-    second = tmp_path_factory.mktemp("pod") / "roberta"
-    build_artifact(second, encoder_checkpoints("roberta"), int8=False, fp16=False)
+    second = artifacts.get(encoder_checkpoints("roberta"), int8=False, fp16=False)
     reranker = cross_encoder_artifacts("bert-reranker")
     return {MINI: artifact_dir, SECOND: second, RERANKER: reranker}
 
 
 @pytest.fixture(scope="module")
-def alone(artifacts: dict[str, Path]) -> Iterator[dict[str, ServerThread]]:
+def alone(pod_artifacts: dict[str, Path]) -> Iterator[dict[str, ServerThread]]:
     servers = {
         name: ServerThread(server_settings(path, model_name=name, **SETTINGS))
-        for name, path in artifacts.items()
+        for name, path in pod_artifacts.items()
     }
     yield servers
     for server in servers.values():
@@ -54,8 +52,8 @@ def alone(artifacts: dict[str, Path]) -> Iterator[dict[str, ServerThread]]:
 
 
 @pytest.fixture(scope="module")
-def pod(artifacts: dict[str, Path]) -> Iterator[ServerThread]:
-    entries = [f"{name}={path}" for name, path in artifacts.items()]
+def pod(pod_artifacts: dict[str, Path]) -> Iterator[ServerThread]:
+    entries = [f"{name}={path}" for name, path in pod_artifacts.items()]
     threads = {**SETTINGS, "intra_op_threads": len(entries)}  # one per model
     running = ServerThread(server_settings(entries, **threads))
     yield running

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from attnserve.service.client.client import EmbedderClient, PairMaps
+from tests.support.callers import post
 from tests.support.cross_encoders import DOCUMENTS, QUERY
 from tests.support.servers import ServerThread, metric, wait_until
-from tests.torch.cross_encoders.test_cross_encoder_service import post
 
 MAX_LENGTH = 128  # the test checkpoints' CrossEncoder max_length (tokens per pair)
 

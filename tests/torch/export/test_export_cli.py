@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from attnserve.service.artifact import verify
+from tests.support.artifacts import ArtifactCache
 from tests.support.cli import run_cli
-
-pytestmark = pytest.mark.slow
 
 # Every line the export may print on stderr at the default level: its opening line and one line
 # per finished stage (export/progress.py). Anything else (torch's exporter, onnxscript's
@@ -20,9 +19,12 @@ STAGE = re.compile(r"^(load|export|fuse|verify|finite|int8|fp16|write)\s+\S.*\s\
 STAGES = ("load", "export", "fuse", "verify", "finite", "int8", "fp16", "write")
 
 
-def test_export_shows_its_stages_and_a_summary_and_nothing_else(tmp_path: Path) -> None:
-    out = tmp_path / "artifact"
-    result = run_cli("export", "--out", str(out), timeout=600)
+@pytest.mark.slow  # the full packaged export (the suite's own, or its own given a prebuilt one)
+def test_export_shows_its_stages_and_a_summary_and_nothing_else(
+    artifacts: ArtifactCache, tmp_path: Path
+) -> None:
+    # The suite's packaged artifact is this very export (tests/support/artifacts.py).
+    out, result = artifacts.packaged_export(tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     noise = [line for line in lines if not (OPENING.match(line) or STAGE.match(line))]

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from attnserve.export.quantize import quantize_dynamic_graph
 from attnserve.export.vector_check import PooledRunner, feeder
@@ -56,7 +55,6 @@ def int8_graph(artifact_dir: Path) -> GraphSpec:
     return spec
 
 
-@pytest.mark.slow
 def test_the_int8_graph_gives_a_text_one_vector_in_any_batch(
     artifact_dir: Path, tmp_path: Path
 ) -> None:
@@ -72,7 +70,6 @@ def test_the_int8_graph_gives_a_text_one_vector_in_any_batch(
     assert worst_cosine(PooledRunner(dynamic, feed)) < 0.9999
 
 
-@pytest.mark.slow
 def test_served_int8_vectors_do_not_depend_on_the_traffic(
     make_server: Callable[..., ServerThread],
 ) -> None:

@@ -11,15 +11,13 @@ from typing import Any
 
 import grpc
 import numpy as np
-import openai
 import pytest
 import torch
 
 from attnserve.model.tokenization import ReferenceTokenizer
-from attnserve.oip import inference_pb2 as oip
-from attnserve.oip import inference_pb2_grpc
 from attnserve.service.artifact import read_manifest
 from attnserve.service.client.client import EmbedderClient
+from tests.support.callers import cosines, oip_vectors, openai_vectors
 from tests.support.encoder_families import ENCODER_SHAPES, poison_token
 from tests.support.servers import ServerThread, metric
 from tests.support.texts import VARIED_TEXTS
@@ -36,30 +34,6 @@ def st_model(served_family_checkpoint: Path) -> Any:
 def family_client(family_server: ServerThread) -> Iterator[EmbedderClient]:
     with EmbedderClient(family_server.target) as connected:
         yield connected
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.asarray((a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)))
-
-
-def oip_vectors(server: ServerThread, model: str, texts: list[str]) -> np.ndarray:
-    with grpc.insecure_channel(server.target) as channel:
-        stub = inference_pb2_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
-        request = oip.ModelInferRequest(model_name=model, id="family")
-        tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
-        tensor.contents.bytes_contents.extend(text.encode() for text in texts)
-        request.outputs.add(name="embedding")  # alone (none named: token_count, truncated too)
-        response = stub.ModelInfer(request, timeout=60)
-    (output,) = response.outputs
-    flat = np.frombuffer(response.raw_output_contents[0], dtype="<f4")
-    return flat.reshape(list(output.shape))
-
-
-def openai_vectors(server: ServerThread, model: str, texts: list[str]) -> np.ndarray:
-    base = f"http://127.0.0.1:{server.running.http_port}/v1"
-    client = openai.OpenAI(base_url=base, api_key="unused", max_retries=0)
-    answer = client.embeddings.create(model=model, input=texts)
-    return np.array([item.embedding for item in answer.data], dtype=np.float32)
 
 
 def test_every_protocol_serves_the_vectors_of_sentence_transformers(

@@ -23,6 +23,8 @@ from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import Family, read_manifest
 from attnserve.service.client.client import EmbedderClient
 from attnserve.service.sessions import open_session
+from tests.support.artifacts import ArtifactCache
+from tests.support.callers import cosines, oip_vectors, openai_vectors
 from tests.support.mpnet_modernbert_checkpoints import (
     MODERNBERT_SHAPES,
     MPNET_SHAPES,
@@ -33,7 +35,6 @@ from tests.support.mpnet_modernbert_checkpoints import (
 )
 from tests.support.servers import ServerThread, server_settings
 from tests.support.texts import VARIED_TEXTS
-from tests.torch.families.test_encoder_families_service import cosines, oip_vectors, openai_vectors
 
 SERVED = {"mpnet-mean": Family.MPNET, "modernbert-cls": Family.MODERNBERT}
 CAP = 96  # both served shapes' max_seq_length
@@ -53,12 +54,8 @@ def served_checkpoint(
 
 
 @pytest.fixture(scope="module")
-def artifact(served_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from attnserve.export.artifact import build_artifact
-
-    out = tmp_path_factory.mktemp("artifacts") / served_checkpoint.name
-    build_artifact(out, served_checkpoint, int8=False, fp16=False)
-    return out
+def artifact(served_checkpoint: Path, artifacts: ArtifactCache) -> Path:
+    return artifacts.get(served_checkpoint, int8=False, fp16=False)
 
 
 @pytest.fixture(scope="module")

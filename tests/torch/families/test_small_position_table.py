@@ -10,19 +10,17 @@ import numpy as np
 
 from attnserve.service.artifact import read_manifest
 from attnserve.service.client.client import EmbedderClient
+from tests.support.artifacts import ArtifactCache
 from tests.support.encoder_families import ENCODER_SHAPES
 from tests.support.servers import ServerThread, server_settings
 
 
 def test_a_model_with_fewer_than_128_positions_warms_up_and_serves(
-    encoder_checkpoints: Callable[[str], Path], tmp_path: Path
+    encoder_checkpoints: Callable[[str], Path], artifacts: ArtifactCache
 ) -> None:
-    from attnserve.export.artifact import build_artifact
-
     name = "camembert"  # 60 rows in its position table
     assert ENCODER_SHAPES[name].max_positions < 128
-    out = tmp_path / name
-    build_artifact(out, encoder_checkpoints(name), int8=False, fp16=False)
+    out = artifacts.get(encoder_checkpoints(name), int8=False, fp16=False)
     assert read_manifest(out).model.max_positions < 128
     running = ServerThread(server_settings(out, warmup=True))  # warm-up and calibration on
     try:

@@ -13,8 +13,6 @@ import torch
 from tests.support.cli import run_cli
 from tests.support.reference import Reference
 
-pytestmark = pytest.mark.slow
-
 TEXTS = ["The encoder reads every token at once.", "Attention maps show where it looked."]
 
 

@@ -117,7 +117,6 @@ def test_missing_default_package_says_what_to_install(monkeypatch: pytest.Monkey
         default_checkpoint_dir()
 
 
-@pytest.mark.slow
 def test_packaged_checkpoint_reads_pooling_and_limits(reference: Reference) -> None:
     checkpoint = reference.checkpoint
     assert checkpoint.name == "sentence-transformers/all-MiniLM-L6-v2"

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from tests.support.reference import Reference
 from tests.support.texts import VARIED_TEXTS
-
-pytestmark = pytest.mark.slow
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -10,8 +10,6 @@ import torch
 from attnserve.service.client.client import EmbedderClient
 from tests.support.reference import Reference
 
-pytestmark = pytest.mark.slow
-
 TEXTS = ["The bank raised its rates.", "She sat on the river bank and watched the water."]
 
 

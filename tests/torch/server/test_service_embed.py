@@ -5,15 +5,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 import torch
 
 from attnserve.service.client.client import EmbedderClient
 from tests.support.reference import Reference
 from tests.support.servers import ServerThread, metric
 from tests.support.texts import VARIED_TEXTS
-
-pytestmark = pytest.mark.slow
 
 
 def reference_embeddings(reference: Reference, texts: list[str]) -> torch.Tensor:

@@ -26,6 +26,7 @@ from attnserve.oip import inference_pb2 as oip
 from attnserve.oip import inference_pb2_grpc
 from attnserve.service.client.client import EmbedderClient
 from attnserve.service.server.app import log_startup
+from tests.support.artifacts import ArtifactCache
 from tests.support.servers import ServerThread, server_settings
 from tests.support.texts import VARIED_TEXTS
 
@@ -37,14 +38,8 @@ ALONE = {"intra_op_threads": 1, "http_port": 0, "warmup": False}
 
 
 @pytest.fixture(scope="module")
-def second_artifact(
-    encoder_checkpoints: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    from attnserve.export.artifact import build_artifact
-
-    out = tmp_path_factory.mktemp("several") / "roberta-artifact"
-    build_artifact(out, encoder_checkpoints("roberta"), int8=False, fp16=False)
-    return out
+def second_artifact(encoder_checkpoints: Callable[[str], Path], artifacts: ArtifactCache) -> Path:
+    return artifacts.get(encoder_checkpoints("roberta"), int8=False, fp16=False)
 
 
 @pytest.fixture(scope="module")
