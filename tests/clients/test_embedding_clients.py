@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from attnserve.service.client.client import EmbedderClient
+from attnserve.service.corpus import short_sentences
 from tests.clients.conftest import EMBEDDER, http_base
 from tests.support.servers import ServerThread
 from tests.support.texts import VARIED_TEXTS
@@ -51,7 +52,7 @@ def test_openai_sdk(pod: ServerThread) -> None:
 
 def test_langchain_openai_embeds_1200_texts_in_its_default_chunks(pod: ServerThread) -> None:
     embeddings_module = pytest.importorskip("langchain_openai")
-    texts = [f"{VARIED_TEXTS[i % len(VARIED_TEXTS)]} ({i})" for i in range(1200)]
+    texts = short_sentences(1200)
     embedder = embeddings_module.OpenAIEmbeddings(
         model=EMBEDDER,
         base_url=http_base(pod) + "/v1",
@@ -105,8 +106,13 @@ def test_haystack_openai_embedders(pod: ServerThread) -> None:
     assert cosines([d.embedding for d in embedded], native(pod, TEXTS)).min() >= CLOSE
 
 
-def test_huggingface_hub_inference_client_feature_extraction(pod: ServerThread) -> None:
+def test_huggingface_hub_inference_client_feature_extraction(
+    pod: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hub = pytest.importorskip("huggingface_hub")
+    # tests/conftest.py sets HF_HUB_OFFLINE so no reference library reaches the Hub; this client
+    # only ever talks to the loopback server, so its offline guard is lifted for this test.
+    monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", False)
     client = hub.InferenceClient(model=http_base(pod))  # posts to the URL itself: POST /
     vector = client.feature_extraction(TEXTS[0])
     assert cosines(np.asarray(vector).reshape(1, -1), native(pod, TEXTS[:1])).min() >= CLOSE
