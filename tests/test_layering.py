@@ -121,7 +121,7 @@ SERVER_ROOT = ROOT / "service" / "server"
 PROTOCOLS = ("v1", "oip", "http")  # a folder each
 # Each protocol's kit (what its cells share) and the module that gathers its cells.
 KITS = {"v1": ("messages", "streams"), "oip": ("tensors", "statistics"), "http": ("fields",)}
-GATHERERS = {"v1": ("service",), "oip": ("service",), "http": ("routes", "app")}
+GATHERERS = {"v1": ("service",), "oip": ("service",), "http": ("routes", "app", "openapi")}
 # What a protocol's cell must not reach past the registry and its tasks for: the model's parts.
 MODEL_PARTS = tuple(
     f"{SERVER}.{name}"

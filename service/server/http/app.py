@@ -10,6 +10,7 @@ status of its code (`HTTP_STATUS`), never a traceback.
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from aiohttp import web
 from attnserve.service.server.auth import REFUSAL, Tokens, token_of
 from attnserve.service.server.calls import CallRecord, Front, request_id, shutting_down
 from attnserve.service.server.errors import Code, ServiceError
+from attnserve.service.server.http import openapi
 from attnserve.service.server.http.fields import ErrorShape, Handler, RouteSet
 from attnserve.service.server.listeners import bind_sockets
 from attnserve.service.server.settings import Settings
@@ -89,6 +91,18 @@ class HttpApp:
         app = web.Application(client_max_size=max_body_bytes)
         for path in ("/health", "/ping", "/"):  # TEI's probes: /ping is SageMaker's
             app.router.add_get(path, self.health)
+        # The reference, public as /health (it says what the routes take, nothing served).
+        reference = json.dumps(openapi.document(self.routes))
+        page = openapi.page(self.routes)
+
+        async def spec(request: web.Request) -> web.Response:
+            return web.Response(text=reference, content_type="application/json")
+
+        async def docs(request: web.Request) -> web.Response:
+            return web.Response(text=page, content_type="text/html")
+
+        app.router.add_get("/openapi.json", spec)
+        app.router.add_get("/docs", docs)
         for routes in self.routes:
             routes.add_to(app, self.call)
         return app

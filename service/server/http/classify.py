@@ -28,7 +28,8 @@ from typing import Any
 from aiohttp import web
 
 from attnserve.service.server.errors import invalid
-from attnserve.service.server.http.fields import Envelope, flag, json_object, truncation
+from attnserve.service.server.http.classify_bodies import ClassifyBody
+from attnserve.service.server.http.fields import Envelope, RouteDoc, flag, json_object, truncation
 from attnserve.service.server.options import ScoreOptions
 from attnserve.service.server.registry import Registry
 from attnserve.service.server.tasks.score import ClassifyResult, ScoreTask
@@ -50,6 +51,11 @@ def usage(result: ClassifyResult) -> dict[str, int]:
 
 
 class ClassifyRoutes:
+    docs = (
+        RouteDoc("post", "/classify", "classify, Infinity's shape", ClassifyBody),
+        RouteDoc("post", "/v1/classify", "classify, vLLM's and SGLang's shape", ClassifyBody),
+    )
+
     def __init__(self, models: Registry) -> None:
         self.models = models
 

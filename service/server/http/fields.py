@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.options import Truncation
@@ -36,10 +38,32 @@ class Envelope(Protocol):
     ) -> Handler: ...
 
 
+@dataclass(frozen=True)
+class RouteDoc:
+    """One route as the API reference (`openapi.py`: GET /openapi.json, /docs) shows it: the
+    route set that adds it says it, beside the handler."""
+
+    method: Literal["get", "post"]
+    path: str
+    summary: str
+    body: type[BaseModel] | None = None  # the request body's model (its example included)
+    errors: ErrorShape = "openai"
+
+
 class RouteSet(Protocol):
-    """Routes one cell adds to the HTTP app, each wrapped in the app's envelope."""
+    """Routes one cell adds to the HTTP app, each wrapped in the app's envelope, and their
+    reference (`docs`: every route it adds, a test keeps them equal)."""
+
+    @property
+    def docs(self) -> tuple[RouteDoc, ...]: ...
 
     def add_to(self, app: web.Application, envelope: Envelope) -> None: ...
+
+
+def body_config(example: dict[str, Any]) -> ConfigDict:
+    """A request body model's settings: unknown fields ignored (as every route reads JSON), and
+    the example the API reference shows (tests/clients posts it to the real route)."""
+    return ConfigDict(extra="ignore", frozen=True, json_schema_extra={"examples": [example]})
 
 
 class BadRequestError(ServiceError):

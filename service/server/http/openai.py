@@ -30,6 +30,7 @@ from aiohttp import web
 from attnserve.service.server.errors import invalid
 from attnserve.service.server.http.fields import (
     Envelope,
+    RouteDoc,
     count,
     encode,
     encoding_format,
@@ -38,6 +39,7 @@ from attnserve.service.server.http.fields import (
     token_ids_refusal,
     truncation,
 )
+from attnserve.service.server.http.openai_bodies import EmbeddingsBody
 from attnserve.service.server.options import EmbedOptions
 from attnserve.service.server.registry import Registry, ServedModel
 from attnserve.service.server.tasks.embed import EmbedTask
@@ -66,6 +68,13 @@ def options_of(body: dict[str, Any], model: ServedModel) -> EmbedOptions:
 
 
 class OpenAIRoutes:
+    docs = (
+        RouteDoc("post", "/v1/embeddings", "OpenAI's embeddings", EmbeddingsBody),
+        RouteDoc("post", "/embeddings", "OpenAI's embeddings, for a base URL without /v1",
+                 EmbeddingsBody),
+        RouteDoc("get", "/v1/models", "the served models (OpenAI's list)"),
+    )  # fmt: skip
+
     def __init__(self, models: Registry) -> None:
         self.models = models
         self.created = int(time.time())

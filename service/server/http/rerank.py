@@ -29,12 +29,14 @@ from aiohttp import web
 from attnserve.service.server.errors import invalid
 from attnserve.service.server.http.fields import (
     Envelope,
+    RouteDoc,
     count,
     flag,
     json_object,
     strings,
     truncation,
 )
+from attnserve.service.server.http.rerank_bodies import RerankV1Body, RerankV2Body
 from attnserve.service.server.options import ScoreOptions
 from attnserve.service.server.registry import Registry, ServedModel
 from attnserve.service.server.tasks.score import ScoreTask
@@ -50,6 +52,11 @@ def query_of(body: dict[str, Any]) -> str:
 
 
 class RerankRoutes:
+    docs = (
+        RouteDoc("post", "/v1/rerank", "rerank, Cohere v1's and Jina's shape", RerankV1Body),
+        RouteDoc("post", "/v2/rerank", "rerank, Cohere v2's shape", RerankV2Body),
+    )
+
     def __init__(self, models: Registry) -> None:
         self.models = models
 

@@ -33,7 +33,7 @@ Counted under protocol "http".
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from aiohttp import web
@@ -41,6 +41,7 @@ from aiohttp import web
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.http.fields import (
     Envelope,
+    RouteDoc,
     is_count,
     json_object,
     token_ids_refusal,
@@ -149,7 +150,26 @@ def model_type(model: ServedModel) -> dict[str, Any]:
     return {"reranker" if head.reranker else "classifier": labels}
 
 
+def tei(method: Literal["get", "post"], path: str, summary: str, body: Any = None) -> RouteDoc:
+    return RouteDoc(method, path, f"TEI: {summary}", body, errors="tei")
+
+
 class TeiRoutes:
+    docs = (
+        tei("post", "/", "what the model offers (embed, rerank or predict)", EmbedBody),
+        tei("post", "/invocations", "as / (SageMaker)", EmbedBody),
+        tei("post", "/embed", "pooled vectors", EmbedBody),
+        tei("post", "/embed_all", "every token's vector", EmbedAllBody),
+        tei("post", "/embed_sparse", "sparse vectors (424: no sparse head served yet)",
+            EmbedAllBody),
+        tei("post", "/similarity", "cosines of a sentence with others", SimilarityBody),
+        tei("post", "/rerank", "texts scored against a query", RerankBody),
+        tei("post", "/predict", "a classifier's labels", PredictBody),
+        tei("post", "/tokenize", "tokens, UTF-8 byte offsets", TokenizeBody),
+        tei("post", "/decode", "ids back to text", DecodeBody),
+        tei("get", "/info", "the model and the server's limits"),
+    )  # fmt: skip
+
     def __init__(self, models: Registry) -> None:
         self.models = models
         self.version = importlib.metadata.version("attnserve")

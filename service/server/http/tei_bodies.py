@@ -15,8 +15,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from attnserve.service.server.errors import invalid
+from attnserve.service.server.http.fields import body_config
 
 Texts = StrictStr | list[StrictStr]
+
+
 Direction = StrictStr  # "right" | "left", any case (fields.truncation reads it)
 
 
@@ -29,6 +32,8 @@ class TeiBody(BaseModel):
 class EmbedBody(TeiBody):
     """`/embed` and `/` for an embedder: pooled vectors, one per input."""
 
+    model_config = body_config({"inputs": ["What is Deep Learning?"], "normalize": True})
+
     inputs: Texts
     truncate: StrictBool | None = Field(None, description="null: the server's --auto-truncate")
     truncation_direction: Direction = "right"
@@ -39,6 +44,8 @@ class EmbedBody(TeiBody):
 
 class EmbedAllBody(TeiBody):
     """`/embed_all`: every token's vector, one matrix per input."""
+
+    model_config = body_config({"inputs": "What is Deep Learning?"})
 
     inputs: Texts
     truncate: StrictBool | None = None
@@ -64,12 +71,25 @@ class SimilarityParameters(BaseModel):
 class SimilarityBody(TeiBody):
     """`/similarity`: the cosine of the source sentence with each sentence."""
 
+    model_config = body_config(
+        {
+            "inputs": {
+                "source_sentence": "What is Deep Learning?",
+                "sentences": ["What is Machine Learning?"],
+            }
+        }
+    )
+
     inputs: SimilarityInputs
     parameters: SimilarityParameters | None = None
 
 
 class RerankBody(TeiBody):
     """`/rerank` and `/` for a reranker: each text scored against the query, best first."""
+
+    model_config = body_config(
+        {"query": "What is Deep Learning?", "texts": ["Deep Learning is ...", "Cheese is ..."]}
+    )
 
     query: StrictStr
     texts: list[StrictStr]
@@ -82,6 +102,8 @@ class RerankBody(TeiBody):
 class PredictBody(TeiBody):
     """`/predict` and `/` for a classifier: a text, a pair, or a batch of texts and pairs."""
 
+    model_config = body_config({"inputs": ["What is Deep Learning?", "Deep Learning is ..."]})
+
     inputs: StrictStr | list[StrictStr] | list[list[StrictStr]]
     truncate: StrictBool | None = None
     truncation_direction: Direction = "right"
@@ -91,6 +113,8 @@ class PredictBody(TeiBody):
 class TokenizeBody(TeiBody):
     """`/tokenize`: each input's tokens, with UTF-8 byte offsets into it (as TEI)."""
 
+    model_config = body_config({"inputs": "What is Deep Learning?"})
+
     inputs: Texts
     add_special_tokens: StrictBool = True
     prompt_name: StrictStr | None = None
@@ -98,6 +122,8 @@ class TokenizeBody(TeiBody):
 
 class DecodeBody(TeiBody):
     """`/decode`: token ids back to text."""
+
+    model_config = body_config({"ids": [101, 2054, 2003, 102]})
 
     ids: list[StrictInt] | list[list[StrictInt]]
     skip_special_tokens: StrictBool = True
