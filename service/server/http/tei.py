@@ -66,6 +66,7 @@ from attnserve.service.vectors import normalize_rows
 
 PROTOCOL = "http"
 DTYPES = {"fp32": "float32", "fp16": "float16", "int8": "int8"}
+TEI_POOLING = {"last": "last-token"}  # TEI's name for it (`--pooling last-token`)
 
 
 class EmptyError(ServiceError):
@@ -142,7 +143,8 @@ def model_type(model: ServedModel) -> dict[str, Any]:
     {"id2label", "label2id"}}."""
     head = model.manifest.head
     if head is None:
-        return {"embedding": {"pooling": str(model.manifest.model.pooling)}}
+        pooling = str(model.manifest.model.pooling)
+        return {"embedding": {"pooling": TEI_POOLING.get(pooling, pooling)}}
     labels = {
         "id2label": {str(i): label for i, label in enumerate(head.labels)},
         "label2id": {label: i for i, label in enumerate(head.labels)},

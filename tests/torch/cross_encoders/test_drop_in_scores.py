@@ -92,3 +92,50 @@ def test_infinity_and_vllm_classify_equal_classify(
             refused = post(server, path, bad)
             assert refused.status_code == 400, refused.text
             assert "'input' must be a string" in refused.json()["error"]["message"]
+
+
+def test_tei_root_route_runs_what_the_model_offers(
+    reranker_servers: Callable[[str], ServerThread],
+) -> None:
+    """TEI's `/` (and SageMaker's `/invocations`): a reranker reranks, a classifier predicts,
+    each exactly as its own route answers; TEI's refusals in TEI's shape."""
+    reranker = reranker_servers("bert-reranker")
+    body = {"query": QUERY, "texts": DOCUMENTS, "return_text": True}
+    expected = post(reranker, "/rerank", body).json()
+    for path in ("/", "/invocations"):
+        answer = post(reranker, path, body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == expected
+    assert set(expected[0]) == {"index", "score", "text"}
+    classifier = reranker_servers("bert-classifier")
+    pair = {"inputs": [QUERY, DOCUMENTS[0]]}
+    assert post(classifier, "/", pair).json() == post(classifier, "/predict", pair).json()
+    info = post_get(classifier, "/info")
+    labels = CROSS_ENCODER_SHAPES["bert-classifier"].labels
+    assert info["model_type"] == {
+        "classifier": {
+            "id2label": {str(i): label for i, label in enumerate(labels)},
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
+    }
+    assert "reranker" in post_get(reranker, "/info")["model_type"]
+    for server, path, bad, status, kind in [
+        (reranker, "/rerank", {"query": QUERY, "texts": []}, 400, "Empty"),
+        (reranker, "/rerank", {"query": 3, "texts": ["a"]}, 422, "Validation"),
+        (classifier, "/predict", {"inputs": []}, 400, "Empty"),
+        (classifier, "/predict", {"inputs": [["a", "b", "c"]]}, 422, "Validation"),
+        (classifier, "/rerank", {"query": QUERY, "texts": ["a"]}, 422, "Validation"),
+    ]:
+        answer = post(server, path, bad)
+        assert answer.status_code == status, (path, bad, answer.text)
+        assert answer.json()["error_type"] == kind
+
+
+def post_get(server: ServerThread, path: str) -> dict[str, object]:
+    import json
+    import urllib.request
+
+    url = f"http://127.0.0.1:{server.running.http_port}{path}"
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        found: dict[str, object] = json.loads(answer.read())
+        return found
