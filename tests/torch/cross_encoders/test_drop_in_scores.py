@@ -5,6 +5,7 @@ same inputs (scores within 1e-5), in its own server's JSON shape."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -131,11 +132,11 @@ def test_tei_root_route_runs_what_the_model_offers(
         assert answer.json()["error_type"] == kind
 
 
-def post_get(server: ServerThread, path: str) -> dict[str, object]:
+def post_get(server: ServerThread, path: str) -> dict[str, Any]:
     import json
     import urllib.request
 
     url = f"http://127.0.0.1:{server.running.http_port}{path}"
     with urllib.request.urlopen(url, timeout=60) as answer:
-        found: dict[str, object] = json.loads(answer.read())
+        found: dict[str, Any] = json.loads(answer.read())
         return found
