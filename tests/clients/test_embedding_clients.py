@@ -5,7 +5,7 @@ attnserve.v1's Embed for the same texts (cosine >= 0.99999), whichever route the
 | openai | OpenAI(base_url=.../v1).embeddings.create | POST /v1/embeddings (base64) |
 | langchain-openai | OpenAIEmbeddings.embed_documents (1,200 texts) | POST /v1/embeddings |
 | haystack-ai | OpenAITextEmbedder, OpenAIDocumentEmbedder | POST /v1/embeddings |
-| huggingface_hub | InferenceClient(url).feature_extraction | POST / (TEI's dispatch) |
+| huggingface_hub | InferenceClient(url).feature_extraction, .sentence_similarity | POST / |
 | llama-index TEI | TextEmbeddingsInference(base_url=url).get_text_embedding_batch | POST /embed |
 """
 
@@ -119,6 +119,10 @@ def test_huggingface_hub_inference_client_feature_extraction(
     raw = client.feature_extraction(TEXTS[1], normalize=False, truncate=True)
     expected = native(pod, TEXTS[1:2], normalize=False)
     np.testing.assert_allclose(np.asarray(raw).reshape(1, -1), expected, rtol=1e-4, atol=1e-5)
+    # sentence_similarity posts {"inputs": {"source_sentence", "sentences"}} to the URL too.
+    similar = client.sentence_similarity(TEXTS[0], other_sentences=TEXTS[1:3])
+    pooled = native(pod, TEXTS[:3])
+    np.testing.assert_allclose(similar, pooled[1:] @ pooled[0], atol=1e-5)
 
 
 def test_llama_index_text_embeddings_inference(pod: ServerThread) -> None:

@@ -4,8 +4,9 @@ same paths, fields, defaults and answer shapes as TEI's router (`router/src/http
 with its statuses (Validation 422, Empty 400, Overloaded 429, Backend 424; `app.py` maps them).
 
     POST /             what the model offers, as TEI dispatches by model type: an embedder
-    POST /invocations  embeds (`/embed`), a reranker reranks, a classifier predicts (SageMaker
-                       calls /invocations; huggingface_hub's InferenceClient(url) calls /)
+    POST /invocations  embeds (`/embed`; `inputs` {"source_sentence", "sentences"}: similarity),
+                       a reranker reranks, a classifier predicts (SageMaker calls /invocations;
+                       huggingface_hub's InferenceClient(url) calls /)
     POST /embed        {"inputs": str | [str], "normalize", "truncate", "truncation_direction",
                        "prompt_name", "dimensions"} -> [[f32]] (one vector per input)
     POST /embed_all    the same (no normalize, dimensions) -> [[[f32]]] (every token's vector)
@@ -198,9 +199,13 @@ class TeiRoutes:
         return model, body
 
     async def invocations(self, request: web.Request) -> web.Response:
-        """As TEI's `/`: the route of the model's type."""
+        """As TEI's `/`: the route of the model's type. For an embedder, `inputs` as an object
+        ({"source_sentence", "sentences"}) is a similarity request (TEI serves that on `/`
+        under TASK=sentence-similarity; the shape says it here, as /embed's never is one)."""
         model, body = await self.model_and_body(request)
         if model.offers(EmbedTask):
+            if isinstance(body.get("inputs"), dict):
+                return await self.compared(model, body)
             return await self.embedded(model, body)
         if model.manifest.head is not None and model.manifest.head.reranker:
             return await self.reranked(model, body)
@@ -248,7 +253,9 @@ class TeiRoutes:
         raise NotSparseError(model)
 
     async def similarity(self, request: web.Request) -> web.Response:
-        model, body = await self.model_and_body(request)
+        return await self.compared(*await self.model_and_body(request))
+
+    async def compared(self, model: ServedModel, body: dict[str, Any]) -> web.Response:
         parsed = parse(SimilarityBody, body)
         if not parsed.inputs.sentences:
             raise EmptyError("inputs.sentences")
