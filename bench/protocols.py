@@ -1,4 +1,5 @@
-"""What each protocol costs per request: attnserve.v1 and OIP over gRPC, OpenAI over HTTP.
+"""What each protocol costs per request: attnserve.v1 and OIP over gRPC, OpenAI's and TEI's
+embedding routes over HTTP.
 
     python bench/protocols.py [--rounds 4] [--seconds 4] [--callers 16]
 
@@ -6,7 +7,8 @@ One server (a tiny random encoder, one intra-op thread: inference costs next to 
 bench/overhead.py) serves all three protocols on its gRPC and HTTP ports; the same single-text
 requests, pre-encoded, go through each in turn (order rotated every round) from lean clients:
 grpc.aio with undecoded responses for the two gRPC protocols (OIP with `raw_input_contents`, as
-tritonclient sends), aiohttp with a pre-encoded JSON body for OpenAI. The figures are the server
+tritonclient sends), aiohttp with a pre-encoded JSON body for OpenAI's `/v1/embeddings` and
+TEI's `/embed` (`{"inputs": text}`, no model: the default answers). The figures are the server
 process's CPU time per request (user + system, all threads, from /proc) under `--callers`
 closed-loop callers, and a lone caller's median latency. CPU time is what a request costs the
 machine whichever client sends it; the latency includes each client's own cost too.
@@ -91,6 +93,10 @@ async def http_closed_loop(
     return summarize(latencies, failed, codes, elapsed, 1)
 
 
+def tei_bodies(texts: Sequence[str], count: int = 4096) -> list[bytes]:
+    return [json.dumps({"inputs": texts[index % len(texts)]}).encode() for index in range(count)]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -113,11 +119,14 @@ def main() -> int:
         "--http-port", str(http_port),
     )  # fmt: skip
     url = f"http://127.0.0.1:{http_port}/v1/embeddings"
+    tei_url = f"http://127.0.0.1:{http_port}/embed"
     v1, infer, bodies = encode_requests(texts, 1), oip_requests(texts), openai_bodies(texts)
+    tei = tei_bodies(texts)
     loads: dict[str, Callable[[int, float], LoadResult]] = {
         "attnserve.v1 (gRPC)": lambda n, s: run_closed_loop(target, v1, 1, n, s),
         "OIP (gRPC)": lambda n, s: run_closed_loop(target, infer, 1, n, s, method=MODEL_INFER),
         "OpenAI (HTTP)": lambda n, s: asyncio.run(http_closed_loop(url, bodies, n, s)),
+        "TEI /embed (HTTP)": lambda n, s: asyncio.run(http_closed_loop(tei_url, tei, n, s)),
     }
     totals = {name: [0.0, 0.0] for name in loads}  # server CPU s, requests
     lone: dict[str, list[float]] = {name: [] for name in loads}

@@ -121,7 +121,7 @@ SERVER_ROOT = ROOT / "service" / "server"
 PROTOCOLS = ("v1", "oip", "http")  # a folder each
 # Each protocol's kit (what its cells share) and the module that gathers its cells.
 KITS = {"v1": ("messages", "streams"), "oip": ("tensors", "statistics"), "http": ("fields",)}
-GATHERERS = {"v1": ("service",), "oip": ("service",), "http": ("routes", "app")}
+GATHERERS = {"v1": ("service",), "oip": ("service",), "http": ("routes", "app", "openapi")}
 # What a protocol's cell must not reach past the registry and its tasks for: the model's parts.
 MODEL_PARTS = tuple(
     f"{SERVER}.{name}"
@@ -141,7 +141,36 @@ def protocol_modules(protocol: str) -> list[Path]:
 
 def cells(protocol: str) -> list[Path]:
     shared = (*KITS[protocol], *GATHERERS[protocol])
-    return [path for path in protocol_modules(protocol) if path.stem not in shared]
+    return [
+        path
+        for path in protocol_modules(protocol)
+        if path.stem not in shared and not is_bodies(path)
+    ]
+
+
+# A cell's request bodies (`http/tei_bodies.py`: TEI's pydantic models) are part of that cell:
+# only it imports them, and they import nothing of a protocol's but its kit.
+def is_bodies(path: Path) -> bool:
+    return path.stem.endswith("_bodies")
+
+
+def test_a_cells_bodies_belong_to_that_cell_alone() -> None:
+    offenders = {}
+    for protocol in PROTOCOLS:
+        modules = protocol_modules(protocol)
+        for bodies in filter(is_bodies, modules):
+            owner = server_module(bodies.with_name(bodies.stem.removesuffix("_bodies") + ".py"))
+            importers = {
+                server_module(path)
+                for path in modules
+                if server_module(bodies) in imported_modules(path)
+            }
+            protocols = tuple(f"{SERVER}.{name}" for name in PROTOCOLS)
+            kit = tuple(f"{SERVER}.{protocol}.{name}" for name in KITS[protocol])
+            reached = {m for m in imported_modules(bodies) if breaks(m, protocols)}
+            if importers - {owner} or {m for m in reached if not breaks(m, kit)}:
+                offenders[bodies.name] = sorted(importers - {owner} | reached)
+    assert offenders == {}
 
 
 def test_every_protocol_has_a_kit_and_cells() -> None:

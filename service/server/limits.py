@@ -31,6 +31,7 @@ class Limits:
     chunk_overlap_tokens: int = 0
     max_late_chunking_documents: int = 64  # a late-chunking request's documents
     max_chunks_per_document: int = 512  # ... and each one's chunks
+    auto_truncate: bool = False  # HTTP: an embedding request without `truncate` is cut
 
     @classmethod
     def of(cls, settings: Settings, max_positions: int) -> Limits:
@@ -49,6 +50,7 @@ class Limits:
             chunk_overlap_tokens=settings.chunk_overlap_tokens,
             max_late_chunking_documents=settings.max_late_chunking_documents,
             max_chunks_per_document=settings.max_chunks_per_document,
+            auto_truncate=settings.auto_truncate,
         )
 
     def check_text(self, what: str, text: str) -> None:

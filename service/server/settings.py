@@ -138,7 +138,14 @@ class Settings(BaseSettings):
     )
 
     # --- limits per request --------------------------------------------------------------------
-    max_texts_per_request: int = Field(512, gt=0, description="texts in one request")
+    max_texts_per_request: int = Field(
+        2048,
+        gt=0,
+        description="texts in one request, any protocol: OpenAI's and Infinity's 2,048, so "
+        "LangChain's 1,000-text batches pass; the work stays bounded by max_queue_texts (a "
+        "request must fit the queue's free room) and max_batch_tokens per batch; left unset, "
+        "at most max_queue_texts",
+    )
     max_documents_per_request: int = Field(
         1000,
         gt=0,
@@ -194,6 +201,15 @@ class Settings(BaseSettings):
         gt=0,
         description="chunks in one late-chunking document (spans given, or made every N "
         "tokens): bounds the span checks, the pooling and the response per document",
+    )
+
+    auto_truncate: bool = Field(
+        False,
+        description="HTTP embedding requests that send no `truncate` (OpenAI's /v1/embeddings, "
+        "TEI's /embed, /embed_all, /similarity; the clients that never send it: the openai "
+        "SDK, LangChain, Dify) are cut at the end instead of refused: TEI's --auto-truncate "
+        "(true there); rerank and predict cut by default either way, and gRPC's Embed says "
+        "its own (truncate END unless the request says NONE)",
     )
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -272,6 +288,10 @@ class Settings(BaseSettings):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{name}: {path} is not a file")
+        texts_unset = "max_texts_per_request" not in self.model_fields_set
+        if texts_unset and self.max_texts_per_request > self.max_queue_texts:
+            # The default follows a smaller queue, as the document limits below do.
+            object.__setattr__(self, "max_texts_per_request", self.max_queue_texts)
         if self.max_texts_per_request > self.max_queue_texts:
             raise ValueError(
                 f"max_texts_per_request ({self.max_texts_per_request}) exceeds max_queue_texts "

@@ -77,6 +77,11 @@ class TextTokenizer:
         self.tokenizer.no_truncation()  # we truncate ourselves, to know whether we did
         self.special_count = self.tokenizer.num_special_tokens_to_add(is_pair=False)
 
+    @property
+    def kind(self) -> str:
+        """The tokenizer's model, as `tokenizers` names it: WordPiece, BPE, Unigram."""
+        return type(self.tokenizer.model).__name__
+
     def encode(
         self,
         texts: list[str],

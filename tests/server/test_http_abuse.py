@@ -90,7 +90,6 @@ BAD_BODIES = {
     "input empty string": json.dumps({"input": "", "model": MODEL}).encode(),
     "token ids": json.dumps({"input": [[1, 2, 3]], "model": MODEL}).encode(),
     "model a number": json.dumps({"input": "a", "model": 3}).encode(),
-    "no model": json.dumps({"input": "a"}).encode(),
     "dimensions a string": json.dumps({"input": "a", "model": MODEL, "dimensions": "8"}).encode(),
     "dimensions a bool": json.dumps({"input": "a", "model": MODEL, "dimensions": True}).encode(),
     "dimensions negative": json.dumps({"input": "a", "model": MODEL, "dimensions": -1}).encode(),
@@ -157,6 +156,45 @@ def test_generated_json_gets_a_status(http: ServerThread, body: Any) -> None:
         openai_error(answer)
 
 
+# The routes other servers' clients call (TEI's, Cohere v2's, Infinity's and vLLM's classify)
+# over this embedder: the score routes refuse (it offers no score task) after reading the body.
+DROP_IN_PATHS = ["/embeddings", "/", "/invocations", "/embed", "/embed_all", "/embed_sparse",
+                 "/similarity", "/tokenize", "/decode", "/rerank", "/predict", "/v2/rerank",
+                 "/classify", "/v1/classify"]  # fmt: skip
+TEI_PATHS = {"/", "/invocations", "/embed", "/embed_all", "/embed_sparse", "/similarity",
+             "/tokenize", "/decode", "/rerank", "/predict"}  # fmt: skip
+FIELDS = ["inputs", "input", "query", "texts", "documents", "model", "truncate",
+          "truncation_direction", "normalize", "dimensions", "prompt_name", "ids", "parameters",
+          "source_sentence", "sentences", "top_n", "max_tokens_per_doc", "raw_scores",
+          "add_special_tokens", "skip_special_tokens", "return_text"]  # fmt: skip
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(DROP_IN_PATHS),
+    body=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.sampled_from(FIELDS), children, max_size=5)
+        ),
+        max_leaves=12,
+    ),
+)
+def test_generated_json_on_the_drop_in_routes_gets_a_status(
+    http: ServerThread, path: str, body: Any
+) -> None:
+    status, answer = post(http, json.dumps(body).encode(), path)
+    assert status in {200, 400, 404, 422, 424}, (path, body, status, answer)
+    if status == 200:
+        return
+    if path in TEI_PATHS:  # TEI's error body
+        assert set(answer) == {"error", "error_type"}, answer
+        assert "Traceback" not in answer["error"]
+    else:
+        openai_error(answer)
+
+
 def open_connections() -> int:
     """This process's open sockets (the test server runs in it)."""
     count = 0
@@ -214,7 +252,9 @@ def test_slow_bodies_and_idle_keepalive_connections_do_not_block_others(
 
 def test_no_abuse_was_a_server_fault(http: ServerThread) -> None:
     """Run last in this file: none of the above was counted as INTERNAL."""
-    count = http.running.assembly.metrics.registry.get_sample_value(
-        "attnserve_errors_total", {"protocol": "openai", "code": "INTERNAL"}
-    )
-    assert not count
+    for protocol in ("openai", "http"):
+        count = http.running.assembly.metrics.registry.get_sample_value(
+            "attnserve_errors_total", {"protocol": protocol, "code": "INTERNAL"}
+        )
+        assert not count, protocol
+    ordinary(http)  # and it still answers

@@ -80,7 +80,8 @@ def test_one_input_and_dimensions(http_server: ServerThread) -> None:
         (["word " * 400], {}, 400, "over the limit of"),
         ([""], {}, 400, "empty"),
         ([], {}, 400, "no texts"),
-        ([[101, 2023]], {}, 400, "token-id inputs"),
+        ([[101, 2023]], {}, 400, "check_embedding_ctx_length=False"),
+        ([101, 2023], {}, 400, "own WordPiece tokenizer"),
         (["fine"], {"dimensions": 5000}, 400, "dimensions"),
     ],
 )
@@ -153,3 +154,54 @@ def test_bearer_tokens_and_tls_as_on_grpc(make_server: MakeServer, tmp_path: Pat
     )
     with pytest.raises(openai.APIError):
         plain.embeddings.create(model=MODEL, input="plaintext to a TLS port")
+
+
+def test_a_request_without_a_model_gets_the_default_and_embeddings_without_v1(
+    http_server: ServerThread,
+) -> None:
+    """As TEI, vLLM and Dify's TEI provider call it: no `model`, and `/embeddings` for a base
+    URL without `/v1`; the answers equal the named model's."""
+    port = http_server.running.http_port
+    named = sdk(http_server).embeddings.create(model=MODEL, input=TEXTS)
+    expected = np.array([item.embedding for item in named.data])
+    for path in ("/v1/embeddings", "/embeddings"):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}",
+            json.dumps({"input": TEXTS}).encode(),
+            {"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+        assert answer["model"] == MODEL
+        got = np.array([item["embedding"] for item in answer["data"]])
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    bare = openai.OpenAI(base_url=f"http://127.0.0.1:{port}", api_key="x", max_retries=0)
+    assert len(bare.embeddings.create(model=MODEL, input="no /v1").data) == 1
+
+
+def test_2048_inputs_in_one_request_as_openai_allows(http_server: ServerThread) -> None:
+    """LangChain sends 1,000 texts per request, OpenAI's API allows 2,048: both pass; one more
+    is refused with the limit named."""
+    texts = [f"text number {i}" for i in range(2048)]
+    answer = sdk(http_server).embeddings.create(model=MODEL, input=texts)
+    assert [item.index for item in answer.data] == list(range(2048))
+    with EmbedderClient(http_server.target) as grpc_client:
+        expected = grpc_client.embed(texts[-3:]).pooled
+    assert expected is not None
+    got = np.array([item.embedding for item in answer.data[-3:]], dtype=np.float32)
+    assert cosines(got, expected).min() >= 0.99999
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(http_server).embeddings.create(model=MODEL, input=[*texts, "one too many"])
+    assert "at most 2048 texts per request" in str(caught.value)
+
+
+def test_auto_truncate_cuts_what_asks_nothing(make_server: MakeServer) -> None:
+    """--auto-truncate: a request without `truncate` is cut, as TEI's default; one that says
+    `truncate: false` is still refused."""
+    server = make_server(http_port=0, auto_truncate=True)
+    client = sdk(server)
+    answer = client.embeddings.create(model=MODEL, input=["word " * 400])
+    assert answer.data[0].model_extra is not None
+    assert answer.data[0].model_extra["attnserve"]["truncated"] is True
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model=MODEL, input=["word " * 400], extra_body={"truncate": False})

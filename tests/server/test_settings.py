@@ -39,7 +39,7 @@ def test_tokens_from_the_environment_are_split_and_hidden(monkeypatch: pytest.Mo
         (["--precision", "int4"], "precision"),
         (["--max-batch-texts", "0"], "max_batch_texts"),
         (["--artifact", "/no/such/dir"], "is not a directory"),
-        (["--max-queue-texts", "8"], "could never be queued"),
+        (["--max-queue-texts", "8", "--max-texts-per-request", "16"], "could never be queued"),
     ],
 )
 def test_bad_settings_stop_the_server_with_a_clear_message(flags: list[str], message: str) -> None:
@@ -59,6 +59,9 @@ def test_the_default_document_limit_follows_a_smaller_queue() -> None:
     small = Settings(max_queue_texts=64, max_texts_per_request=32)
     assert small.max_documents_per_request == 64
     assert Settings().max_documents_per_request == 1000
+    # The texts' limit too: OpenAI's 2,048 by default, the queue's size under a smaller queue.
+    assert Settings().max_texts_per_request == 2048
+    assert Settings(max_queue_texts=1000).max_texts_per_request == 1000
     with pytest.raises(ValidationError, match="max_documents_per_request"):
         Settings(max_queue_texts=64, max_texts_per_request=32, max_documents_per_request=100)
 

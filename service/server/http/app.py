@@ -10,15 +10,18 @@ status of its code (`HTTP_STATUS`), never a traceback.
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
 from attnserve.service.server.auth import REFUSAL, Tokens, token_of
 from attnserve.service.server.calls import CallRecord, Front, request_id, shutting_down
 from attnserve.service.server.errors import Code, ServiceError
-from attnserve.service.server.http.fields import Handler, RouteSet
+from attnserve.service.server.http import openapi
+from attnserve.service.server.http.fields import ErrorShape, Handler, RouteSet
 from attnserve.service.server.listeners import bind_sockets
 from attnserve.service.server.settings import Settings
 
@@ -42,16 +45,40 @@ ERROR_TYPE = {
 }
 
 
-def http_status(error: ServiceError) -> int:
+# text-embeddings-inference's error shape on its routes: {"error": message, "error_type"},
+# with its status per type (router/src/http/server.rs: Validation and Tokenizer 422, Empty 400,
+# Overloaded 429, Unhealthy 503, Backend 424); (status, error_type) per code.
+TEI_ERROR = {
+    Code.INVALID_ARGUMENT: (422, "Validation"),
+    Code.UNAUTHENTICATED: (401, "Validation"),
+    Code.NOT_FOUND: (404, "Validation"),
+    Code.RESOURCE_EXHAUSTED: (429, "Overloaded"),
+    Code.CANCELLED: (499, "Validation"),
+    Code.INTERNAL: (424, "Backend"),
+    Code.UNAVAILABLE: (503, "Unhealthy"),
+    Code.DEADLINE_EXCEEDED: (504, "Backend"),
+}
+
+
+def http_status(error: ServiceError, errors: ErrorShape = "openai") -> int:
     """The status a failure is answered with (an error may carry its own: 413 for a body)."""
-    status: int = getattr(error, "http_status", HTTP_STATUS[error.code])
+    mapped = HTTP_STATUS[error.code] if errors == "openai" else TEI_ERROR[error.code][0]
+    status: int = getattr(error, "http_status", mapped)
     return status
 
 
-def error_response(error: ServiceError, request_id: str) -> web.Response:
-    kind, code = ERROR_TYPE.get(error.code, ("server_error", None))
-    body = {"error": {"message": error.message, "type": kind, "param": None, "code": code}}
-    return web.json_response(body, status=http_status(error), headers={"x-request-id": request_id})
+def error_response(
+    error: ServiceError, request_id: str, errors: ErrorShape = "openai"
+) -> web.Response:
+    body: dict[str, Any]
+    if errors == "tei":
+        kind = getattr(error, "tei_error_type", TEI_ERROR[error.code][1])
+        body = {"error": error.message, "error_type": kind}
+    else:
+        kind, code = ERROR_TYPE.get(error.code, ("server_error", None))
+        body = {"error": {"message": error.message, "type": kind, "param": None, "code": code}}
+    status = http_status(error, errors)
+    return web.json_response(body, status=status, headers={"x-request-id": request_id})
 
 
 class HttpApp:
@@ -62,13 +89,29 @@ class HttpApp:
 
     def application(self, max_body_bytes: int) -> web.Application:
         app = web.Application(client_max_size=max_body_bytes)
-        app.router.add_get("/health", self.health)
+        for path in ("/health", "/ping", "/"):  # TEI's probes: /ping is SageMaker's
+            app.router.add_get(path, self.health)
+        # The reference, public as /health (it says what the routes take, nothing served).
+        reference = json.dumps(openapi.document(self.routes))
+        page = openapi.page(self.routes)
+
+        async def spec(request: web.Request) -> web.Response:
+            return web.Response(text=reference, content_type="application/json")
+
+        async def docs(request: web.Request) -> web.Response:
+            return web.Response(text=page, content_type="text/html")
+
+        app.router.add_get("/openapi.json", spec)
+        app.router.add_get("/docs", docs)
         for routes in self.routes:
             routes.add_to(app, self.call)
         return app
 
-    def call(self, method: str, handler: Handler, protocol: str) -> Handler:
-        """The envelope: request id, auth, drain, metrics and log, failures as JSON errors."""
+    def call(
+        self, method: str, handler: Handler, protocol: str, errors: ErrorShape = "openai"
+    ) -> Handler:
+        """The envelope: request id, auth, drain, metrics and log, failures as JSON errors in
+        the route's shape."""
 
         async def enveloped(request: web.Request) -> web.Response:
             call_id = request_id(request.headers.get("x-request-id"))
@@ -82,7 +125,7 @@ class HttpApp:
                     raise shutting_down()
                 response = await handler(request)
             except Exception as failure:  # recorded and logged; never a traceback out
-                return error_response(record.failed(failure), call_id)
+                return error_response(record.failed(failure), call_id, errors)
             except BaseException as gone:  # the handler was cancelled (server stopping)
                 record.end("CANCELLED", gone)
                 raise

@@ -12,23 +12,68 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.options import Truncation
+from attnserve.service.server.registry import ServedModel
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
-# The app's envelope around a route's handler: (method label, handler, protocol label) -> handler.
-Envelope = Callable[[str, Handler, str], Handler]
+# How a route's failures are answered: OpenAI's {"error": {"message", "type", ...}} (every
+# route but TEI's) or TEI's {"error", "error_type"} with TEI's statuses (app.py maps both).
+ErrorShape = Literal["openai", "tei"]
+
+
+class Envelope(Protocol):
+    """The app's envelope around a route's handler (request id, auth, drain, metrics, log,
+    failures in the route's error shape): (method label, handler, protocol label) -> handler."""
+
+    def __call__(
+        self, method: str, handler: Handler, protocol: str, errors: ErrorShape = "openai"
+    ) -> Handler: ...
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    """One route as the API reference (`openapi.py`: GET /openapi.json, /docs) shows it: the
+    route set that adds it says it, beside the handler."""
+
+    method: Literal["get", "post"]
+    path: str
+    summary: str
+    body: type[BaseModel] | None = None  # the request body's model (its example included)
+    errors: ErrorShape = "openai"
 
 
 class RouteSet(Protocol):
-    """Routes one cell adds to the HTTP app, each wrapped in the app's envelope."""
+    """Routes one cell adds to the HTTP app, each wrapped in the app's envelope, and their
+    reference (`docs`: every route it adds, a test keeps them equal)."""
+
+    @property
+    def docs(self) -> tuple[RouteDoc, ...]: ...
 
     def add_to(self, app: web.Application, envelope: Envelope) -> None: ...
+
+
+def body_config(example: dict[str, Any]) -> ConfigDict:
+    """A request body model's settings: unknown fields ignored (as every route reads JSON), and
+    the example the API reference shows (tests/clients posts it to the real route)."""
+    return ConfigDict(extra="ignore", frozen=True, json_schema_extra={"examples": [example]})
+
+
+class BadRequestError(ServiceError):
+    """A body no JSON parser reads: 400 on every route (TEI answers data it cannot use 422,
+    but bytes that are not JSON 400, as axum's Json extractor does)."""
+
+    http_status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Code.INVALID_ARGUMENT, message)
 
 
 class BodyTooLargeError(ServiceError):
@@ -51,7 +96,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     except ConnectionResetError:  # the client left before its body arrived: not our fault
         raise ServiceError(Code.CANCELLED, "the client left before sending its body") from None
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
-        raise invalid("the request body is not JSON") from None
+        raise BadRequestError("the request body is not JSON") from None
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object")
     return body
@@ -160,3 +205,16 @@ def encode(vector: np.ndarray, encoding: str) -> list[float] | str:
         return base64.b64encode(little.tobytes()).decode("ascii")
     values: list[float] = vector.tolist()
     return values
+
+
+def token_ids_refusal(model: ServedModel) -> str:
+    """Why token-id inputs are refused, and the fix: ids are only meaningful in the vocabulary
+    that made them (LangChain's OpenAIEmbeddings sends tiktoken's by default); read in this
+    model's vocabulary they would give wrong vectors without a word (as TEI and vLLM do)."""
+    return (
+        f"token-id inputs are refused: {model.name!r} reads text with its own "
+        f"{model.tokenizer.kind} tokenizer (its artifact's tokenizer.json), so ids from another "
+        "tokenizer (tiktoken's, which LangChain's OpenAIEmbeddings sends by default) would mean "
+        "other words; send text (LangChain: OpenAIEmbeddings(..., "
+        "check_embedding_ctx_length=False))"
+    )

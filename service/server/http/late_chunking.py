@@ -27,6 +27,7 @@ from aiohttp import web
 from attnserve.service.server.errors import invalid
 from attnserve.service.server.http.fields import (
     Envelope,
+    RouteDoc,
     count,
     encode,
     encoding_format,
@@ -35,6 +36,7 @@ from attnserve.service.server.http.fields import (
     optional_flag,
     truncation,
 )
+from attnserve.service.server.http.late_chunking_bodies import LateChunkingBody
 from attnserve.service.server.options import ChunkDocument, LateChunkOptions
 from attnserve.service.server.registry import Registry
 from attnserve.service.server.tasks.late_chunking import LateChunkResult, LateChunkTask
@@ -101,6 +103,11 @@ def answer(result: LateChunkResult, encoding: str) -> list[dict[str, Any]]:
 
 
 class LateChunkRoutes:
+    docs = (
+        RouteDoc("post", "/v1/late_chunking", "late chunking: a vector per chunk, in context",
+                 LateChunkingBody),
+    )  # fmt: skip
+
     def __init__(self, models: Registry) -> None:
         self.models = models
 

@@ -1,19 +1,22 @@
-"""Rerank and classify over HTTP, on the `--http-port` app: the shapes retrieval tooling calls.
+"""Rerank over HTTP in Cohere's and Jina's shapes, on the `--http-port` app.
 
     POST /v1/rerank   Cohere/Jina: {"model", "query", "documents": [str | {"text": str}],
                       "top_n", "return_documents"} -> {"id", "model", "results": [{"index",
                       "relevance_score", "document": {"text"}}], "usage": {"total_tokens"}}
-                      (LangChain's, LlamaIndex's and Dify's Cohere/Jina rerankers call this)
-    POST /rerank      text-embeddings-inference: {"query", "texts", "raw_scores", "return_text",
-                      "truncate"} -> [{"index", "score", "text"}], best first
-    POST /predict     text-embeddings-inference: {"inputs": str | [a, b] | [str | [a, b], ...],
-                      "raw_scores", "truncate"} -> [{"label", "score"}] per input, best first
+                      (cohere's v1 `Client` and Dify's OpenAI-compatible reranker call this)
+    POST /v2/rerank   Cohere v2: {"model", "query", "documents": [str], "top_n",
+                      "max_tokens_per_doc"} -> {"id", "results": [{"index",
+                      "relevance_score"}], "meta": {"api_version", "billed_units", "tokens"}}
+                      (cohere's `ClientV2`, and LangChain's and LlamaIndex's `CohereRerank`)
+(text-embeddings-inference's /rerank and /predict are `tei.py`'s, with TEI's error bodies.)
 
 A thin route set on the HTTP app (its envelope: request id, auth, drain, failures as JSON
 errors with HTTP statuses); the calls are counted under protocol "http". Every route enters the
-served model's score task: the same batcher, limits and scores as attnserve.v1's Rerank and
-Classify. As in text-embeddings-inference, an over-long pair is truncated unless the request
-says `"truncate": false`.
+served model's score task: the same batcher, limits and scores as attnserve.v1's Rerank. As in
+text-embeddings-inference, an over-long pair is truncated unless the request says
+`"truncate": false`. Cohere's `max_tokens_per_doc` caps each query-document pair's tokens
+(cut longest first, as CrossEncoder), never above the model's own cap: Cohere's default, 4096, is
+above every cross-encoder's, so it changes nothing unless a request asks for less.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ from aiohttp import web
 from attnserve.service.server.errors import invalid
 from attnserve.service.server.http.fields import (
     Envelope,
+    RouteDoc,
     count,
     flag,
     json_object,
     strings,
     truncation,
 )
+from attnserve.service.server.http.rerank_bodies import RerankV1Body, RerankV2Body
 from attnserve.service.server.options import ScoreOptions
-from attnserve.service.server.registry import Registry
+from attnserve.service.server.registry import Registry, ServedModel
 from attnserve.service.server.tasks.score import ScoreTask
 
 PROTOCOL = "http"
@@ -47,13 +52,17 @@ def query_of(body: dict[str, Any]) -> str:
 
 
 class RerankRoutes:
+    docs = (
+        RouteDoc("post", "/v1/rerank", "rerank, Cohere v1's and Jina's shape", RerankV1Body),
+        RouteDoc("post", "/v2/rerank", "rerank, Cohere v2's shape", RerankV2Body),
+    )
+
     def __init__(self, models: Registry) -> None:
         self.models = models
 
     def add_to(self, app: web.Application, envelope: Envelope) -> None:
         app.router.add_post("/v1/rerank", envelope("rerank", self.cohere_rerank, PROTOCOL))
-        app.router.add_post("/rerank", envelope("rerank", self.tei_rerank, PROTOCOL))
-        app.router.add_post("/predict", envelope("predict", self.tei_predict, PROTOCOL))
+        app.router.add_post("/v2/rerank", envelope("rerank", self.cohere_v2_rerank, PROTOCOL))
 
     async def cohere_rerank(self, request: web.Request) -> web.Response:
         body = await json_object(request)
@@ -81,55 +90,34 @@ class RerankRoutes:
             }
         )
 
-    async def tei_rerank(self, request: web.Request) -> web.Response:
+    async def cohere_v2_rerank(self, request: web.Request) -> web.Response:
         body = await json_object(request)
         model = self.models.route(body.get("model"))
         query = query_of(body)
-        texts = strings(body, "texts")
+        documents = strings(body, "documents")
         options = ScoreOptions(
-            truncation=truncation(body, default=True), raw_scores=flag(body, "raw_scores", False)
+            truncation=truncation(body, default=True),
+            max_tokens=pair_cap(model, count(body, "max_tokens_per_doc")),
+            top_n=count(body, "top_n"),
         )
-        return_text = flag(body, "return_text", False)
-        result = await model.task(ScoreTask, "rerank").rerank(query, texts, options, None)
-        answer = []
-        for ranked in result.results:
-            entry: dict[str, Any] = {"index": ranked.index, "score": ranked.score}
-            if return_text:
-                entry["text"] = texts[ranked.index]
-            answer.append(entry)
-        return web.json_response(answer)
-
-    async def tei_predict(self, request: web.Request) -> web.Response:
-        body = await json_object(request)
-        model = self.models.route(body.get("model"))
-        inputs, single = predict_inputs(body.get("inputs"))
-        options = ScoreOptions(
-            truncation=truncation(body, default=True), raw_scores=flag(body, "raw_scores", False)
-        )
-        result = await model.task(ScoreTask, "classify").classify(inputs, options, None)
-        answers = [
-            [{"label": label.label, "score": label.score} for label in item.labels]
-            for item in result.inputs
+        result = await model.task(ScoreTask, "rerank").rerank(query, documents, options, None)
+        results = [
+            {"index": ranked.index, "relevance_score": ranked.score} for ranked in result.results
         ]
-        return web.json_response(answers[0] if single else answers)
+        meta = {
+            "api_version": {"version": "2"},
+            "billed_units": {"search_units": 1},
+            "tokens": {"input_tokens": result.tokens, "output_tokens": 0},
+        }
+        return web.json_response({"id": str(uuid.uuid4()), "results": results, "meta": meta})
 
 
-def is_pair(value: object) -> bool:
-    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
-
-
-def predict_inputs(given: object) -> tuple[list[str] | list[tuple[str, str]], bool]:
-    """TEI's `inputs`: one text, one pair [a, b], or a list of texts or of pairs; and whether
-    it was one input (answered with one list of labels, not a list of them)."""
-    message = "'inputs' must be a string, a pair [a, b], or a list of strings or of pairs"
-    if isinstance(given, str):
-        return [given], True
-    if is_pair(given):
-        assert isinstance(given, list)
-        return [(given[0], given[1])], True
-    if isinstance(given, list) and given:
-        if all(isinstance(item, str) for item in given):
-            return list(given), False
-        if all(is_pair(item) for item in given):
-            return [(item[0], item[1]) for item in given], False
-    raise invalid(message)
+def pair_cap(model: ServedModel, max_tokens_per_doc: int | None) -> int | None:
+    """Cohere's `max_tokens_per_doc` as the pair's token cap: None (the model's own) unless it
+    asks for fewer tokens than that."""
+    if max_tokens_per_doc is None:
+        return None
+    if max_tokens_per_doc < 1:
+        raise invalid(f"'max_tokens_per_doc' must be at least 1, got {max_tokens_per_doc}")
+    own = min(model.manifest.tokenizer.default_max_tokens, model.limits.max_tokens_per_text)
+    return max_tokens_per_doc if max_tokens_per_doc < own else None
