@@ -92,6 +92,12 @@ class ServedModel:
         route_task("tokenize")
         return await self.pipeline.tokenize(texts, options, offsets)
 
+    def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
+        """Token ids back to text (any model: TEI's `Decode`), the call labelled with task
+        "decode"."""
+        route_task("decode")
+        return self.tokenizer.decode(ids, skip_special_tokens)
+
 
 class Registry:
     """The served models by name; the first is the default."""

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -23,6 +24,8 @@ from prometheus_client import CollectorRegistry
 
 from attnserve.oip import inference_pb2 as oip
 from attnserve.oip import inference_pb2_grpc
+from attnserve.tei import tei_pb2 as tei
+from attnserve.tei import tei_pb2_grpc
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
 from tests.support.cross_encoders import DOCUMENTS, QUERY
@@ -66,6 +69,12 @@ def http(server: ServerThread, path: str, body: object | None = None) -> None:
     request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as answer:
         assert answer.status == 200
+
+
+def tei_stub(server: ServerThread, service: str) -> Any:
+    """A stub of one tei.v1 service (`tei_pb2_grpc.EmbedStub`, ...) on the server's port."""
+    channel = grpc.insecure_channel(server.target)
+    return getattr(tei_pb2_grpc, f"{service}Stub")(channel)
 
 
 def text_tensor(name: str, texts: list[str]) -> oip.ModelInferRequest.InferInputTensor:
@@ -145,6 +154,22 @@ CASES = [
          lambda s: inference(s).ServerReady(oip.ServerReadyRequest()), "", ""),
     Case("oip", "RepositoryIndex", EMBEDDER,
          lambda s: inference(s).RepositoryIndex(oip.RepositoryIndexRequest()), "", ""),
+    # tei.v1: a request names no model; each goes to the first model that answers it
+    # (Tokenize, Decode and Info: the default).
+    Case("tei.v1", "Embed", RERANKER,
+         lambda s: tei_stub(s, "Embed").Embed(tei.EmbedRequest(inputs="hello")),
+         EMBEDDER, "embed"),
+    Case("tei.v1", "EmbedAll", RERANKER,
+         lambda s: tei_stub(s, "Embed").EmbedAll(tei.EmbedAllRequest(inputs="hello")),
+         EMBEDDER, "embed"),
+    Case("tei.v1", "Tokenize", EMBEDDER,
+         lambda s: tei_stub(s, "Tokenize").Tokenize(tei.EncodeRequest(inputs="hello")),
+         EMBEDDER, "tokenize"),
+    Case("tei.v1", "Decode", RERANKER,
+         lambda s: tei_stub(s, "Tokenize").Decode(tei.DecodeRequest(ids=[5, 6])),
+         RERANKER, "decode"),
+    Case("tei.v1", "Info", RERANKER,
+         lambda s: tei_stub(s, "Info").Info(tei.InfoRequest()), RERANKER, ""),
     # HTTP: the OpenAI route requires a model; the others default.
     Case("openai", "embeddings", EMBEDDER,
          lambda s: http(s, "/v1/embeddings", {"model": EMBEDDER, "input": ["hello"]}),

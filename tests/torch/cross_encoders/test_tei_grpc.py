@@ -1,0 +1,239 @@
+"""TEI's gRPC API (`tei.v1`) as a TEI user calls it: TEI's `tei.proto` compiled by
+`grpc_tools.protoc` into a folder, its stubs imported from there (never attnserve's) in a client
+process of their own (tests/support/tei_user.py says why), against a real server on loopback
+serving the packaged all-MiniLM-L6-v2 (the default) beside a reranker, on the one port that also
+serves attnserve.v1 and OIP.
+
+The judge is attnserve.v1 on the same server: TEI's vectors equal its Embed's (cos >= 0.99999),
+its rerank scores are within 1e-5 of its Rerank's, its token ids are its Tokenize's; a refusal
+is the status TEI gives it; Decode is the tokenizer library's own decode.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from attnserve.service import wire
+from attnserve.v1 import embedder_pb2 as pb
+from attnserve.v1 import embedder_pb2_grpc
+from tests.support import ROOT
+from tests.support.servers import ServerThread, server_settings
+from tests.support.texts import VARIED_TEXTS
+
+EMBEDDER, RERANKER = "mini", "rr"
+TEXTS = VARIED_TEXTS[:4]
+LONG = " ".join(["attention"] * 400)  # over the embedder's 256 tokens
+Answer = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def tei_stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TEI's proto compiled as its README tells a Python user to: grpc_tools.protoc."""
+    from grpc_tools import protoc
+
+    folder = tmp_path_factory.mktemp("tei-user")
+    shutil.copy(ROOT / "proto" / "attnserve" / "tei" / "tei.proto", folder / "tei.proto")
+    args = ["protoc", f"-I{folder}", f"--python_out={folder}", f"--grpc_python_out={folder}"]
+    assert protoc.main([*args, str(folder / "tei.proto")]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pod(
+    artifact_dir: Path, cross_encoder_artifacts: Callable[[str], Path]
+) -> Iterator[ServerThread]:
+    reranker = cross_encoder_artifacts("bert-reranker")
+    entries = [f"{EMBEDDER}={artifact_dir}", f"{RERANKER}={reranker}"]
+    running = ServerThread(server_settings(entries, warmup=False))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def tei(tei_stubs: Path, pod: ServerThread) -> Callable[..., list[Answer]]:
+    """Run a plan of TEI calls (tei_user.py) against the pod; one answer per call."""
+
+    def run(*plan: dict[str, Any], target: str | None = None) -> list[Answer]:
+        script = ROOT / "tests" / "support" / "tei_user.py"
+        done = subprocess.run(
+            [sys.executable, str(script), str(tei_stubs), target or pod.target],
+            input=json.dumps(list(plan)),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        answers: list[Answer] = json.loads(done.stdout)
+        return answers
+
+    return run
+
+
+def unary(service: str, method: str, request: dict[str, Any]) -> dict[str, Any]:
+    return {"service": service, "method": method, "kind": "unary", "requests": [request]}
+
+
+def v1(server: ServerThread) -> embedder_pb2_grpc.EmbedderStub:
+    channel = grpc.insecure_channel(server.target)
+    return embedder_pb2_grpc.EmbedderStub(channel)  # type: ignore[no-untyped-call]
+
+
+def v1_pooled(server: ServerThread, texts: list[str], **options: Any) -> np.ndarray:
+    answer = v1(server).Embed(pb.EmbedRequest(texts=texts, options=pb.EmbedOptions(**options)))
+    return wire.decode(answer.pooled)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    dots = (a * b).sum(axis=1)
+    result: np.ndarray = dots / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return result
+
+
+def ok(answer: Answer) -> dict[str, Any]:
+    assert answer["code"] == "OK", answer
+    response: dict[str, Any] = answer["responses"][0]
+    return response
+
+
+def test_embed_answers_attnserve_v1_s_vectors(
+    tei: Callable[..., list[Answer]], pod: ServerThread
+) -> None:
+    answers = tei(
+        *(unary("Embed", "Embed", {"inputs": text}) for text in TEXTS),
+        *(unary("Embed", "Embed", {"inputs": text, "normalize": False}) for text in TEXTS),
+        *(unary("Embed", "Embed", {"inputs": text, "dimensions": 16}) for text in TEXTS),
+    )
+    unit, raw, short = (
+        np.array([ok(answer)["embeddings"] for answer in answers[at : at + 4]], np.float32)
+        for at in (0, 4, 8)
+    )
+    # TEI's default is normalize=true: unit vectors, attnserve.v1's normalised ones.
+    assert cosines(unit, v1_pooled(pod, TEXTS, normalize=True)).min() >= 0.99999
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    reference = v1_pooled(pod, TEXTS, normalize=False)
+    assert cosines(raw, reference).min() >= 0.99999
+    np.testing.assert_allclose(np.linalg.norm(raw, axis=1), np.linalg.norm(reference, axis=1),
+                               rtol=1e-5)  # fmt: skip
+    assert short.shape == (4, 16)
+    assert cosines(short, v1_pooled(pod, TEXTS, dimensions=16, normalize=True)).min() >= 0.99999
+    metadata = ok(answers[0])["metadata"]
+    assert int(metadata["compute_chars"]) == len(TEXTS[0])
+    assert int(metadata["compute_tokens"]) > 2
+    assert int(metadata["total_time_ns"]) >= int(metadata["inference_time_ns"]) > 0
+
+
+def test_embed_truncates_only_when_asked_and_on_the_side_asked(
+    tei: Callable[..., list[Answer]], pod: ServerThread
+) -> None:
+    refused, right, left = tei(
+        unary("Embed", "Embed", {"inputs": LONG + " end"}),
+        unary("Embed", "Embed", {"inputs": LONG + " end", "truncate": True}),
+        unary("Embed", "Embed", {"inputs": "start " + LONG, "truncate": True,
+                                 "truncation_direction": "TRUNCATION_DIRECTION_LEFT"}),
+    )  # fmt: skip
+    assert refused["code"] == "INVALID_ARGUMENT"
+    assert "tokens" in refused["details"]
+    assert "truncation" in refused["details"]
+    kept_start = v1_pooled(pod, [LONG + " end"], truncate=pb.TRUNCATE_END, normalize=True)
+    kept_end = v1_pooled(pod, ["start " + LONG], truncate=pb.TRUNCATE_START, normalize=True)
+    assert cosines(np.array([ok(right)["embeddings"]]), kept_start)[0] >= 0.99999
+    assert cosines(np.array([ok(left)["embeddings"]]), kept_end)[0] >= 0.99999
+
+
+def test_embed_all_answers_every_token_s_vector(
+    tei: Callable[..., list[Answer]], pod: ServerThread
+) -> None:
+    (answer,) = tei(unary("Embed", "EmbedAll", {"inputs": TEXTS[1]}))
+    tokens = np.array([row["embeddings"] for row in ok(answer)["token_embeddings"]])
+    options = pb.EmbedOptions(pooled=False, token_embeddings=True)
+    reference = v1(pod).Embed(pb.EmbedRequest(texts=[TEXTS[1]], options=options))
+    expected = wire.decode(reference.results[0].token_embeddings)
+    assert tokens.shape == expected.shape
+    assert cosines(tokens, expected).min() >= 0.99999
+
+
+def test_embed_sparse_is_unimplemented_saying_why(tei: Callable[..., list[Answer]]) -> None:
+    (answer,) = tei(unary("Embed", "EmbedSparse", {"inputs": "hello"}))
+    assert answer["code"] == "UNIMPLEMENTED"
+    assert "SPLADE" in answer["details"]
+    assert "Embed" in answer["details"]
+
+
+def test_bad_embed_requests_get_tei_s_statuses(tei: Callable[..., list[Answer]]) -> None:
+    empty, dimensions, prompt = tei(
+        unary("Embed", "Embed", {"inputs": ""}),
+        unary("Embed", "Embed", {"inputs": "hello", "dimensions": 100_000}),
+        unary("Embed", "Embed", {"inputs": "hello", "prompt_name": "nonexistent"}),
+    )
+    for answer in (empty, dimensions, prompt):
+        assert answer["code"] == "INVALID_ARGUMENT", answer
+    assert "empty" in empty["details"]
+    assert "dimensions" in dimensions["details"]
+    assert "nonexistent" in prompt["details"]
+
+
+def test_tokenize_answers_attnserve_v1_s_ids_and_tei_s_offsets(
+    tei: Callable[..., list[Answer]], pod: ServerThread
+) -> None:
+    texts = ["The bank by the river", "Café naïve — 東京 ok"]
+    answers = tei(
+        *(unary("Tokenize", "Tokenize", {"inputs": t, "add_special_tokens": True}) for t in texts),
+        *(unary("Tokenize", "Tokenize", {"inputs": t}) for t in texts),
+    )
+    reference = v1(pod).Tokenize(pb.TokenizeRequest(texts=texts))
+    for text, answer, plain, expected in zip(texts, answers[:2], answers[2:], reference.texts,
+                                             strict=True):  # fmt: skip
+        tokens = ok(answer)["tokens"]
+        assert [int(token["id"]) for token in tokens] == [token.id for token in expected.tokens]
+        for token in tokens:
+            if token["special"]:  # TEI: the token's own string, no offsets
+                assert "start" not in token
+                assert token["text"].startswith("[")
+            else:  # the input's slice, at UTF-8 byte offsets
+                piece = text.encode()[int(token["start"]) : int(token["stop"])].decode()
+                assert piece == token["text"]
+        without = ok(plain)["tokens"]  # add_special_tokens false (proto3's default)
+        assert [t["id"] for t in without] == [t["id"] for t in tokens if not t["special"]]
+
+
+def test_decode_is_the_tokenizer_s_own(
+    tei: Callable[..., list[Answer]], artifact_dir: Path
+) -> None:
+    tokenizer = Tokenizer.from_file(str(artifact_dir / "tokenizer.json"))
+    ids = tokenizer.encode("The bank by the river").ids
+    kept, skipped, empty, outside = tei(
+        unary("Tokenize", "Decode", {"ids": ids}),
+        unary("Tokenize", "Decode", {"ids": ids, "skip_special_tokens": True}),
+        unary("Tokenize", "Decode", {"ids": []}),
+        unary("Tokenize", "Decode", {"ids": [10**9]}),
+    )
+    assert ok(kept)["text"] == tokenizer.decode(ids, skip_special_tokens=False)
+    assert ok(skipped)["text"] == tokenizer.decode(ids, skip_special_tokens=True)
+    assert empty["code"] == outside["code"] == "INVALID_ARGUMENT"
+    assert "vocabulary" in outside["details"]
+
+
+def test_info_describes_the_default_model_in_tei_s_fields(
+    tei: Callable[..., list[Answer]], pod: ServerThread
+) -> None:
+    (answer,) = tei(unary("Info", "Info", {}))
+    info = ok(answer)
+    reference = v1(pod).Info(pb.InfoRequest())
+    assert info["model_id"] == reference.model_name
+    assert info["model_type"] == "MODEL_TYPE_EMBEDDING"
+    assert info["model_dtype"] == "float32"
+    assert info["version"] == reference.server_version
+    assert info["max_input_length"] == reference.default_max_tokens
+    assert info["max_client_batch_size"] == reference.limits.max_texts_per_request
