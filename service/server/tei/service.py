@@ -19,14 +19,20 @@ from attnserve.service.server.calls import Front
 from attnserve.service.server.registry import Registry
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.tasks.embed import EmbedTask
+from attnserve.service.server.tasks.score import ScoreTask
 from attnserve.service.server.tei.embed import EmbedCell
 from attnserve.service.server.tei.info import InfoCell
 from attnserve.service.server.tei.messages import (
     EMBED_SERVICE,
     INFO_SERVICE,
+    PREDICT_SERVICE,
     PROTOCOL,
+    RERANK_SERVICE,
     TOKENIZE_SERVICE,
+    is_reranker,
 )
+from attnserve.service.server.tei.predict import PredictCell
+from attnserve.service.server.tei.rerank import RerankCell
 from attnserve.service.server.tei.tokenize import TokenizeCell
 
 __all__ = ["OFFERED", "PROTOCOL", "SERVICES"]
@@ -54,11 +60,15 @@ def build(cell: type[Cell]) -> Handlers:
 SERVICES: dict[str, Handlers] = {
     INFO_SERVICE: build(InfoCell),
     EMBED_SERVICE: build(EmbedCell),
+    PREDICT_SERVICE: build(PredictCell),
+    RERANK_SERVICE: build(RerankCell),
     TOKENIZE_SERVICE: build(TokenizeCell),
 }
 # Each service's name -> whether these models answer it (health SERVING once warm).
 OFFERED: dict[str, Callable[[Registry], bool]] = {
     INFO_SERVICE: lambda models: True,
     EMBED_SERVICE: lambda models: bool(models.offering(EmbedTask)),
+    PREDICT_SERVICE: lambda models: bool(models.offering(ScoreTask)),
+    RERANK_SERVICE: lambda models: any(map(is_reranker, models.offering(ScoreTask))),
     TOKENIZE_SERVICE: lambda models: True,
 }

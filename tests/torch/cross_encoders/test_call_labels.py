@@ -170,6 +170,17 @@ CASES = [
          RERANKER, "decode"),
     Case("tei.v1", "Info", RERANKER,
          lambda s: tei_stub(s, "Info").Info(tei.InfoRequest()), RERANKER, ""),
+    Case("tei.v1", "Rerank", EMBEDDER,
+         lambda s: tei_stub(s, "Rerank").Rerank(tei.RerankRequest(query=QUERY,
+                                                                  texts=DOCUMENTS[:2])),
+         RERANKER, "rerank"),
+    Case("tei.v1", "Predict", EMBEDDER,
+         lambda s: tei_stub(s, "Predict").Predict(tei.PredictRequest(inputs="hello")),
+         RERANKER, "classify"),
+    Case("tei.v1", "PredictPair", EMBEDDER,
+         lambda s: tei_stub(s, "Predict").PredictPair(
+             tei.PredictPairRequest(inputs=[QUERY, DOCUMENTS[0]])),
+         RERANKER, "classify"),
     # HTTP: the OpenAI route requires a model; the others default.
     Case("openai", "embeddings", EMBEDDER,
          lambda s: http(s, "/v1/embeddings", {"model": EMBEDDER, "input": ["hello"]}),

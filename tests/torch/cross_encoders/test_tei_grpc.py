@@ -28,6 +28,7 @@ from attnserve.service import wire
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
 from tests.support import ROOT
+from tests.support.cross_encoders import DOCUMENTS, QUERY
 from tests.support.servers import ServerThread, server_settings
 from tests.support.texts import VARIED_TEXTS
 
@@ -56,6 +57,16 @@ def pod(
     reranker = cross_encoder_artifacts("bert-reranker")
     entries = [f"{EMBEDDER}={artifact_dir}", f"{RERANKER}={reranker}"]
     running = ServerThread(server_settings(entries, warmup=False))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def classifier(cross_encoder_artifacts: Callable[[str], Path]) -> Iterator[ServerThread]:
+    """A server of one three-label classifier: no embedder, no re-ranker."""
+    running = ServerThread(
+        server_settings(cross_encoder_artifacts("bert-classifier"), warmup=False)
+    )
     yield running
     running.stop()
 
@@ -237,3 +248,89 @@ def test_info_describes_the_default_model_in_tei_s_fields(
     assert info["version"] == reference.server_version
     assert info["max_input_length"] == reference.default_max_tokens
     assert info["max_client_batch_size"] == reference.limits.max_texts_per_request
+
+
+def v1_rerank(server: ServerThread, **fields: Any) -> pb.RerankResponse:
+    answer: pb.RerankResponse = v1(server).Rerank(pb.RerankRequest(model=RERANKER, **fields))
+    return answer
+
+
+def test_rerank_answers_attnserve_v1_s_scores_best_first(
+    tei: Callable[..., list[Answer]], pod: ServerThread
+) -> None:
+    request = {"query": QUERY, "texts": DOCUMENTS, "truncate": True}  # one is over 128 tokens
+    plain, raw, texts = tei(
+        unary("Rerank", "Rerank", request),
+        unary("Rerank", "Rerank", {**request, "raw_scores": True}),
+        unary("Rerank", "Rerank", {**request, "return_text": True}),
+    )
+    for answer, raw_scores in ((plain, False), (raw, True)):
+        reference = v1_rerank(pod, query=QUERY, documents=DOCUMENTS, raw_scores=raw_scores)
+        ranks = ok(answer)["ranks"]
+        assert [rank["index"] for rank in ranks] == [r.index for r in reference.results]
+        np.testing.assert_allclose([rank["score"] for rank in ranks],
+                                   [r.score for r in reference.results], atol=1e-5)  # fmt: skip
+        assert all("text" not in rank for rank in ranks)  # only when asked for
+    assert [rank["text"] for rank in ok(texts)["ranks"]] == [
+        DOCUMENTS[rank["index"]] for rank in ok(texts)["ranks"]
+    ]
+    metadata = ok(plain)["metadata"]
+    assert int(metadata["compute_chars"]) == len(QUERY) * len(DOCUMENTS) + sum(map(len, DOCUMENTS))
+
+
+def test_predict_answers_attnserve_v1_s_classify(
+    tei: Callable[..., list[Answer]], pod: ServerThread
+) -> None:
+    single, pair, raw = tei(
+        unary("Predict", "Predict", {"inputs": DOCUMENTS[0]}),
+        unary("Predict", "PredictPair", {"inputs": [QUERY, DOCUMENTS[0]]}),
+        unary("Predict", "PredictPair", {"inputs": [QUERY, DOCUMENTS[0]], "raw_scores": True}),
+    )
+    text = v1(pod).Classify(pb.ClassifyRequest(model=RERANKER, texts=[DOCUMENTS[0]]))
+    pairs = [pb.TextPair(text=QUERY, text_pair=DOCUMENTS[0])]
+    paired = v1(pod).Classify(pb.ClassifyRequest(model=RERANKER, pairs=pairs))
+    logits = v1(pod).Classify(pb.ClassifyRequest(model=RERANKER, pairs=pairs, raw_scores=True))
+    for answer, reference in ((single, text), (pair, paired), (raw, logits)):
+        (prediction,) = ok(answer)["predictions"]
+        (expected,) = reference.results[0].labels
+        assert prediction["label"] == expected.label
+        assert abs(prediction["score"] - expected.score) <= 1e-5
+    # A pair scores as the same pair reranked: one cross-encoder, two ways in.
+    reranked = v1_rerank(pod, query=QUERY, documents=DOCUMENTS[:1])
+    assert abs(ok(pair)["predictions"][0]["score"] - reranked.results[0].score) <= 1e-5
+
+
+def test_predict_on_a_classifier_answers_every_label_best_first(
+    tei: Callable[..., list[Answer]], classifier: ServerThread
+) -> None:
+    (answer,) = tei(unary("Predict", "Predict", {"inputs": DOCUMENTS[1]}), target=classifier.target)
+    predictions = ok(answer)["predictions"]
+    reference = v1(classifier).Classify(pb.ClassifyRequest(texts=[DOCUMENTS[1]]))
+    assert [p["label"] for p in predictions] == [s.label for s in reference.results[0].labels]
+    scores = [p["score"] for p in predictions]
+    assert scores == sorted(scores, reverse=True)
+    assert abs(sum(scores) - 1.0) <= 1e-5  # softmax over the three labels
+
+
+def test_bad_score_requests_get_tei_s_statuses(
+    tei: Callable[..., list[Answer]], classifier: ServerThread
+) -> None:
+    no_texts, three, long_pair = tei(
+        unary("Rerank", "Rerank", {"query": QUERY, "texts": []}),
+        unary("Predict", "PredictPair", {"inputs": ["a", "b", "c"]}),
+        unary("Rerank", "Rerank", {"query": QUERY, "texts": [LONG]}),
+    )
+    for answer in (no_texts, three, long_pair):
+        assert answer["code"] == "INVALID_ARGUMENT", answer
+    assert "`inputs` must have a single or two elements. Given: 3" in three["details"]
+    # A call no served model answers: TEI's status for a model of the wrong type, naming
+    # what this server serves.
+    rerank, embed = tei(
+        unary("Rerank", "Rerank", {"query": QUERY, "texts": DOCUMENTS[:1]}),
+        unary("Embed", "Embed", {"inputs": "hello"}),
+        target=classifier.target,
+    )
+    for answer, what in ((rerank, "a re-ranker"), (embed, "an embedding model")):
+        assert answer["code"] == "FAILED_PRECONDITION", answer
+        assert what in answer["details"]
+        assert v1(classifier).Info(pb.InfoRequest()).model in answer["details"]
