@@ -124,7 +124,7 @@ KITS = {
     "v1": ("messages", "streams"),
     "oip": ("tensors", "statistics"),
     "http": ("fields",),
-    "tei": ("messages",),
+    "tei": ("messages", "streams"),
 }
 GATHERERS = {
     "v1": ("service",),

@@ -39,7 +39,8 @@ def call(channel: grpc.Channel, pb: Any, stubs: Any, step: dict[str, Any]) -> di
         if kind == "health":
             health = health_pb2_grpc.HealthStub(channel)
             answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=30)
-            return {"responses": [], "code": "OK", "status": answer.status}
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+            return {"responses": [], "code": "OK", "status": status}
         stub = getattr(stubs, f"{service}Stub")(channel)
         rpc = getattr(stub, method)
         descriptor = pb.DESCRIPTOR.services_by_name[service].methods_by_name[method]

@@ -11,6 +11,7 @@ no attnserve artifact has yet: UNIMPLEMENTED, saying so.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -26,6 +27,7 @@ from attnserve.service.server.tei.messages import (
     model_offering,
     truncation,
 )
+from attnserve.service.server.tei.streams import Streams
 from attnserve.tei import tei_pb2 as pb
 
 SPARSE_REFUSAL = (
@@ -35,11 +37,12 @@ SPARSE_REFUSAL = (
 
 
 class EmbedCell:
-    """`Embed`, `EmbedAll` and `EmbedSparse` of `tei.v1.Embed`."""
+    """`Embed`, `EmbedAll` and `EmbedSparse` of `tei.v1.Embed`, each with its stream."""
 
     def __init__(self, models: Registry, front: Front, settings: Settings) -> None:
         self.models = models
         self.front = front
+        self.streams = Streams(front, settings.max_stream_pending)
 
     def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         """The cell's methods, taking raw bytes (parsed inside the envelope: `parse`)."""
@@ -52,6 +55,16 @@ class EmbedCell:
             ),
             "EmbedSparse": grpc.unary_unary_rpc_method_handler(
                 self.EmbedSparse, response_serializer=pb.EmbedSparseResponse.SerializeToString
+            ),
+            "EmbedStream": grpc.stream_stream_rpc_method_handler(
+                self.EmbedStream, response_serializer=pb.EmbedResponse.SerializeToString
+            ),
+            "EmbedAllStream": grpc.stream_stream_rpc_method_handler(
+                self.EmbedAllStream, response_serializer=pb.EmbedAllResponse.SerializeToString
+            ),
+            "EmbedSparseStream": grpc.stream_stream_rpc_method_handler(
+                self.EmbedSparseStream,
+                response_serializer=pb.EmbedSparseResponse.SerializeToString,
             ),
         }
 
@@ -79,6 +92,16 @@ class EmbedCell:
             metadata=self.metadata(request.inputs, result, started),
         )
 
+    async def EmbedStream(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[pb.EmbedResponse]:
+        async def run(request: pb.EmbedRequest) -> pb.EmbedResponse:
+            return await self.embed(request, deadline_of(context))
+
+        stream = self.streams.answer("EmbedStream", context, requests, pb.EmbedRequest, run)
+        async for response in stream:
+            yield response
+
     async def EmbedAll(self, data: bytes, context: Context) -> pb.EmbedAllResponse:
         async with GrpcCall(self.front, PROTOCOL, "EmbedAll", context):
             return await self.embed_all(parse(pb.EmbedAllRequest, data), deadline_of(context))
@@ -105,10 +128,31 @@ class EmbedCell:
             metadata=self.metadata(request.inputs, result, started),
         )
 
+    async def EmbedAllStream(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[pb.EmbedAllResponse]:
+        async def run(request: pb.EmbedAllRequest) -> pb.EmbedAllResponse:
+            return await self.embed_all(request, deadline_of(context))
+
+        stream = self.streams.answer("EmbedAllStream", context, requests, pb.EmbedAllRequest, run)
+        async for response in stream:
+            yield response
+
     async def EmbedSparse(self, data: bytes, context: Context) -> pb.EmbedSparseResponse:
         async with GrpcCall(self.front, PROTOCOL, "EmbedSparse", context):
-            parse(pb.EmbedSparseRequest, data)
-            raise TeiStatusError(grpc.StatusCode.UNIMPLEMENTED, SPARSE_REFUSAL)
+            return await self.embed_sparse(parse(pb.EmbedSparseRequest, data))
+
+    async def EmbedSparseStream(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[pb.EmbedSparseResponse]:
+        stream = self.streams.answer(
+            "EmbedSparseStream", context, requests, pb.EmbedSparseRequest, self.embed_sparse
+        )
+        async for response in stream:
+            yield response
+
+    async def embed_sparse(self, request: pb.EmbedSparseRequest) -> pb.EmbedSparseResponse:
+        raise TeiStatusError(grpc.StatusCode.UNIMPLEMENTED, SPARSE_REFUSAL)
 
     @staticmethod
     def metadata(text: str, result: EmbedResult, started: float) -> pb.Metadata:

@@ -10,6 +10,7 @@ for a model of another type. PredictPair takes one or two texts, as TEI's does.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -20,6 +21,7 @@ from attnserve.service.server.registry import Registry
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.tasks.score import ScoreTask
 from attnserve.service.server.tei.messages import PROTOCOL, metadata, model_offering, truncation
+from attnserve.service.server.tei.streams import Streams
 from attnserve.tei import tei_pb2 as pb
 
 Inputs = list[str] | list[tuple[str, str]]
@@ -36,12 +38,12 @@ def pair_inputs(request: pb.PredictPairRequest) -> Inputs:
 
 
 class PredictCell:
-    """`Predict` and `PredictPair` of `tei.v1.Predict`."""
+    """`Predict` and `PredictPair` of `tei.v1.Predict`, each with its stream."""
 
     def __init__(self, models: Registry, front: Front, settings: Settings) -> None:
         self.models = models
         self.front = front
-        self.max_stream_pending = settings.max_stream_pending
+        self.streams = Streams(front, settings.max_stream_pending)
 
     def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         """The cell's methods, taking raw bytes (parsed inside the envelope: `parse`)."""
@@ -51,6 +53,12 @@ class PredictCell:
             ),
             "PredictPair": grpc.unary_unary_rpc_method_handler(
                 self.PredictPair, response_serializer=pb.PredictResponse.SerializeToString
+            ),
+            "PredictStream": grpc.stream_stream_rpc_method_handler(
+                self.PredictStream, response_serializer=pb.PredictResponse.SerializeToString
+            ),
+            "PredictPairStream": grpc.stream_stream_rpc_method_handler(
+                self.PredictPairStream, response_serializer=pb.PredictResponse.SerializeToString
             ),
         }
 
@@ -63,6 +71,28 @@ class PredictCell:
         async with GrpcCall(self.front, PROTOCOL, "PredictPair", context):
             request = parse(pb.PredictPairRequest, data)
             return await self.predict(pair_inputs(request), request, deadline_of(context))
+
+    async def PredictStream(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[pb.PredictResponse]:
+        async def run(request: pb.PredictRequest) -> pb.PredictResponse:
+            return await self.predict([request.inputs], request, deadline_of(context))
+
+        stream = self.streams.answer("PredictStream", context, requests, pb.PredictRequest, run)
+        async for response in stream:
+            yield response
+
+    async def PredictPairStream(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[pb.PredictResponse]:
+        async def run(request: pb.PredictPairRequest) -> pb.PredictResponse:
+            return await self.predict(pair_inputs(request), request, deadline_of(context))
+
+        stream = self.streams.answer(
+            "PredictPairStream", context, requests, pb.PredictPairRequest, run
+        )
+        async for response in stream:
+            yield response
 
     async def predict(
         self,

@@ -1,6 +1,9 @@
 """tei.v1's `Rerank` service: TEI's Rerank (one query, many texts) <-> the score task, a thin
-cell; RerankStream (the client streams one query-text pair per message, one answer at the end)
-joins in step with the streams.
+cell; and RerankStream, where the client streams one query-text pair per message and gets one
+ranking when it closes (TEI reads `raw_scores` and `return_text` from the first message only).
+A stream's pairs may differ in query and truncation: each such group is reranked as one request,
+all at once, and the ranks merged. A stream may carry at most `max_documents_per_request` pairs,
+as a Rerank request may.
 
 Answers are TEI's `Rank`s, best first: the text's index, its score (the head's sigmoid, or the
 logit with `raw_scores`), its text with `return_text`. The call goes to the first served
@@ -10,15 +13,18 @@ a model of another type.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
 from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of, parse
+from attnserve.service.server.errors import invalid
 from attnserve.service.server.options import ScoreOptions
 from attnserve.service.server.registry import Registry, ServedModel
 from attnserve.service.server.settings import Settings
-from attnserve.service.server.tasks.score import RerankResult, ScoreTask
+from attnserve.service.server.tasks.score import RankedDocument, RerankResult, ScoreTask
 from attnserve.service.server.tei.messages import (
     PROTOCOL,
     is_reranker,
@@ -26,6 +32,7 @@ from attnserve.service.server.tei.messages import (
     model_offering,
     truncation,
 )
+from attnserve.service.server.timings import Timings
 from attnserve.tei import tei_pb2 as pb
 
 
@@ -40,18 +47,20 @@ def ranks(result: RerankResult, texts: list[str], return_text: bool) -> list[pb.
 
 
 class RerankCell:
-    """`Rerank` of `tei.v1.Rerank`."""
+    """`Rerank` and `RerankStream` of `tei.v1.Rerank`."""
 
     def __init__(self, models: Registry, front: Front, settings: Settings) -> None:
         self.models = models
         self.front = front
-        self.max_stream_pending = settings.max_stream_pending
 
     def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         """The cell's methods, taking raw bytes (parsed inside the envelope: `parse`)."""
         return {
             "Rerank": grpc.unary_unary_rpc_method_handler(
                 self.Rerank, response_serializer=pb.RerankResponse.SerializeToString
+            ),
+            "RerankStream": grpc.stream_unary_rpc_method_handler(
+                self.RerankStream, response_serializer=pb.RerankResponse.SerializeToString
             ),
         }
 
@@ -74,3 +83,59 @@ class RerankCell:
                 ranks=ranks(result, texts, request.return_text),
                 metadata=metadata(chars, result.tokens, result.timings, started),
             )
+
+    async def RerankStream(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> pb.RerankResponse:
+        async with GrpcCall(self.front, PROTOCOL, "RerankStream", context):
+            started = time.perf_counter()
+            model = self.reranker()  # the model's type first, as TEI checks it
+            limit = model.limits.max_documents_per_request
+            pairs: list[pb.RerankStreamRequest] = []
+            async for data in requests:
+                pairs.append(parse(pb.RerankStreamRequest, data))
+                if len(pairs) > limit:
+                    raise invalid(
+                        f"the stream has more than {limit} texts: at most {limit} per stream "
+                        "(max_documents_per_request)"
+                    )
+            if not pairs:
+                raise invalid("the stream has no texts: send one RerankStreamRequest per text")
+            first = pairs[0]
+            groups: dict[tuple[str, bool, int], list[int]] = {}
+            for index, pair in enumerate(pairs):
+                key = (pair.query, pair.truncate, pair.truncation_direction)
+                groups.setdefault(key, []).append(index)
+            task = model.task(ScoreTask, "rerank")
+            deadline = deadline_of(context)
+
+            async def rerank(key: tuple[str, bool, int], members: list[int]) -> RerankResult:
+                query, truncate, direction = key
+                options = ScoreOptions(truncation(truncate, direction), raw_scores=first.raw_scores)
+                texts = [pairs[i].text for i in members]
+                return await task.rerank(query, texts, options, deadline)
+
+            results = await asyncio.gather(*(rerank(*group) for group in groups.items()))
+            ranked = [
+                RankedDocument(members[r.index], r.score, r.token_count, r.truncated)
+                for members, result in zip(groups.values(), results, strict=True)
+                for r in result.results
+            ]
+            ranked.sort(key=lambda r: (-r.score, r.index))
+            merged = RerankResult(ranked, sum(r.tokens for r in results), joined(results))
+            texts = [pair.text for pair in pairs]
+            chars = sum(len(pair.query) + len(pair.text) for pair in pairs)
+            return pb.RerankResponse(
+                ranks=ranks(merged, texts, first.return_text),
+                metadata=metadata(chars, merged.tokens, merged.timings, started),
+            )
+
+
+def joined(results: list[RerankResult]) -> Timings:
+    """Requests that ran at once: the longest wait, the stages' work summed."""
+    return Timings(
+        queue_s=max(r.timings.queue_s for r in results),
+        tokenize_s=sum(r.timings.tokenize_s for r in results),
+        inference_s=sum(r.timings.inference_s for r in results),
+        batches=sum(r.timings.batches for r in results),
+    )

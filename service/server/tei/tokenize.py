@@ -11,6 +11,8 @@ truncates; attnserve's tokenizer never hands out more than a model can read).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from attnserve.service.server.calls import Context, Front, GrpcCall, parse
@@ -18,6 +20,7 @@ from attnserve.service.server.options import TokenizeOptions, Truncation
 from attnserve.service.server.registry import Registry
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.tei.messages import PROTOCOL
+from attnserve.service.server.tei.streams import Streams
 from attnserve.service.server.tokenizer import EncodedText
 from attnserve.tei import tei_pb2 as pb
 
@@ -52,11 +55,12 @@ def simple_tokens(encoded: EncodedText, text: str, special_tokens: bool) -> list
 
 
 class TokenizeCell:
-    """`Tokenize` and `Decode` of `tei.v1.Tokenize`."""
+    """`Tokenize` and `Decode` of `tei.v1.Tokenize`, each with its stream."""
 
     def __init__(self, models: Registry, front: Front, settings: Settings) -> None:
         self.models = models
         self.front = front
+        self.streams = Streams(front, settings.max_stream_pending)
 
     def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         return {
@@ -66,11 +70,36 @@ class TokenizeCell:
             "Decode": grpc.unary_unary_rpc_method_handler(
                 self.Decode, response_serializer=pb.DecodeResponse.SerializeToString
             ),
+            "TokenizeStream": grpc.stream_stream_rpc_method_handler(
+                self.TokenizeStream, response_serializer=pb.EncodeResponse.SerializeToString
+            ),
+            "DecodeStream": grpc.stream_stream_rpc_method_handler(
+                self.DecodeStream, response_serializer=pb.DecodeResponse.SerializeToString
+            ),
         }
 
     async def Tokenize(self, data: bytes, context: Context) -> pb.EncodeResponse:
         async with GrpcCall(self.front, PROTOCOL, "Tokenize", context):
             return await self.tokenize(parse(pb.EncodeRequest, data))
+
+    async def TokenizeStream(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[pb.EncodeResponse]:
+        stream = self.streams.answer(
+            "TokenizeStream", context, requests, pb.EncodeRequest, self.tokenize
+        )
+        async for response in stream:
+            yield response
+
+    async def DecodeStream(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[pb.DecodeResponse]:
+        async def run(request: pb.DecodeRequest) -> pb.DecodeResponse:
+            return self.decode(request)
+
+        stream = self.streams.answer("DecodeStream", context, requests, pb.DecodeRequest, run)
+        async for response in stream:
+            yield response
 
     async def tokenize(self, request: pb.EncodeRequest) -> pb.EncodeResponse:
         """One Tokenize request, unary or streamed."""

@@ -96,6 +96,21 @@ def rerank_stream(server: ServerThread) -> None:
     assert all(answer.response.results for answer in v1(server).RerankStream(requests))
 
 
+def tei_stream(service: str, method: str, *requests: Any) -> Callable[[ServerThread], None]:
+    """A tei.v1 stream of these requests, every answer read."""
+
+    def call(server: ServerThread) -> None:
+        answers = getattr(tei_stub(server, service), method)(iter(requests))
+        assert len(list(answers)) == len(requests)
+
+    return call
+
+
+def tei_rerank_stream(server: ServerThread) -> None:
+    requests = [tei.RerankStreamRequest(query=QUERY, text=text) for text in DOCUMENTS[:2]]
+    assert len(tei_stub(server, "Rerank").RerankStream(iter(requests)).ranks) == 2
+
+
 @dataclass(frozen=True)
 class Case:
     protocol: str
@@ -181,6 +196,25 @@ CASES = [
          lambda s: tei_stub(s, "Predict").PredictPair(
              tei.PredictPairRequest(inputs=[QUERY, DOCUMENTS[0]])),
          RERANKER, "classify"),
+    Case("tei.v1", "EmbedStream", RERANKER,
+         tei_stream("Embed", "EmbedStream", tei.EmbedRequest(inputs="a"),
+                    tei.EmbedRequest(inputs="b")), EMBEDDER, "embed"),
+    Case("tei.v1", "EmbedAllStream", RERANKER,
+         tei_stream("Embed", "EmbedAllStream", tei.EmbedAllRequest(inputs="a")),
+         EMBEDDER, "embed"),
+    Case("tei.v1", "PredictStream", EMBEDDER,
+         tei_stream("Predict", "PredictStream", tei.PredictRequest(inputs="a")),
+         RERANKER, "classify"),
+    Case("tei.v1", "PredictPairStream", EMBEDDER,
+         tei_stream("Predict", "PredictPairStream", tei.PredictPairRequest(inputs=["a", "b"])),
+         RERANKER, "classify"),
+    Case("tei.v1", "RerankStream", EMBEDDER, tei_rerank_stream, RERANKER, "rerank"),
+    Case("tei.v1", "TokenizeStream", EMBEDDER,
+         tei_stream("Tokenize", "TokenizeStream", tei.EncodeRequest(inputs="a")),
+         EMBEDDER, "tokenize"),
+    Case("tei.v1", "DecodeStream", EMBEDDER,
+         tei_stream("Tokenize", "DecodeStream", tei.DecodeRequest(ids=[5])),
+         EMBEDDER, "decode"),
     # HTTP: the OpenAI route requires a model; the others default.
     Case("openai", "embeddings", EMBEDDER,
          lambda s: http(s, "/v1/embeddings", {"model": EMBEDDER, "input": ["hello"]}),

@@ -334,3 +334,137 @@ def test_bad_score_requests_get_tei_s_statuses(
         assert answer["code"] == "FAILED_PRECONDITION", answer
         assert what in answer["details"]
         assert v1(classifier).Info(pb.InfoRequest()).model in answer["details"]
+
+
+def stream(service: str, method: str, *requests: dict[str, Any]) -> dict[str, Any]:
+    return {"service": service, "method": method, "kind": "stream", "requests": list(requests)}
+
+
+def test_streams_answer_in_order_as_their_unary_calls_do(
+    tei: Callable[..., list[Answer]],
+) -> None:
+    """Each stream's answers, in the requests' order, are its unary calls' answers (the texts
+    differ in length, so a later short one finishing first would show)."""
+    texts = [VARIED_TEXTS[i] for i in (3, 0, 2, 1)]
+    pairs = [[QUERY, document] for document in DOCUMENTS[:3]]
+    calls: dict[tuple[str, str], list[dict[str, Any]]] = {
+        ("Embed", "EmbedStream"): [{"inputs": text} for text in texts],
+        ("Embed", "EmbedAllStream"): [{"inputs": text} for text in texts[:2]],
+        ("Predict", "PredictStream"): [{"inputs": document} for document in DOCUMENTS[:3]],
+        ("Predict", "PredictPairStream"): [{"inputs": pair} for pair in pairs],
+        ("Tokenize", "TokenizeStream"): [{"inputs": text} for text in texts],
+        ("Tokenize", "DecodeStream"): [{"ids": [101, 7592 + i, 102]} for i in range(3)],
+    }
+    unary_method = {"EmbedStream": "Embed", "EmbedAllStream": "EmbedAll",
+                    "PredictStream": "Predict", "PredictPairStream": "PredictPair",
+                    "TokenizeStream": "Tokenize", "DecodeStream": "Decode"}  # fmt: skip
+    plan = [stream(service, method, *requests) for (service, method), requests in calls.items()]
+    plan += [
+        unary(service, unary_method[method], request)
+        for (service, method), requests in calls.items()
+        for request in requests
+    ]
+    answers = tei(*plan)
+    streamed, singles = answers[: len(calls)], iter(answers[len(calls) :])
+    for ((_, method), requests), answer in zip(calls.items(), streamed, strict=True):
+        assert answer["code"] == "OK", (method, answer)
+        assert len(answer["responses"]) == len(requests), method
+        for response in answer["responses"]:
+            expected = ok(next(singles))
+            if method.startswith("Embed"):  # floats: the same vectors, up to batching
+                got, want = flat_vectors(response), flat_vectors(expected)
+                assert cosines(got, want).min() >= 0.99999, method
+            elif method.startswith("Predict"):
+                assert [p["label"] for p in response["predictions"]] == [
+                    p["label"] for p in expected["predictions"]
+                ]
+                np.testing.assert_allclose([p["score"] for p in response["predictions"]],
+                                           [p["score"] for p in expected["predictions"]],
+                                           atol=1e-5)  # fmt: skip
+            else:
+                assert response == expected, method
+
+
+def flat_vectors(response: dict[str, Any]) -> np.ndarray:
+    """An Embed answer's vector or an EmbedAll answer's token vectors, as rows."""
+    if "token_embeddings" in response:
+        return np.array([row["embeddings"] for row in response["token_embeddings"]])
+    return np.array([response["embeddings"]])
+
+
+def test_a_failure_ends_the_stream_with_its_status_after_the_answers_before_it(
+    tei: Callable[..., list[Answer]],
+) -> None:
+    embed, tokenize, sparse = tei(
+        stream("Embed", "EmbedStream", {"inputs": "one"}, {"inputs": "two"}, {"inputs": ""},
+               {"inputs": "four"}),
+        stream("Tokenize", "DecodeStream", {"ids": [101]}, {"ids": [10**9]}, {"ids": [102]}),
+        stream("Embed", "EmbedSparseStream", {"inputs": "hello"}),
+    )  # fmt: skip
+    assert embed["code"] == "INVALID_ARGUMENT"
+    assert "empty" in embed["details"]
+    assert len(embed["responses"]) == 2
+    assert tokenize["code"] == "INVALID_ARGUMENT"
+    assert [r["text"] for r in tokenize["responses"]] == ["[CLS]"]
+    assert sparse["code"] == "UNIMPLEMENTED"
+
+
+def test_rerank_stream_ranks_the_pairs_it_was_sent(
+    tei: Callable[..., list[Answer]], pod: ServerThread
+) -> None:
+    one_query = [{"query": QUERY, "text": document, "truncate": True} for document in DOCUMENTS]
+    one_query[0] |= {"return_text": True}  # read from the first message only
+    other = "what rose in the third quarter"
+    mixed = [
+        {"query": QUERY, "text": DOCUMENTS[0]},
+        {"query": other, "text": DOCUMENTS[2]},
+        {"query": QUERY, "text": DOCUMENTS[1]},
+        {"query": other, "text": DOCUMENTS[0]},
+    ]
+    same, varied, empty = tei(
+        {"service": "Rerank", "method": "RerankStream", "kind": "client_stream",
+         "requests": one_query},
+        {"service": "Rerank", "method": "RerankStream", "kind": "client_stream",
+         "requests": mixed},
+        {"service": "Rerank", "method": "RerankStream", "kind": "client_stream",
+         "requests": []},
+    )  # fmt: skip
+    reference = v1_rerank(pod, query=QUERY, documents=DOCUMENTS)
+    ranks = ok(same)["ranks"]
+    assert [rank["index"] for rank in ranks] == [r.index for r in reference.results]
+    np.testing.assert_allclose([rank["score"] for rank in ranks],
+                               [r.score for r in reference.results], atol=1e-5)  # fmt: skip
+    assert [rank["text"] for rank in ranks] == [DOCUMENTS[r.index] for r in reference.results]
+    # Each pair scored against its own query, the ranks over the whole stream.
+    expected = {
+        index: v1_rerank(pod, query=pair["query"], documents=[pair["text"]]).results[0].score
+        for index, pair in enumerate(mixed)
+    }
+    got = {rank["index"]: rank["score"] for rank in ok(varied)["ranks"]}
+    assert got.keys() == expected.keys()
+    assert max(abs(got[i] - expected[i]) for i in got) <= 1e-5
+    assert list(got.values()) == sorted(got.values(), reverse=True)
+    assert empty["code"] == "INVALID_ARGUMENT"
+
+
+TEI_SERVICES = ("Info", "Embed", "Predict", "Rerank", "Tokenize")
+
+
+def health(*services: str) -> list[dict[str, Any]]:
+    return [
+        {"service": name and f"tei.v1.{name}", "method": "Check", "kind": "health", "requests": []}
+        for name in services
+    ]
+
+
+def test_health_per_service_as_tei_reports_it(
+    tei: Callable[..., list[Answer]], pod: ServerThread, classifier: ServerThread
+) -> None:
+    """SERVING for every service a model answers; NOT_SERVING for one no model answers (TEI's
+    classifier server: Embed and Rerank), attnserve.v1 and OIP beside them."""
+    pod_answers = tei(*health(*TEI_SERVICES, ""))
+    assert [answer["status"] for answer in pod_answers] == ["SERVING"] * 6
+    lone = tei(*health(*TEI_SERVICES), target=classifier.target)
+    statuses = dict(zip(TEI_SERVICES, (answer["status"] for answer in lone), strict=True))
+    assert statuses == {"Info": "SERVING", "Embed": "NOT_SERVING", "Predict": "SERVING",
+                        "Rerank": "NOT_SERVING", "Tokenize": "SERVING"}  # fmt: skip
