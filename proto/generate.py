@@ -1,7 +1,8 @@
 """Generate the Python stubs for attnserve's gRPC APIs beside their .proto files.
 
 `attnserve/v1/embedder.proto` is attnserve's own API; `attnserve/oip/inference.proto` the Open
-Inference Protocol as attnserve serves it. Run after editing either:
+Inference Protocol as attnserve serves it; `attnserve/tei/tei.proto` text-embeddings-inference's
+`tei.v1`, copied verbatim from TEI (its NOTICE says whence). Run after editing any:
 
     python proto/generate.py
 
@@ -16,7 +17,11 @@ from importlib.resources import files
 from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
-PROTO_FILES = ("attnserve/v1/embedder.proto", "attnserve/oip/inference.proto")
+PROTO_FILES = (
+    "attnserve/v1/embedder.proto",
+    "attnserve/oip/inference.proto",
+    "attnserve/tei/tei.proto",
+)
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 

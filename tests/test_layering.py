@@ -4,7 +4,7 @@
 - The client and the load tester never import the server (nor the torch side).
 - The shared floor imports nothing of ours but the generated stubs (and itself).
 - The torch side (model, export) never imports the three programs.
-- Inside the server, the grid: each protocol (`v1/`, `oip/`, `http/`) is a kit and cells, a
+- Inside the server, the grid: each protocol (`v1/`, `oip/`, `http/`, `tei/`) is a kit and cells, a
   cell never imports another cell nor another protocol, the protocols reach a model only
   through the registry and its tasks, and the tasks and the model's parts never import upwards.
 - No module of ours imports itself round a circle.
@@ -118,10 +118,20 @@ def test_export_commands_say_what_to_install_when_torch_is_missing() -> None:
 # --- inside the server: the grid of tasks x protocols, and no circles anywhere ---------------
 
 SERVER_ROOT = ROOT / "service" / "server"
-PROTOCOLS = ("v1", "oip", "http")  # a folder each
+PROTOCOLS = ("v1", "oip", "http", "tei")  # a folder each
 # Each protocol's kit (what its cells share) and the module that gathers its cells.
-KITS = {"v1": ("messages", "streams"), "oip": ("tensors", "statistics"), "http": ("fields",)}
-GATHERERS = {"v1": ("service",), "oip": ("service",), "http": ("routes", "app", "openapi")}
+KITS = {
+    "v1": ("messages", "streams"),
+    "oip": ("tensors", "statistics"),
+    "http": ("fields",),
+    "tei": ("messages", "streams"),
+}
+GATHERERS = {
+    "v1": ("service",),
+    "oip": ("service",),
+    "http": ("routes", "app", "openapi"),
+    "tei": ("service",),
+}
 # What a protocol's cell must not reach past the registry and its tasks for: the model's parts.
 MODEL_PARTS = tuple(
     f"{SERVER}.{name}"

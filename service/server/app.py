@@ -49,16 +49,22 @@ from attnserve.service.server.startup_errors import ArtifactUnreadableError, che
 from attnserve.service.server.tasks.embed import EmbedTask
 from attnserve.service.server.tasks.late_chunking import LateChunkTask
 from attnserve.service.server.tasks.score import ScoreTask
+from attnserve.service.server.tei import service as tei_service
 from attnserve.service.server.tokenizer import TextTokenizer
 from attnserve.service.server.tracing import Tracer
 from attnserve.service.server.v1 import service as v1_service
 
 log = logging.getLogger(__name__)
-# The gRPC services, each one protocol: its name -> (its protocol label, its methods' builder).
+# The gRPC services, each of one protocol: its name -> (its protocol label, its methods'
+# builder). TEI's API is five services (tei.v1.Embed, tei.v1.Rerank, ...), all on the same port.
 GRPC_PROTOCOLS = {
     v1_service.SERVICE_NAME: (v1_service.PROTOCOL, v1_service.handlers),
     oip_service.SERVICE_NAME: (oip_service.PROTOCOL, oip_service.handlers),
+    **{name: (tei_service.PROTOCOL, build) for name, build in tei_service.SERVICES.items()},
 }
+# The services whose health depends on what the models offer (TEI reports tei.v1.Rerank
+# NOT_SERVING on a server of no re-ranker); every other service is SERVING once warm.
+GRPC_OFFERED = tei_service.OFFERED
 
 
 def attnserve_version() -> str:
@@ -212,6 +218,7 @@ class Assembly:
     front: Front
     tokens: Tokens | None  # accepted bearer tokens (None: no auth)
     grpc: dict[str, dict[str, grpc.RpcMethodHandler]]  # gRPC service name -> its methods
+    unanswered: frozenset[str]  # gRPC services no served model answers (health NOT_SERVING)
     http: HttpApp | None  # the HTTP app and its route sets (None: --http-port -1)
 
 
@@ -227,8 +234,9 @@ def assemble(settings: Settings, span_exporter: Any = None) -> Assembly:
     front = Front(metrics, tracer, version=attnserve_version())
     tokens = auth_tokens(settings)
     services = {name: build(models, front, settings) for name, (_, build) in GRPC_PROTOCOLS.items()}
+    unanswered = frozenset(name for name, answers in GRPC_OFFERED.items() if not answers(models))
     http = HttpApp(front, tokens, route_sets(models)) if settings.http_port >= 0 else None
-    return Assembly(settings, models, metrics, front, tokens, services, http)
+    return Assembly(settings, models, metrics, front, tokens, services, unanswered, http)
 
 
 def auth_tokens(settings: Settings) -> Tokens | None:
@@ -252,13 +260,10 @@ class RunningServer:
         return self.assembly.settings
 
     async def set_serving(self, serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        answers = health_pb2.HealthCheckResponse
         for name in ("", *self.assembly.grpc):
-            await self.health.set(name, status)
+            up = serving and name not in self.assembly.unanswered
+            await self.health.set(name, answers.SERVING if up else answers.NOT_SERVING)
         self.assembly.front.ready = serving
         for model in self.assembly.models:  # a model is ready once warm, until the drain
             model.pipeline.metrics.ready.set(1 if serving and model.ready else 0)
@@ -283,8 +288,8 @@ class RunningServer:
 
 
 def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int, Any]:
-    """The gRPC server with both APIs (attnserve.v1, OIP), health and reflection, bound (not
-    yet started)."""
+    """The gRPC server with its APIs (attnserve.v1, OIP, tei.v1), health and reflection, bound
+    (not yet started)."""
     settings = assembly.settings
     interceptors = []
     if assembly.tokens is not None:
@@ -311,7 +316,7 @@ def start_grpc(assembly: Assembly, worker: int | None) -> tuple[aio.Server, int,
 def log_startup(running: RunningServer) -> None:
     settings = running.settings
     log.info(
-        "serving on port %d (attnserve.v1, OIP), OpenAI HTTP %s; metrics %s; tls %s, auth %s",
+        "serving on port %d (attnserve.v1, OIP, tei.v1), HTTP %s; metrics %s; tls %s, auth %s",
         running.port,
         "off" if running.http_port is None else f"on port {running.http_port}",
         "off" if running.metrics_port is None else f"on port {running.metrics_port}",

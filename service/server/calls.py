@@ -25,7 +25,7 @@ from attnserve.service.server.errors import Code, ServiceError, invalid
 from attnserve.service.server.logs import request_id_var
 from attnserve.service.server.metrics import Metrics
 from attnserve.service.server.routed import open_route
-from attnserve.service.server.status import STATUS, abort
+from attnserve.service.server.status import abort, status_of
 from attnserve.service.server.tracing import Tracer
 
 log = logging.getLogger(__name__)
@@ -104,13 +104,13 @@ class CallRecord:
     def failed(self, error: BaseException) -> ServiceError:
         """Record and log a failed call; returns what to answer (see `answer_for`)."""
         answer = answer_for(error, self.request_id)
-        self.end(STATUS[answer.code].name, error)
+        self.end(status_of(answer).name, error)
         if isinstance(error, ServiceError):
             log.warning(
                 "rpc protocol=%s method=%s code=%s error=%r",
                 self.protocol,
                 self.method,
-                STATUS[answer.code].name,
+                status_of(answer).name,
                 error.message,
             )
         else:
@@ -180,7 +180,7 @@ class GrpcCall:
             self.record.end("DEADLINE_EXCEEDED" if expired else "CANCELLED", error)
             return
         answer = self.record.failed(error)
-        await abort(self.context, answer.code, answer.message)
+        await abort(self.context, status_of(answer), answer.message)
 
 
 M = TypeVar("M", bound=Message)

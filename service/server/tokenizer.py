@@ -136,6 +136,21 @@ class TextTokenizer:
             )
         return results
 
+    def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
+        """Ids back to text, as the tokenizer's own decoder joins them; an id outside the
+        vocabulary is refused (the library would skip it silently)."""
+        if not ids:
+            raise invalid("`ids` cannot be empty")
+        size = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        for position, id_ in enumerate(ids):
+            if not 0 <= id_ < size:
+                raise invalid(
+                    f"id {id_} (at position {position}) is outside the vocabulary: "
+                    f"ids are 0..{size - 1}"
+                )
+        text: str = self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+        return text
+
     def encodings(self, texts: list[str], offsets: bool) -> list[Encoding]:
         if len(texts) == 1:  # one text: no hand-off to the library's thread pool
             return [self.tokenizer.encode(texts[0])]

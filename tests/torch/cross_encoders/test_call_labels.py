@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -23,6 +24,8 @@ from prometheus_client import CollectorRegistry
 
 from attnserve.oip import inference_pb2 as oip
 from attnserve.oip import inference_pb2_grpc
+from attnserve.tei import tei_pb2 as tei
+from attnserve.tei import tei_pb2_grpc
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
 from tests.support.cross_encoders import DOCUMENTS, QUERY
@@ -68,6 +71,12 @@ def http(server: ServerThread, path: str, body: object | None = None) -> None:
         assert answer.status == 200
 
 
+def tei_stub(server: ServerThread, service: str) -> Any:
+    """A stub of one tei.v1 service (`tei_pb2_grpc.EmbedStub`, ...) on the server's port."""
+    channel = grpc.insecure_channel(server.target)
+    return getattr(tei_pb2_grpc, f"{service}Stub")(channel)
+
+
 def text_tensor(name: str, texts: list[str]) -> oip.ModelInferRequest.InferInputTensor:
     return oip.ModelInferRequest.InferInputTensor(
         name=name,
@@ -85,6 +94,21 @@ def embed_stream(server: ServerThread) -> None:
 def rerank_stream(server: ServerThread) -> None:
     requests = iter([pb.RerankRequest(query=QUERY, documents=DOCUMENTS[:2])] * 2)
     assert all(answer.response.results for answer in v1(server).RerankStream(requests))
+
+
+def tei_stream(service: str, method: str, *requests: Any) -> Callable[[ServerThread], None]:
+    """A tei.v1 stream of these requests, every answer read."""
+
+    def call(server: ServerThread) -> None:
+        answers = getattr(tei_stub(server, service), method)(iter(requests))
+        assert len(list(answers)) == len(requests)
+
+    return call
+
+
+def tei_rerank_stream(server: ServerThread) -> None:
+    requests = [tei.RerankStreamRequest(query=QUERY, text=text) for text in DOCUMENTS[:2]]
+    assert len(tei_stub(server, "Rerank").RerankStream(iter(requests)).ranks) == 2
 
 
 @dataclass(frozen=True)
@@ -145,6 +169,52 @@ CASES = [
          lambda s: inference(s).ServerReady(oip.ServerReadyRequest()), "", ""),
     Case("oip", "RepositoryIndex", EMBEDDER,
          lambda s: inference(s).RepositoryIndex(oip.RepositoryIndexRequest()), "", ""),
+    # tei.v1: a request names no model; each goes to the first model that answers it
+    # (Tokenize, Decode and Info: the default).
+    Case("tei.v1", "Embed", RERANKER,
+         lambda s: tei_stub(s, "Embed").Embed(tei.EmbedRequest(inputs="hello")),
+         EMBEDDER, "embed"),
+    Case("tei.v1", "EmbedAll", RERANKER,
+         lambda s: tei_stub(s, "Embed").EmbedAll(tei.EmbedAllRequest(inputs="hello")),
+         EMBEDDER, "embed"),
+    Case("tei.v1", "Tokenize", EMBEDDER,
+         lambda s: tei_stub(s, "Tokenize").Tokenize(tei.EncodeRequest(inputs="hello")),
+         EMBEDDER, "tokenize"),
+    Case("tei.v1", "Decode", RERANKER,
+         lambda s: tei_stub(s, "Tokenize").Decode(tei.DecodeRequest(ids=[5, 6])),
+         RERANKER, "decode"),
+    Case("tei.v1", "Info", RERANKER,
+         lambda s: tei_stub(s, "Info").Info(tei.InfoRequest()), RERANKER, ""),
+    Case("tei.v1", "Rerank", EMBEDDER,
+         lambda s: tei_stub(s, "Rerank").Rerank(tei.RerankRequest(query=QUERY,
+                                                                  texts=DOCUMENTS[:2])),
+         RERANKER, "rerank"),
+    Case("tei.v1", "Predict", EMBEDDER,
+         lambda s: tei_stub(s, "Predict").Predict(tei.PredictRequest(inputs="hello")),
+         RERANKER, "classify"),
+    Case("tei.v1", "PredictPair", EMBEDDER,
+         lambda s: tei_stub(s, "Predict").PredictPair(
+             tei.PredictPairRequest(inputs=[QUERY, DOCUMENTS[0]])),
+         RERANKER, "classify"),
+    Case("tei.v1", "EmbedStream", RERANKER,
+         tei_stream("Embed", "EmbedStream", tei.EmbedRequest(inputs="a"),
+                    tei.EmbedRequest(inputs="b")), EMBEDDER, "embed"),
+    Case("tei.v1", "EmbedAllStream", RERANKER,
+         tei_stream("Embed", "EmbedAllStream", tei.EmbedAllRequest(inputs="a")),
+         EMBEDDER, "embed"),
+    Case("tei.v1", "PredictStream", EMBEDDER,
+         tei_stream("Predict", "PredictStream", tei.PredictRequest(inputs="a")),
+         RERANKER, "classify"),
+    Case("tei.v1", "PredictPairStream", EMBEDDER,
+         tei_stream("Predict", "PredictPairStream", tei.PredictPairRequest(inputs=["a", "b"])),
+         RERANKER, "classify"),
+    Case("tei.v1", "RerankStream", EMBEDDER, tei_rerank_stream, RERANKER, "rerank"),
+    Case("tei.v1", "TokenizeStream", EMBEDDER,
+         tei_stream("Tokenize", "TokenizeStream", tei.EncodeRequest(inputs="a")),
+         EMBEDDER, "tokenize"),
+    Case("tei.v1", "DecodeStream", EMBEDDER,
+         tei_stream("Tokenize", "DecodeStream", tei.DecodeRequest(ids=[5])),
+         EMBEDDER, "decode"),
     # HTTP: every route defaults.
     Case("openai", "embeddings", EMBEDDER,
          lambda s: http(s, "/v1/embeddings", {"input": ["hello"]}),
