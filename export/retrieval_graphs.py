@@ -3,7 +3,8 @@
 - SPLADE (`sparse_weights`, (B, V)): the masked-LM logits (B, T, V), log(1 + relu) and the
   max/sum over real tokens all run inside the graph, so ONNX Runtime hands back one V-wide row
   per text and a V-wide row per token never reaches Python;
-- bge-m3 (`pooled` (B, H), `token_weights` (B, T), `multi_vectors` (B, T, D));
+- bge-m3 (`token_embeddings` (B, T, H) and `pooled` (B, H), as any embedder's graph, so it
+  embeds and chunks late as one; `token_weights` (B, T), `multi_vectors` (B, T, D));
 - ColBERT (`multi_vectors` (B, T, D), unit rows).
 
 Each is exported through sdpa and its attention fused as the family's embedder graph is
@@ -71,7 +72,7 @@ def bge_m3_heads(model: BgeM3Model, directory: Path) -> RetrievalHeads:
     vectors = MultiVectorSpec(
         output=MULTI_VECTOR_OUTPUT, dim=model.colbert.out_features, skip_first=True
     )
-    outputs = ("pooled", TOKEN_WEIGHTS_OUTPUT, MULTI_VECTOR_OUTPUT)
+    outputs = ("token_embeddings", "pooled", TOKEN_WEIGHTS_OUTPUT, MULTI_VECTOR_OUTPUT)
     return RetrievalHeads("bge-m3", outputs, sparse, vectors, dense=True)
 
 
@@ -92,7 +93,7 @@ class RetrievalGraph(nn.Module):
         out = self.model(input_ids, attention_mask, token_type_ids, attention_impl="sdpa")
         if isinstance(out, Tensor):
             return (out,)
-        return (out.pooled, out.token_weights, out.multi_vectors)
+        return (out.last_hidden_state, out.pooled, out.token_weights, out.multi_vectors)
 
 
 def parity_batch(
@@ -136,8 +137,8 @@ def compare(
             "max_rel_sparse_weights": float((np.abs(ours - reference) / scale).max()),
             "sparse_terms_differing": float(((ours > 0) != (reference > 0)).sum()),
         }
-    if name == TOKEN_WEIGHTS_OUTPUT:
-        return {"max_abs_token_weights": float(np.abs(ours - reference)[present].max())}
+    if name in (TOKEN_WEIGHTS_OUTPUT, "token_embeddings"):
+        return {f"max_abs_{name}": float(np.abs(ours - reference)[present].max())}
     if name == "pooled":
         cos = (ours * reference).sum(-1) / (
             np.linalg.norm(ours, axis=-1) * np.linalg.norm(reference, axis=-1)

@@ -43,6 +43,7 @@ COLBERT_FILE = "colbert_linear.pt"
 
 
 class BgeM3Output(NamedTuple):
+    last_hidden_state: Tensor  # (B, T, H): the embedder's token vectors (late chunking too)
     pooled: Tensor  # (B, H) the first token's state, before normalisation
     token_weights: Tensor  # (B, T) relu(sparse_linear(h)), >= 0
     multi_vectors: Tensor  # (B, T, D) colbert_linear(h), unit rows (position 0 included)
@@ -70,7 +71,7 @@ class BgeM3Model(nn.Module):
         hidden = out.last_hidden_state  # (B, T, H)
         token_weights = torch.relu(self.sparse(hidden)).squeeze(-1)  # (B, T)
         vectors = F.normalize(self.colbert(hidden), p=2.0, dim=-1)  # (B, T, D)
-        return BgeM3Output(hidden[:, 0], token_weights, vectors)
+        return BgeM3Output(hidden, hidden[:, 0], token_weights, vectors)
 
 
 def is_bge_m3(directory: Path) -> bool:

@@ -195,6 +195,10 @@ class HeadSpec(Strict):
         return len(self.labels) == 1
 
 
+# Graph outputs with one row per token, (B, T, ...): a text's rows are its first n.
+PER_TOKEN_OUTPUTS = ("token_embeddings", "token_weights", "multi_vectors")
+
+
 class SparseSpec(Strict):
     """A sparse lexical vector per text: one non-negative weight per vocabulary id, most 0.
 
@@ -267,12 +271,22 @@ class Manifest(Strict):
 
     @property
     def row_output(self) -> str:
-        """The graph output holding one vector per row: pooled vectors, or a head's scores."""
-        return "pooled" if self.head is None else self.head.output
+        """The graph output holding one vector per row: pooled vectors, a head's scores, or,
+        for a retrieval model without pooled vectors, its sparse or multi-vector output."""
+        if self.head is not None:
+            return self.head.output
+        if self.dense:
+            return "pooled"
+        found = self.sparse or self.multi_vector
+        assert found is not None, "a model without pooled vectors has a retrieval head"
+        return found.output
 
     @model_validator(mode="after")
     def check_retrieval_heads(self) -> Self:
-        """A retrieval head's output is one every graph answers; it needs format 5."""
+        """A retrieval head's output is one every graph answers; it needs format 5; a model
+        without pooled vectors has one."""
+        if not self.dense and self.head is None and self.sparse is None is self.multi_vector:
+            raise ValueError("dense is false, yet there is no sparse or multi_vector output")
         for name, spec in (("sparse", self.sparse), ("multi_vector", self.multi_vector)):
             if spec is None:
                 continue

@@ -79,7 +79,8 @@ def test_bge_m3_artifact_matches_flag_embedding(
     artifact = retrieval_artifacts("bge-m3")
     manifest = verify(artifact)
     fused(manifest)
-    assert manifest.graphs[0].outputs == ("pooled", "token_weights", "multi_vectors")
+    names = ("token_embeddings", "pooled", "token_weights", "multi_vectors")
+    assert manifest.graphs[0].outputs == names
     assert manifest.sparse is not None
     assert manifest.multi_vector is not None
     assert manifest.multi_vector.skip_first
