@@ -22,10 +22,14 @@ MANIFEST_FILE = "manifest.json"
 # graphs; older manifests read without it. 4 added `head`: a cross-encoder's graphs answer
 # `scores` (logits over named labels) for text pairs instead of pooled vectors; a manifest
 # before 4 reads as one with no head (an embedder). An embedder's artifact is still written as
-# version 3, so servers that read 3 keep reading it.
+# version 3, so servers that read 3 keep reading it. 5 added the retrieval heads: `sparse`
+# (SPLADE's (B, V) weights reduced in the graph, or bge-m3's (B, T) token weights) and
+# `multi_vector` (per-token unit vectors, with ColBERT's markers and query expansion); only such
+# an artifact is written as 5, so a server that reads 4 refuses it by its version, by name.
 FORMAT_VERSION = 4
 EMBEDDER_FORMAT_VERSION = 3
-READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
+RETRIEVAL_FORMAT_VERSION = 5
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4, 5)
 
 # The artifact's vocabulary, spelled once: the server, export and tests all use these.
 GraphPurpose = Literal["fast", "maps"]  # fast: embeddings only; maps: also attention probabilities
@@ -191,6 +195,55 @@ class HeadSpec(Strict):
         return len(self.labels) == 1
 
 
+# Graph outputs with one row per token, (B, T, ...): a text's rows are its first n.
+PER_TOKEN_OUTPUTS = ("token_embeddings", "token_weights", "multi_vectors")
+
+
+class SparseSpec(Strict):
+    """A sparse lexical vector per text: one non-negative weight per vocabulary id, most 0.
+
+    `vocabulary`: the graph's `output` is (B, V), already reduced over the text's real tokens
+    (SPLADE: log(1 + relu(MLM logits)), max or sum), indexed by token id. `per_token`: the graph's
+    `output` is (B, T), one weight per token (bge-m3's relu(sparse_linear)); the server keeps each
+    token id's largest weight in the text and never reports `dropped_ids`."""
+
+    kind: Literal["vocabulary", "per_token"]
+    output: str = Field(description="the graph output holding the weights")
+    reduction: Literal["max", "sum"] = Field(description="over a text's tokens (per_token: max)")
+    dropped_ids: tuple[int, ...] = Field(
+        (), description="token ids never reported (bge-m3: <s>, </s>, <pad>, <unk>)"
+    )
+
+
+class MultiVectorSpec(Strict):
+    """Per-token unit vectors (B, T, D) and what a text's token ids are before the graph.
+
+    ColBERT (PyLate folders): a marker id is inserted after the first token (queries and
+    documents have their own), a query is padded to `query_length` with `expansion_id`
+    ([MASK]) and every one of its positions kept, attended to where `attend_to_expansion`; a
+    document keeps its real tokens not in `skiplist_ids`. bge-m3: no markers, position 0 (the
+    dense vector's) dropped."""
+
+    output: str = Field(description="the graph output holding the (B, T, D) unit vectors")
+    dim: int = Field(gt=0)
+    skip_first: bool = Field(False, description="drop position 0 (bge-m3's <s>)")
+    query_marker_id: int | None = None
+    document_marker_id: int | None = None
+    query_length: int | None = Field(
+        None, gt=1, description="queries are expanded to this many tokens (None: no expansion)"
+    )
+    expansion_id: int | None = Field(None, description="the id queries are padded with")
+    attend_to_expansion: bool = False
+    document_length: int | None = Field(None, gt=1, description="tokens a document may hold")
+    skiplist_ids: tuple[int, ...] = Field((), description="ids a document's vectors leave out")
+
+    @model_validator(mode="after")
+    def check_expansion(self) -> Self:
+        if (self.query_length is None) != (self.expansion_id is None):
+            raise ValueError("query_length and expansion_id come together")
+        return self
+
+
 class FileSpec(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
@@ -208,10 +261,41 @@ class Manifest(Strict):
         None, description="a cross-encoder's head (graphs answer scores); None: an embedder"
     )
 
+    sparse: SparseSpec | None = Field(None, description="sparse lexical weights (format 5)")
+    multi_vector: MultiVectorSpec | None = Field(
+        None, description="per-token vectors for late interaction (format 5)"
+    )
+    dense: bool = Field(
+        True, description="whether the graphs answer `pooled` (False: SPLADE, a ColBERT model)"
+    )
+
     @property
     def row_output(self) -> str:
-        """The graph output holding one vector per row: pooled vectors, or a head's scores."""
-        return "pooled" if self.head is None else self.head.output
+        """The graph output holding one vector per row: pooled vectors, a head's scores, or,
+        for a retrieval model without pooled vectors, its sparse or multi-vector output."""
+        if self.head is not None:
+            return self.head.output
+        if self.dense:
+            return "pooled"
+        found = self.sparse or self.multi_vector
+        assert found is not None, "a model without pooled vectors has a retrieval head"
+        return found.output
+
+    @model_validator(mode="after")
+    def check_retrieval_heads(self) -> Self:
+        """A retrieval head's output is one every graph answers; it needs format 5; a model
+        without pooled vectors has one."""
+        if not self.dense and self.head is None and self.sparse is None is self.multi_vector:
+            raise ValueError("dense is false, yet there is no sparse or multi_vector output")
+        for name, spec in (("sparse", self.sparse), ("multi_vector", self.multi_vector)):
+            if spec is None:
+                continue
+            if self.format_version < RETRIEVAL_FORMAT_VERSION:
+                raise ValueError(f"{name} needs format_version {RETRIEVAL_FORMAT_VERSION}")
+            for graph in self.graphs:
+                if spec.output not in graph.outputs:
+                    raise ValueError(f"{graph.file}: no output {spec.output!r} for {name}")
+        return self
 
     @model_validator(mode="after")
     def check_int8_recorded(self) -> Self:

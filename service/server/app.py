@@ -48,7 +48,10 @@ from attnserve.service.server.shared_fit import fit_once, fit_path
 from attnserve.service.server.startup_errors import ArtifactUnreadableError, check_tls_files
 from attnserve.service.server.tasks.embed import EmbedTask
 from attnserve.service.server.tasks.late_chunking import LateChunkTask
+from attnserve.service.server.tasks.maxsim import MaxSimScoreTask
+from attnserve.service.server.tasks.multi_vector import MultiVectorTask
 from attnserve.service.server.tasks.score import ScoreTask
+from attnserve.service.server.tasks.sparse import SparseEmbedTask
 from attnserve.service.server.tei import service as tei_service
 from attnserve.service.server.tokenizer import TextTokenizer
 from attnserve.service.server.tracing import Tracer
@@ -201,11 +204,23 @@ def load_models(settings: Settings, metrics: Metrics, tracer: Tracer) -> Registr
 
 def offered_tasks(pipeline: Pipeline, manifest: Manifest, engine: Engine) -> tuple[Task, ...]:
     """What the artifact's graphs answer: pooled vectors (embed, and late chunking over the same
-    token vectors) or a head's scores (score)."""
+    token vectors) or a head's scores (score); a retrieval head's sparse vectors
+    (embed_sparse) and per-token vectors (embed_multi_vector, and for ColBERT MaxSim rerank
+    through the score task)."""
     if manifest.head is not None:
         return (ScoreTask(pipeline, manifest.head, engine.supports_maps()),)
-    embed = EmbedTask(pipeline, engine.supports_maps())
-    return (embed, LateChunkTask(embed))
+    tasks: list[Task] = []
+    if manifest.dense:
+        embed = EmbedTask(pipeline, engine.supports_maps())
+        tasks += [embed, LateChunkTask(embed)]
+    if manifest.sparse is not None:
+        tasks.append(SparseEmbedTask(pipeline, manifest.sparse))
+    if manifest.multi_vector is not None:
+        vectors = MultiVectorTask(pipeline, manifest.multi_vector)
+        tasks.append(vectors)
+        if not manifest.multi_vector.skip_first:  # ColBERT (bge-m3 scores its own way)
+            tasks.append(MaxSimScoreTask(vectors))
+    return tuple(tasks)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
-from attnserve.service.artifact import GraphPurpose
+from attnserve.service.artifact import PER_TOKEN_OUTPUTS, GraphPurpose
 from attnserve.service.padding import PaddedBatch, pad
 from attnserve.service.server.batch_policy import grow_batch
 from attnserve.service.server.cost_model import DEFAULT, CostModel
@@ -65,6 +65,9 @@ class ItemResult:
     attentions: np.ndarray | None  # (layers, heads, n, n): every layer and head
     queue_s: float
     batch: BatchStats  # the model batch that carried this text
+    # The other outputs its request asked for by name (a retrieval head's): a per-token output
+    # as the text's (n, ...) rows, a per-text one as its row.
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -92,6 +95,7 @@ class WorkItem:
     deadline: float | None  # time.monotonic() seconds
     request: Request
     index: int  # the text's place in its request
+    extra: tuple[str, ...] = ()  # other graph outputs its request asked for, by name
     enqueued_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -175,8 +179,10 @@ class Batcher:
         purpose: GraphPurpose,
         token_embeddings: bool,
         deadline: float | None,
+        extra: tuple[str, ...] = (),
     ) -> asyncio.Future[list[ItemResult]]:
-        """Queue a request's texts together, or refuse them all when the queue is full.
+        """Queue a request's texts together, or refuse them all when the queue is full;
+        `extra`: graph outputs besides the row output each text's result carries by name.
 
         The future is the request's: its result is every text's, in order. Cancelling it
         (the caller left) drops the texts not yet run."""
@@ -185,7 +191,7 @@ class Batcher:
             self.check_room(len(texts))
             request = Request(loop.create_future(), [None] * len(texts), len(texts))
             self.pending.extend(
-                WorkItem(text, purpose, token_embeddings, deadline, request, index)
+                WorkItem(text, purpose, token_embeddings, deadline, request, index, extra)
                 for index, text in enumerate(texts)
             )
             if self.on_depth is not None:
@@ -345,11 +351,16 @@ class Batcher:
             [item.text.type_ids for item in items],
             self.pad_token_id,
         )
+        for row, item in enumerate(items):  # a ColBERT query's unattended expansion
+            if item.text.attention is not None:
+                batch.attention_mask[row, : item.length] = item.text.attention
         outputs = [self.row_output]
         if any(item.token_embeddings for item in items):
             outputs.append("token_embeddings")
         if purpose == "maps":
             outputs.append("attentions")
+        extra = sorted({name for item in items for name in item.extra} - set(outputs))
+        outputs += extra
         started = time.perf_counter()
         values = self.engine.run(purpose, batch, outputs)
         elapsed = time.perf_counter() - started
@@ -363,7 +374,11 @@ class Batcher:
             maps = values["attentions"][:, row, :, :n, :n] if purpose == "maps" else None
             queue_s = dequeued - item.enqueued_at
             vector = values[self.row_output][row]
-            results.append(ItemResult(vector, tokens, maps, queue_s, stats))
+            asked = {
+                name: values[name][row, :n] if name in PER_TOKEN_OUTPUTS else values[name][row]
+                for name in item.extra
+            }
+            results.append(ItemResult(vector, tokens, maps, queue_s, stats, asked))
         return results, stats
 
 

@@ -27,6 +27,8 @@ def is_finite(result: ItemResult) -> bool:
     """The text's pooled vector and, when asked for, its token vectors hold only numbers."""
     if not np.isfinite(result.pooled).all():
         return False
+    if not all(np.isfinite(value).all() for value in result.outputs.values()):
+        return False
     return result.token_embeddings is None or bool(np.isfinite(result.token_embeddings).all())
 
 

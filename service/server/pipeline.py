@@ -161,13 +161,15 @@ class Pipeline:
         purpose: GraphPurpose,
         token_embeddings: bool,
         deadline: float | None,
+        extra: tuple[str, ...] = (),
     ) -> Ran:
         """The texts through the batcher on the graph of this `purpose`; their results, in
-        order. A caller that leaves cancels its texts not yet run."""
+        order (`extra`: other graph outputs by name). A caller that leaves cancels its texts
+        not yet run."""
         if deadline is not None and time.monotonic() >= deadline:
             raise ServiceError(Code.DEADLINE_EXCEEDED, "deadline passed before inference")
         encoded = tokenized.texts
-        future = self.batcher.submit(encoded, purpose, token_embeddings, deadline)
+        future = self.batcher.submit(encoded, purpose, token_embeddings, deadline, extra)
         try:
             results = await future
         except BaseException:

@@ -27,6 +27,7 @@ class EncodedText:
     prompt_chars: int = 0  # the prompt's length: `encoding` is of prompt + text
     prompt_tokens: int = 0  # of `ids`, the prompt's (truncation never cuts them)
     segment_tokens: tuple[int, ...] = ()  # a pair's: each text's tokens (pairs.py)
+    attention: np.ndarray | None = None  # (n,) where some ids are not attended to; None: all
 
     def kept_positions(self) -> list[int]:
         return list(range(self.length)) if self.kept is None else self.kept.tolist()

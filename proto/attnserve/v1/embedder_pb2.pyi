@@ -25,6 +25,12 @@ class HeadAggregation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HEAD_AGGREGATION_UNSPECIFIED: _ClassVar[HeadAggregation]
     HEAD_AGGREGATION_NONE: _ClassVar[HeadAggregation]
     HEAD_AGGREGATION_MEAN: _ClassVar[HeadAggregation]
+
+class InputType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INPUT_TYPE_UNSPECIFIED: _ClassVar[InputType]
+    INPUT_TYPE_DOCUMENT: _ClassVar[InputType]
+    INPUT_TYPE_QUERY: _ClassVar[InputType]
 DTYPE_UNSPECIFIED: DType
 DTYPE_FLOAT32: DType
 DTYPE_FLOAT16: DType
@@ -35,6 +41,9 @@ TRUNCATE_NONE: Truncate
 HEAD_AGGREGATION_UNSPECIFIED: HeadAggregation
 HEAD_AGGREGATION_NONE: HeadAggregation
 HEAD_AGGREGATION_MEAN: HeadAggregation
+INPUT_TYPE_UNSPECIFIED: InputType
+INPUT_TYPE_DOCUMENT: InputType
+INPUT_TYPE_QUERY: InputType
 
 class Tensor(_message.Message):
     __slots__ = ("dtype", "shape", "data")
@@ -536,3 +545,99 @@ class ChunkResponse(_message.Message):
     attention_heads: _containers.RepeatedScalarFieldContainer[int]
     prompt_name: str
     def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[DocumentChunks, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., attention_layers: _Optional[_Iterable[int]] = ..., attention_heads: _Optional[_Iterable[int]] = ..., prompt_name: _Optional[str] = ...) -> None: ...
+
+class SparseRequest(_message.Message):
+    __slots__ = ("texts", "model", "top_k", "min_weight", "truncation", "max_tokens", "return_tokens", "request_id")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MIN_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    model: str
+    top_k: int
+    min_weight: float
+    truncation: Truncate
+    max_tokens: int
+    return_tokens: bool
+    request_id: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., top_k: _Optional[int] = ..., min_weight: _Optional[float] = ..., truncation: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., return_tokens: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SparseVector(_message.Message):
+    __slots__ = ("indices", "values", "tokens", "token_count", "truncated")
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    indices: _containers.RepeatedScalarFieldContainer[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    tokens: _containers.RepeatedScalarFieldContainer[str]
+    token_count: int
+    truncated: bool
+    def __init__(self, indices: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., tokens: _Optional[_Iterable[str]] = ..., token_count: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class SparseResponse(_message.Message):
+    __slots__ = ("request_id", "model", "vectors", "vocab_size", "total_tokens", "timings")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    VOCAB_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    model: str
+    vectors: _containers.RepeatedCompositeFieldContainer[SparseVector]
+    vocab_size: int
+    total_tokens: int
+    timings: Timings
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., vectors: _Optional[_Iterable[_Union[SparseVector, _Mapping]]] = ..., vocab_size: _Optional[int] = ..., total_tokens: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+
+class MultiVectorRequest(_message.Message):
+    __slots__ = ("texts", "model", "input_type", "dtype", "truncation", "max_tokens", "request_id")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    model: str
+    input_type: InputType
+    dtype: DType
+    truncation: Truncate
+    max_tokens: int
+    request_id: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., input_type: _Optional[_Union[InputType, str]] = ..., dtype: _Optional[_Union[DType, str]] = ..., truncation: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TokenVectors(_message.Message):
+    __slots__ = ("vectors", "token_ids", "spans", "token_count", "truncated")
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    vectors: Tensor
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    spans: _containers.RepeatedCompositeFieldContainer[CharSpan]
+    token_count: int
+    truncated: bool
+    def __init__(self, vectors: _Optional[_Union[Tensor, _Mapping]] = ..., token_ids: _Optional[_Iterable[int]] = ..., spans: _Optional[_Iterable[_Union[CharSpan, _Mapping]]] = ..., token_count: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class MultiVectorResponse(_message.Message):
+    __slots__ = ("request_id", "model", "results", "total_tokens", "timings")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    model: str
+    results: _containers.RepeatedCompositeFieldContainer[TokenVectors]
+    total_tokens: int
+    timings: Timings
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., results: _Optional[_Iterable[_Union[TokenVectors, _Mapping]]] = ..., total_tokens: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...

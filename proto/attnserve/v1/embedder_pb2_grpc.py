@@ -75,6 +75,16 @@ class EmbedderStub:
                 request_serializer=attnserve_dot_v1_dot_embedder__pb2.ChunkRequest.SerializeToString,
                 response_deserializer=attnserve_dot_v1_dot_embedder__pb2.ChunkResponse.FromString,
                 _registered_method=True)
+        self.EmbedSparse = channel.unary_unary(
+                '/attnserve.v1.Embedder/EmbedSparse',
+                request_serializer=attnserve_dot_v1_dot_embedder__pb2.SparseRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_embedder__pb2.SparseResponse.FromString,
+                _registered_method=True)
+        self.EmbedMultiVector = channel.unary_unary(
+                '/attnserve.v1.Embedder/EmbedMultiVector',
+                request_serializer=attnserve_dot_v1_dot_embedder__pb2.MultiVectorRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_embedder__pb2.MultiVectorResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServicer:
@@ -143,6 +153,24 @@ class EmbedderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EmbedSparse(self, request, context):
+        """Sparse lexical vectors (SPLADE; bge-m3's lexical weights): per text, its non-zero
+        vocabulary terms as (index, value) pairs sorted by index. A model without a sparse head
+        answers INVALID_ARGUMENT naming the tasks it offers (Info.tasks: "embed_sparse").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EmbedMultiVector(self, request, context):
+        """Per-token vectors for late interaction (ColBERT; bge-m3's multi-vector output): per text,
+        the unit vectors of its kept tokens with their ids and character spans (Info.tasks:
+        "embed_multi_vector"). A ColBERT model also reranks (Rerank) by MaxSim.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +213,16 @@ def add_EmbedderServicer_to_server(servicer, server):
                     servicer.EmbedChunks,
                     request_deserializer=attnserve_dot_v1_dot_embedder__pb2.ChunkRequest.FromString,
                     response_serializer=attnserve_dot_v1_dot_embedder__pb2.ChunkResponse.SerializeToString,
+            ),
+            'EmbedSparse': grpc.unary_unary_rpc_method_handler(
+                    servicer.EmbedSparse,
+                    request_deserializer=attnserve_dot_v1_dot_embedder__pb2.SparseRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_embedder__pb2.SparseResponse.SerializeToString,
+            ),
+            'EmbedMultiVector': grpc.unary_unary_rpc_method_handler(
+                    servicer.EmbedMultiVector,
+                    request_deserializer=attnserve_dot_v1_dot_embedder__pb2.MultiVectorRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_embedder__pb2.MultiVectorResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -404,6 +442,60 @@ class Embedder:
             '/attnserve.v1.Embedder/EmbedChunks',
             attnserve_dot_v1_dot_embedder__pb2.ChunkRequest.SerializeToString,
             attnserve_dot_v1_dot_embedder__pb2.ChunkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EmbedSparse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attnserve.v1.Embedder/EmbedSparse',
+            attnserve_dot_v1_dot_embedder__pb2.SparseRequest.SerializeToString,
+            attnserve_dot_v1_dot_embedder__pb2.SparseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EmbedMultiVector(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attnserve.v1.Embedder/EmbedMultiVector',
+            attnserve_dot_v1_dot_embedder__pb2.MultiVectorRequest.SerializeToString,
+            attnserve_dot_v1_dot_embedder__pb2.MultiVectorResponse.FromString,
             options,
             channel_credentials,
             insecure,

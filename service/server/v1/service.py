@@ -17,10 +17,11 @@ from attnserve.service.server.v1.embed import EmbedCell
 from attnserve.service.server.v1.info import InfoCell
 from attnserve.service.server.v1.late_chunking import LateChunkCell
 from attnserve.service.server.v1.messages import PROTOCOL, SERVICE_NAME
+from attnserve.service.server.v1.retrieval import RetrievalCell
 from attnserve.service.server.v1.score import ScoreCell
 from attnserve.service.server.v1.tokenize import TokenizeCell
 
-CELLS = (EmbedCell, ScoreCell, LateChunkCell, TokenizeCell, InfoCell)
+CELLS = (EmbedCell, ScoreCell, LateChunkCell, RetrievalCell, TokenizeCell, InfoCell)
 __all__ = ["PROTOCOL", "SERVICE_NAME", "handlers"]
 
 

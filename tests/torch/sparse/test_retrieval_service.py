@@ -1,0 +1,234 @@
+"""The retrieval heads served: one server with a dense embedder, a SPLADE model, a bge-m3 model
+and a ColBERT model, each answering over attnserve.v1 (EmbedSparse, EmbedMultiVector, Embed,
+Rerank by MaxSim) as its judge does (tests/torch/sparse/judges.py) and exactly as it does served
+alone; tasks a model does not offer, and requests over the limits, get a clear refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from attnserve.service import wire
+from attnserve.v1 import embedder_pb2 as pb
+from attnserve.v1 import embedder_pb2_grpc
+from tests.support.retrieval_checkpoints import QUERY, TEXTS
+from tests.support.servers import ServerThread, server_settings
+from tests.torch.sparse.judges import bge_m3_judge, maxsim_judge, pylate_encode, splade_judge
+
+ONE_THREAD = {"intra_op_threads": 1, "warmup": False}
+NAMES = ("dense", "splade", "bge-m3", "colbert")
+
+
+@pytest.fixture(scope="module")
+def artifacts(
+    retrieval_artifacts: Callable[[str], Path],
+    encoder_checkpoints: Callable[[str], Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Path]:
+    from attnserve.export.artifact import build_artifact
+
+    dense = tmp_path_factory.mktemp("dense") / "distilbert"
+    build_artifact(dense, encoder_checkpoints("distilbert"), int8=False, fp16=False)
+    return {
+        "dense": dense,
+        "splade": retrieval_artifacts("splade-max"),
+        "bge-m3": retrieval_artifacts("bge-m3"),
+        "colbert": retrieval_artifacts("colbert"),
+    }
+
+
+@pytest.fixture(scope="module")
+def combined(artifacts: dict[str, Path]) -> Iterator[ServerThread]:
+    entries = [f"{name}={artifacts[name]}" for name in NAMES]
+    server = ServerThread(server_settings(entries, **{**ONE_THREAD, "intra_op_threads": 2}))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stub(combined: ServerThread) -> Iterator[embedder_pb2_grpc.EmbedderStub]:
+    with grpc.insecure_channel(combined.target) as channel:
+        yield embedder_pb2_grpc.EmbedderStub(channel)  # type: ignore[no-untyped-call]
+
+
+def sparse_of(vector: pb.SparseVector) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(vector.indices), np.asarray(vector.values, dtype=np.float32)
+
+
+def test_splade_sparse_vectors_equal_sparse_encoder(
+    stub: embedder_pb2_grpc.EmbedderStub, retrieval_checkpoints: Callable[[str], Path]
+) -> None:
+    response = stub.EmbedSparse(pb.SparseRequest(texts=TEXTS, model="splade"))
+    expected = splade_judge(retrieval_checkpoints("splade-max"), TEXTS)
+    assert response.vocab_size == expected.shape[1]
+    for vector, row in zip(response.vectors, expected, strict=True):
+        indices, values = sparse_of(vector)
+        np.testing.assert_array_equal(indices, np.flatnonzero(row > 0))
+        np.testing.assert_allclose(values, row[indices], rtol=1e-4, atol=1e-5)
+
+
+def test_top_k_min_weight_and_words(
+    stub: embedder_pb2_grpc.EmbedderStub, retrieval_checkpoints: Callable[[str], Path]
+) -> None:
+    request = pb.SparseRequest(
+        texts=TEXTS, model="splade", top_k=5, min_weight=1.0, return_tokens=True
+    )
+    response = stub.EmbedSparse(request)
+    expected = splade_judge(retrieval_checkpoints("splade-max"), TEXTS)
+    from tokenizers import Tokenizer
+
+    vocabulary = Tokenizer.from_file(str(retrieval_checkpoints("splade-max") / "tokenizer.json"))
+    for vector, row in zip(response.vectors, expected, strict=True):
+        indices, _ = sparse_of(vector)
+        best = np.argsort(-row, kind="stable")[:5]
+        wanted = np.sort(best[row[best] > 1.0])
+        np.testing.assert_array_equal(indices, wanted)
+        assert list(np.diff(indices) > 0) == [True] * (len(indices) - 1)  # sorted by index
+        assert list(vector.tokens) == [vocabulary.id_to_token(int(i)) for i in indices]
+
+
+def test_bge_m3_dense_sparse_and_multi_vectors_equal_flag_embedding(
+    stub: embedder_pb2_grpc.EmbedderStub, retrieval_checkpoints: Callable[[str], Path]
+) -> None:
+    judged = bge_m3_judge(retrieval_checkpoints("bge-m3"), TEXTS)
+    dense = wire.decode(stub.Embed(pb.EmbedRequest(texts=TEXTS, model="bge-m3")).pooled)
+    assert (dense * judged["dense_vecs"]).sum(-1).min() >= 0.99999
+    sparse = stub.EmbedSparse(pb.SparseRequest(texts=TEXTS, model="bge-m3"))
+    for vector, theirs in zip(sparse.vectors, judged["lexical_weights"], strict=True):
+        indices, values = sparse_of(vector)
+        assert [str(i) for i in indices] == sorted(theirs, key=int)
+        expected = np.array([theirs[str(i)] for i in indices], dtype=np.float32)
+        np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-6)
+    vectors = stub.EmbedMultiVector(pb.MultiVectorRequest(texts=TEXTS, model="bge-m3"))
+    for result, theirs in zip(vectors.results, judged["colbert_vecs"], strict=True):
+        ours = wire.decode(result.vectors)
+        assert ours.shape == theirs.shape
+        assert (ours * theirs).sum(-1).min() >= 0.99999
+
+
+def test_colbert_vectors_spans_and_maxsim_rerank_equal_pylate(
+    stub: embedder_pb2_grpc.EmbedderStub, retrieval_checkpoints: Callable[[str], Path]
+) -> None:
+    folder = retrieval_checkpoints("colbert")
+    query = stub.EmbedMultiVector(
+        pb.MultiVectorRequest(texts=[QUERY], model="colbert", input_type=pb.INPUT_TYPE_QUERY)
+    ).results[0]
+    documents = stub.EmbedMultiVector(pb.MultiVectorRequest(texts=TEXTS, model="colbert"))
+    judged_query = pylate_encode(folder, [QUERY], True)[0]
+    judged_docs = pylate_encode(folder, TEXTS, False)
+    q = wire.decode(query.vectors)
+    assert q.shape == judged_query.shape  # expanded to the query length
+    assert (q * judged_query).sum(-1).min() >= 0.99999
+    for text, result, theirs in zip(TEXTS, documents.results, judged_docs, strict=True):
+        ours = wire.decode(result.vectors)
+        assert ours.shape == theirs.shape
+        assert (ours * theirs).sum(-1).min() >= 0.99999
+        spans = [(s.start, s.end) for s in result.spans]
+        assert len(spans) == len(ours) == len(result.token_ids)
+        words = [text[a:b].lower() for a, b in spans if b > a]
+        assert words  # the text's own tokens, by their place in it
+        assert all(word and word in text.lower() for word in words)
+    reranked = stub.Rerank(pb.RerankRequest(query=QUERY, documents=TEXTS, model="colbert"))
+    expected = [maxsim_judge(judged_query, d) for d in judged_docs]
+    scores = {r.index: r.score for r in reranked.results}
+    np.testing.assert_allclose([scores[i] for i in range(len(TEXTS))], expected, rtol=1e-4)
+    assert [r.index for r in reranked.results] == sorted(
+        range(len(TEXTS)), key=lambda i: -expected[i]
+    )
+    top = stub.Rerank(pb.RerankRequest(query=QUERY, documents=TEXTS, model="colbert", top_n=2))
+    assert [r.index for r in top.results] == [r.index for r in reranked.results[:2]]
+
+
+@pytest.mark.parametrize(
+    ("call", "model", "says"),
+    [
+        ("EmbedSparse", "colbert", "does not offer embed_sparse"),
+        ("EmbedSparse", "dense", "does not offer embed_sparse"),
+        ("EmbedMultiVector", "splade", "does not offer embed_multi_vector"),
+        ("Embed", "splade", "does not offer embed"),
+        ("Rerank", "bge-m3", "does not offer rerank"),
+        ("Classify", "colbert", "has no labels to classify"),
+    ],
+)
+def test_a_task_a_model_does_not_offer_is_refused_by_name(
+    stub: embedder_pb2_grpc.EmbedderStub, call: str, model: str, says: str
+) -> None:
+    requests = {
+        "EmbedSparse": pb.SparseRequest(texts=["a"], model=model),
+        "EmbedMultiVector": pb.MultiVectorRequest(texts=["a"], model=model),
+        "Embed": pb.EmbedRequest(texts=["a"], model=model),
+        "Rerank": pb.RerankRequest(query="a", documents=["b"], model=model),
+        "Classify": pb.ClassifyRequest(texts=["a"], model=model),
+    }
+    with pytest.raises(grpc.RpcError) as caught:
+        getattr(stub, call)(requests[call])
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert says in str(caught.value.details())
+
+
+def test_bad_options_and_oversized_answers_are_refused(
+    artifacts: dict[str, Path], stub: embedder_pb2_grpc.EmbedderStub
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.EmbedSparse(pb.SparseRequest(texts=["a"], model="splade", min_weight=-1))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    unknown = pb.MultiVectorRequest(texts=["a"], model="colbert")
+    unknown.input_type = 7  # type: ignore[assignment]  # a newer client's value
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.EmbedMultiVector(unknown)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    small = server_settings(
+        [f"colbert={artifacts['colbert']}", f"splade={artifacts['splade']}"],
+        max_send_message_bytes=4096, **ONE_THREAD,
+    )  # fmt: skip
+    server = ServerThread(small)
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            tight = embedder_pb2_grpc.EmbedderStub(channel)  # type: ignore[no-untyped-call]
+            for call, request in (
+                (tight.EmbedMultiVector, pb.MultiVectorRequest(texts=TEXTS, model="colbert")),
+                (tight.EmbedSparse, pb.SparseRequest(texts=TEXTS, model="splade")),
+            ):
+                with pytest.raises(grpc.RpcError) as caught:
+                    call(request)
+                assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "max_send_message_bytes" in str(caught.value.details())
+            fits = tight.EmbedSparse(pb.SparseRequest(texts=TEXTS[:2], model="splade", top_k=3))
+            assert [len(v.indices) for v in fits.vectors] == [3, 3]
+    finally:
+        server.stop()
+
+
+def test_each_model_answers_as_alone(
+    artifacts: dict[str, Path], stub: embedder_pb2_grpc.EmbedderStub
+) -> None:
+    info = stub.Info(pb.InfoRequest(model="colbert"))
+    assert list(info.models) == list(NAMES)
+    assert set(info.tasks) == {"embed_multi_vector", "score"}
+    for name in NAMES:
+        server = ServerThread(server_settings(artifacts[name], model_name=name, **ONE_THREAD))
+        try:
+            with grpc.insecure_channel(server.target) as channel:
+                alone = embedder_pb2_grpc.EmbedderStub(channel)  # type: ignore[no-untyped-call]
+                if name in ("dense", "bge-m3"):
+                    request = pb.EmbedRequest(texts=TEXTS, model=name)
+                    assert alone.Embed(request).pooled == stub.Embed(request).pooled
+                if name in ("splade", "bge-m3"):
+                    sparse = pb.SparseRequest(texts=TEXTS, model=name)
+                    ours, theirs = alone.EmbedSparse(sparse), stub.EmbedSparse(sparse)
+                    for a, b in zip(ours.vectors, theirs.vectors, strict=True):
+                        assert list(a.indices) == list(b.indices)
+                        np.testing.assert_allclose(a.values, b.values, rtol=1e-6, atol=1e-7)
+                if name in ("colbert", "bge-m3"):
+                    multi = pb.MultiVectorRequest(texts=TEXTS, model=name)
+                    ours_m, theirs_m = alone.EmbedMultiVector(multi), stub.EmbedMultiVector(multi)
+                    for a, b in zip(ours_m.results, theirs_m.results, strict=True):
+                        np.testing.assert_allclose(
+                            wire.decode(a.vectors), wire.decode(b.vectors), atol=1e-6
+                        )
+        finally:
+            server.stop()
