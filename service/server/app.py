@@ -47,6 +47,7 @@ from attnserve.service.server.settings import Settings
 from attnserve.service.server.shared_fit import fit_once, fit_path
 from attnserve.service.server.startup_errors import ArtifactUnreadableError, check_tls_files
 from attnserve.service.server.tasks.embed import EmbedTask
+from attnserve.service.server.tasks.explain import ExplainTask
 from attnserve.service.server.tasks.late_chunking import LateChunkTask
 from attnserve.service.server.tasks.score import ScoreTask
 from attnserve.service.server.tokenizer import TextTokenizer
@@ -195,11 +196,13 @@ def load_models(settings: Settings, metrics: Metrics, tracer: Tracer) -> Registr
 
 def offered_tasks(pipeline: Pipeline, manifest: Manifest, engine: Engine) -> tuple[Task, ...]:
     """What the artifact's graphs answer: pooled vectors (embed, and late chunking over the same
-    token vectors) or a head's scores (score)."""
+    token vectors) or a head's scores (score); either way their explanations (explain)."""
+    maps = engine.supports_maps()
     if manifest.head is not None:
-        return (ScoreTask(pipeline, manifest.head, engine.supports_maps()),)
-    embed = EmbedTask(pipeline, engine.supports_maps())
-    return (embed, LateChunkTask(embed))
+        head = manifest.head
+        return (ScoreTask(pipeline, head, maps), ExplainTask(pipeline, maps, head))
+    embed = EmbedTask(pipeline, maps)
+    return (embed, LateChunkTask(embed), ExplainTask(pipeline, maps, None))
 
 
 @dataclass
