@@ -47,7 +47,8 @@ def test_the_cells_sum_to_the_cosine_of_the_means() -> None:
 def test_a_zero_mean_has_no_direction() -> None:
     t = np.array([[1.0, 2.0], [-1.0, -2.0]], dtype=np.float32)
     terms = similarity_terms(t, np.ones((3, 2), dtype=np.float32))
-    assert not terms.cells.any() and terms.cosine == 0.0
+    assert not terms.cells.any()
+    assert terms.cosine == 0.0
 
 
 def test_rollout_by_hand() -> None:

@@ -75,6 +75,11 @@ class EmbedderStub:
                 request_serializer=attnserve_dot_v1_dot_embedder__pb2.ChunkRequest.SerializeToString,
                 response_deserializer=attnserve_dot_v1_dot_embedder__pb2.ChunkResponse.FromString,
                 _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/attnserve.v1.Embedder/Explain',
+                request_serializer=attnserve_dot_v1_dot_embedder__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_embedder__pb2.ExplainResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServicer:
@@ -143,6 +148,16 @@ class EmbedderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Explain(self, request, context):
+        """Explanations (docs/explain.md), from one run of the texts: two texts -> the exact token-pair
+        decomposition of their cosine (mean pooling only; INVALID_ARGUMENT for CLS and last-token
+        pooling); one text -> its attention rollout per token; a query and documents on a reranker
+        -> each document's score and the rollout from CLS over its tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +200,11 @@ def add_EmbedderServicer_to_server(servicer, server):
                     servicer.EmbedChunks,
                     request_deserializer=attnserve_dot_v1_dot_embedder__pb2.ChunkRequest.FromString,
                     response_serializer=attnserve_dot_v1_dot_embedder__pb2.ChunkResponse.SerializeToString,
+            ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=attnserve_dot_v1_dot_embedder__pb2.ExplainRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_embedder__pb2.ExplainResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -404,6 +424,33 @@ class Embedder:
             '/attnserve.v1.Embedder/EmbedChunks',
             attnserve_dot_v1_dot_embedder__pb2.ChunkRequest.SerializeToString,
             attnserve_dot_v1_dot_embedder__pb2.ChunkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attnserve.v1.Embedder/Explain',
+            attnserve_dot_v1_dot_embedder__pb2.ExplainRequest.SerializeToString,
+            attnserve_dot_v1_dot_embedder__pb2.ExplainResponse.FromString,
             options,
             channel_credentials,
             insecure,

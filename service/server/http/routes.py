@@ -4,6 +4,7 @@ model offers answers the task's refusal naming what is offered (400), not a bare
 
 from __future__ import annotations
 
+from attnserve.service.server.http.explain import ExplainRoutes
 from attnserve.service.server.http.fields import RouteSet
 from attnserve.service.server.http.late_chunking import LateChunkRoutes
 from attnserve.service.server.http.openai import OpenAIRoutes
@@ -12,4 +13,9 @@ from attnserve.service.server.registry import Registry
 
 
 def route_sets(models: Registry) -> list[RouteSet]:
-    return [OpenAIRoutes(models), RerankRoutes(models), LateChunkRoutes(models)]
+    return [
+        OpenAIRoutes(models),
+        RerankRoutes(models),
+        LateChunkRoutes(models),
+        ExplainRoutes(models),
+    ]

@@ -95,6 +95,9 @@ class RerankExplanation:
     timings: Timings
 
 
+Explanation = SimilarityExplanation | RelevanceExplanation | RerankExplanation
+
+
 class ExplainTask:
     name: ClassVar[str] = "explain"
 
@@ -104,6 +107,29 @@ class ExplainTask:
         self.limits = pipeline.limits
         self.maps_available = maps_available
         self.head = head  # None: an embedder
+
+    async def explain(
+        self,
+        texts: list[str],
+        query: str,
+        documents: list[str],
+        options: ExplainOptions,
+        deadline: float | None,
+    ) -> Explanation:
+        """What a request's fields ask for, decided once for every protocol: a query or
+        documents -> the ranking; two texts -> their similarity; one text -> its relevance."""
+        if query or documents:
+            if texts:
+                raise invalid("explain either texts, or a query and documents, not both")
+            return await self.rerank(query, documents, options, deadline)
+        if len(texts) == 2:
+            return await self.similarity(texts[0], texts[1], options, deadline)
+        if len(texts) != 1:
+            raise invalid(
+                f"explain one text (its rollout relevance) or two (their similarity), got "
+                f"{len(texts)}; or a query and documents on a reranker"
+            )
+        return await self.relevance(texts, options, deadline)
 
     async def similarity(
         self, first: str, second: str, options: ExplainOptions, deadline: float | None
