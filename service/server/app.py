@@ -47,6 +47,7 @@ from attnserve.service.server.settings import Settings
 from attnserve.service.server.shared_fit import fit_once, fit_path
 from attnserve.service.server.startup_errors import ArtifactUnreadableError, check_tls_files
 from attnserve.service.server.tasks.embed import EmbedTask
+from attnserve.service.server.tasks.explain import ExplainTask
 from attnserve.service.server.tasks.late_chunking import LateChunkTask
 from attnserve.service.server.tasks.maxsim import MaxSimScoreTask
 from attnserve.service.server.tasks.multi_vector import MultiVectorTask
@@ -206,13 +207,15 @@ def offered_tasks(pipeline: Pipeline, manifest: Manifest, engine: Engine) -> tup
     """What the artifact's graphs answer: pooled vectors (embed, and late chunking over the same
     token vectors) or a head's scores (score); a retrieval head's sparse vectors
     (embed_sparse) and per-token vectors (embed_multi_vector, and for ColBERT MaxSim rerank
-    through the score task)."""
+    through the score task); for a dense embedder or a head, their explanations (explain)."""
+    maps = engine.supports_maps()
     if manifest.head is not None:
-        return (ScoreTask(pipeline, manifest.head, engine.supports_maps()),)
+        head = manifest.head
+        return (ScoreTask(pipeline, head, maps), ExplainTask(pipeline, maps, head))
     tasks: list[Task] = []
     if manifest.dense:
-        embed = EmbedTask(pipeline, engine.supports_maps())
-        tasks += [embed, LateChunkTask(embed)]
+        embed = EmbedTask(pipeline, maps)
+        tasks += [embed, LateChunkTask(embed), ExplainTask(pipeline, maps, None)]
     if manifest.sparse is not None:
         tasks.append(SparseEmbedTask(pipeline, manifest.sparse))
     if manifest.multi_vector is not None:

@@ -53,6 +53,17 @@ class TokenizeOptions:
 
 
 @dataclass(frozen=True)
+class ExplainOptions:
+    """What an explain request may ask for (the explain task's input)."""
+
+    truncation: Truncation = Truncation.END
+    max_tokens: int | None = None  # None = the model's default (manifest), capped by the limit
+    dimensions: int | None = None  # Matryoshka: decompose over the first N of each vector
+    prompt_name: str | None = None  # None = the model's default prompt; "" = no prompt
+    rollout: bool = False  # a similarity: each text's rollout relevance too (the maps graph)
+
+
+@dataclass(frozen=True)
 class ScoreOptions:
     """What a rerank or classify request may ask for (the score task's input)."""
 

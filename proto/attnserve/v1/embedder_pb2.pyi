@@ -641,3 +641,91 @@ class MultiVectorResponse(_message.Message):
     total_tokens: int
     timings: Timings
     def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., results: _Optional[_Iterable[_Union[TokenVectors, _Mapping]]] = ..., total_tokens: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+
+class ExplainRequest(_message.Message):
+    __slots__ = ("texts", "query", "documents", "truncation", "max_tokens", "dimensions", "prompt_name", "rollout", "request_id", "model")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    query: str
+    documents: _containers.RepeatedScalarFieldContainer[str]
+    truncation: Truncate
+    max_tokens: int
+    dimensions: int
+    prompt_name: str
+    rollout: bool
+    request_id: str
+    model: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., truncation: _Optional[_Union[Truncate, str]] = ..., max_tokens: _Optional[int] = ..., dimensions: _Optional[int] = ..., prompt_name: _Optional[str] = ..., rollout: _Optional[bool] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ExplainedText(_message.Message):
+    __slots__ = ("tokens", "relevance", "truncated", "prompt_tokens")
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RELEVANCE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[Token]
+    relevance: Tensor
+    truncated: bool
+    prompt_tokens: int
+    def __init__(self, tokens: _Optional[_Iterable[_Union[Token, _Mapping]]] = ..., relevance: _Optional[_Union[Tensor, _Mapping]] = ..., truncated: _Optional[bool] = ..., prompt_tokens: _Optional[int] = ...) -> None: ...
+
+class SimilarityExplanation(_message.Message):
+    __slots__ = ("cells", "first_shares", "second_shares", "cosine", "cells_sum", "dimensions")
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SHARES_FIELD_NUMBER: _ClassVar[int]
+    SECOND_SHARES_FIELD_NUMBER: _ClassVar[int]
+    COSINE_FIELD_NUMBER: _ClassVar[int]
+    CELLS_SUM_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    cells: Tensor
+    first_shares: Tensor
+    second_shares: Tensor
+    cosine: float
+    cells_sum: float
+    dimensions: int
+    def __init__(self, cells: _Optional[_Union[Tensor, _Mapping]] = ..., first_shares: _Optional[_Union[Tensor, _Mapping]] = ..., second_shares: _Optional[_Union[Tensor, _Mapping]] = ..., cosine: _Optional[float] = ..., cells_sum: _Optional[float] = ..., dimensions: _Optional[int] = ...) -> None: ...
+
+class ExplainedDocument(_message.Message):
+    __slots__ = ("index", "score", "tokens", "relevance", "token_count", "truncated")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RELEVANCE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    score: float
+    tokens: _containers.RepeatedScalarFieldContainer[str]
+    relevance: Tensor
+    token_count: int
+    truncated: bool
+    def __init__(self, index: _Optional[int] = ..., score: _Optional[float] = ..., tokens: _Optional[_Iterable[str]] = ..., relevance: _Optional[_Union[Tensor, _Mapping]] = ..., token_count: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class ExplainResponse(_message.Message):
+    __slots__ = ("request_id", "model", "texts", "similarity", "pooling", "documents", "timings", "prompt_name")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    POOLING_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    model: str
+    texts: _containers.RepeatedCompositeFieldContainer[ExplainedText]
+    similarity: SimilarityExplanation
+    pooling: str
+    documents: _containers.RepeatedCompositeFieldContainer[ExplainedDocument]
+    timings: Timings
+    prompt_name: str
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., texts: _Optional[_Iterable[_Union[ExplainedText, _Mapping]]] = ..., similarity: _Optional[_Union[SimilarityExplanation, _Mapping]] = ..., pooling: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[ExplainedDocument, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., prompt_name: _Optional[str] = ...) -> None: ...

@@ -85,6 +85,11 @@ class EmbedderStub:
                 request_serializer=attnserve_dot_v1_dot_embedder__pb2.MultiVectorRequest.SerializeToString,
                 response_deserializer=attnserve_dot_v1_dot_embedder__pb2.MultiVectorResponse.FromString,
                 _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/attnserve.v1.Embedder/Explain',
+                request_serializer=attnserve_dot_v1_dot_embedder__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_embedder__pb2.ExplainResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServicer:
@@ -171,6 +176,16 @@ class EmbedderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Explain(self, request, context):
+        """Explanations (docs/explain.md), from one run of the texts: two texts -> the exact token-pair
+        decomposition of their cosine (mean pooling only; INVALID_ARGUMENT for CLS and last-token
+        pooling); one text -> its attention rollout per token; a query and documents on a reranker
+        -> each document's score and the rollout from CLS over its tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -223,6 +238,11 @@ def add_EmbedderServicer_to_server(servicer, server):
                     servicer.EmbedMultiVector,
                     request_deserializer=attnserve_dot_v1_dot_embedder__pb2.MultiVectorRequest.FromString,
                     response_serializer=attnserve_dot_v1_dot_embedder__pb2.MultiVectorResponse.SerializeToString,
+            ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=attnserve_dot_v1_dot_embedder__pb2.ExplainRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_embedder__pb2.ExplainResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -496,6 +516,33 @@ class Embedder:
             '/attnserve.v1.Embedder/EmbedMultiVector',
             attnserve_dot_v1_dot_embedder__pb2.MultiVectorRequest.SerializeToString,
             attnserve_dot_v1_dot_embedder__pb2.MultiVectorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attnserve.v1.Embedder/Explain',
+            attnserve_dot_v1_dot_embedder__pb2.ExplainRequest.SerializeToString,
+            attnserve_dot_v1_dot_embedder__pb2.ExplainResponse.FromString,
             options,
             channel_credentials,
             insecure,

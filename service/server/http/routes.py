@@ -5,6 +5,7 @@ model offers answers the task's refusal naming what is offered (400), not a bare
 from __future__ import annotations
 
 from attnserve.service.server.http.classify import ClassifyRoutes
+from attnserve.service.server.http.explain import ExplainRoutes
 from attnserve.service.server.http.fields import RouteSet
 from attnserve.service.server.http.late_chunking import LateChunkRoutes
 from attnserve.service.server.http.openai import OpenAIRoutes
@@ -19,5 +20,6 @@ def route_sets(models: Registry) -> list[RouteSet]:
         RerankRoutes(models),
         ClassifyRoutes(models),
         LateChunkRoutes(models),
+        ExplainRoutes(models),
         TeiRoutes(models),
     ]

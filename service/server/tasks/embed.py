@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from attnserve.service.artifact import ModelSpec
 from attnserve.service.server.batcher import ItemResult
 from attnserve.service.server.errors import invalid
 from attnserve.service.server.options import EmbedOptions, TokenizeOptions
@@ -183,9 +184,7 @@ class EmbedTask:
         return EmbedResult(pooled, embeddings, ran.timings, maps.layers, maps.heads, prompt)
 
     def check_dimensions(self, dimensions: int | None) -> None:
-        hidden = self.model.hidden_size
-        if dimensions is not None and not 1 <= dimensions <= hidden:
-            raise invalid(f"dimensions must be in 1..{hidden} (the model's size), got {dimensions}")
+        check_dimensions(self.model, dimensions)
 
     def check_response_size(
         self, encoded: list[EncodedText], options: EmbedOptions, maps: MapsPlan
@@ -199,6 +198,13 @@ class EmbedTask:
         size = floats * options.float_bytes + 1024 + 64 * len(encoded)
         advice = "send fewer texts, ask for pooled vectors only, fewer attention maps, or float16"
         check_response_bytes(size, self.limits.max_send_message_bytes, advice)
+
+
+def check_dimensions(model: ModelSpec, dimensions: int | None) -> None:
+    """Matryoshka: the first `dimensions` of a vector, 1 up to the model's size."""
+    hidden = model.hidden_size
+    if dimensions is not None and not 1 <= dimensions <= hidden:
+        raise invalid(f"dimensions must be in 1..{hidden} (the model's size), got {dimensions}")
 
 
 def text_embedding(text: EncodedText, result: ItemResult, maps: MapsPlan) -> TextEmbedding:

@@ -14,6 +14,7 @@ from attnserve.service.server.calls import Front
 from attnserve.service.server.registry import Registry
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.v1.embed import EmbedCell
+from attnserve.service.server.v1.explain import ExplainCell
 from attnserve.service.server.v1.info import InfoCell
 from attnserve.service.server.v1.late_chunking import LateChunkCell
 from attnserve.service.server.v1.messages import PROTOCOL, SERVICE_NAME
@@ -21,7 +22,15 @@ from attnserve.service.server.v1.retrieval import RetrievalCell
 from attnserve.service.server.v1.score import ScoreCell
 from attnserve.service.server.v1.tokenize import TokenizeCell
 
-CELLS = (EmbedCell, ScoreCell, LateChunkCell, RetrievalCell, TokenizeCell, InfoCell)
+CELLS = (
+    EmbedCell,
+    ScoreCell,
+    LateChunkCell,
+    RetrievalCell,
+    ExplainCell,
+    TokenizeCell,
+    InfoCell,
+)
 __all__ = ["PROTOCOL", "SERVICE_NAME", "handlers"]
 
 

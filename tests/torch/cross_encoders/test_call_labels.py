@@ -147,6 +147,12 @@ CASES = [
     Case("attnserve.v1", "RerankStream", RERANKER, rerank_stream, RERANKER, "rerank"),
     Case("attnserve.v1", "Classify", RERANKER,
          lambda s: v1(s).Classify(pb.ClassifyRequest(texts=["hello"])), RERANKER, "classify"),
+    Case("attnserve.v1", "Explain", EMBEDDER,
+         lambda s: v1(s).Explain(pb.ExplainRequest(texts=["hello", "hi there"])),
+         EMBEDDER, "explain"),
+    Case("attnserve.v1", "Explain", RERANKER,
+         lambda s: v1(s).Explain(pb.ExplainRequest(query=QUERY, documents=DOCUMENTS[:2])),
+         RERANKER, "explain"),
     # OIP: a request must name its model.
     Case("oip", "ModelInfer", EMBEDDER,
          lambda s: inference(s).ModelInfer(oip.ModelInferRequest(
@@ -260,6 +266,12 @@ CASES = [
     Case("http", "late_chunking", EMBEDDER,
          lambda s: http(s, "/v1/late_chunking", {"documents": DOCS}),
          EMBEDDER, "late_chunking", "/v1/late_chunking"),
+    Case("http", "explain", EMBEDDER,
+         lambda s: http(s, "/v1/explain", {"texts": ["hello"]}),
+         EMBEDDER, "explain", "/v1/explain"),
+    Case("http", "explain", RERANKER,
+         lambda s: http(s, "/v1/explain", {"query": QUERY, "documents": DOCUMENTS[:2]}),
+         RERANKER, "explain", "/v1/explain"),
 ]  # fmt: skip
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from attnserve.service.client.client import EmbedderClient
+from tests.support.callers import post
 from tests.support.cross_encoders import CROSS_ENCODER_SHAPES, DOCUMENTS, QUERY
 from tests.support.servers import ServerThread
-from tests.torch.cross_encoders.test_cross_encoder_service import post
 
 TEXTS = [QUERY, DOCUMENTS[0], DOCUMENTS[3]]
 
