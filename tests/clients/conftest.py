@@ -39,3 +39,13 @@ def pod(artifact_dir: Path, reranker_artifact: Path) -> Iterator[ServerThread]:
 
 def http_base(server: ServerThread) -> str:
     return f"http://127.0.0.1:{server.running.http_port}"
+
+
+@pytest.fixture(scope="session")
+def reranker_pod(artifact_dir: Path, reranker_artifact: Path) -> Iterator[ServerThread]:
+    """The same two models with the reranker as the default: TEI's clients name no model (a
+    TEI server serves one), so a TEI reranker client reaches the default."""
+    entries = [f"{RERANKER}={reranker_artifact}", f"{EMBEDDER}={artifact_dir}"]
+    running = ServerThread(server_settings(entries, http_port=0, warmup=False))
+    yield running
+    running.stop()

@@ -5,6 +5,8 @@ beside the embedder: each ranking and score equals attnserve.v1's Rerank (scores
 | cohere | Client(base_url=url).rerank (v1) | POST /v1/rerank |
 | cohere | ClientV2(base_url=url).rerank | POST /v2/rerank |
 | langchain-cohere | CohereRerank(base_url=url).rerank (ClientV2 inside) | POST /v2/rerank |
+| llama-index (cohere-rerank) | CohereRerank(base_url=url).postprocess_nodes | POST /v2/rerank |
+| llama-index (tei-rerank) | TextEmbeddingInference(base_url=url).postprocess_nodes | POST /rerank |
 """
 
 from __future__ import annotations
@@ -63,3 +65,33 @@ def test_langchain_cohere_rerank(pod: ServerThread) -> None:
         [documents.Document(page_content=text) for text in DOCUMENTS], QUERY
     )
     assert [d.page_content for d in compressed] == [DOCUMENTS[i] for i, _ in native(pod, 3)]
+
+
+def nodes_and_query() -> tuple[list[Any], Any]:
+    schema = pytest.importorskip("llama_index.core.schema")
+    nodes = [schema.NodeWithScore(node=schema.TextNode(text=text)) for text in DOCUMENTS]
+    return nodes, schema.QueryBundle(QUERY)
+
+
+def test_llama_index_cohere_rerank(pod: ServerThread) -> None:
+    module = pytest.importorskip("llama_index.postprocessor.cohere_rerank")
+    nodes, query = nodes_and_query()
+    reranker = module.CohereRerank(
+        top_n=3, model=RERANKER, api_key="unused", base_url=http_base(pod)
+    )
+    ranked = reranker.postprocess_nodes(nodes, query_bundle=query)
+    expected = native(pod, top_n=3)
+    assert [node.node.text for node in ranked] == [DOCUMENTS[i] for i, _ in expected]
+    for node, (_, score) in zip(ranked, expected, strict=True):
+        assert node.score == pytest.approx(score, abs=1e-5)
+
+
+def test_llama_index_tei_rerank(reranker_pod: ServerThread) -> None:
+    module = pytest.importorskip("llama_index.postprocessor.tei_rerank")
+    nodes, query = nodes_and_query()
+    reranker = module.TextEmbeddingInference(top_n=3, base_url=http_base(reranker_pod))
+    ranked = reranker.postprocess_nodes(nodes, query_bundle=query)
+    expected = native(reranker_pod, top_n=3)
+    assert [node.node.text for node in ranked] == [DOCUMENTS[i] for i, _ in expected]
+    for node, (_, score) in zip(ranked, expected, strict=True):
+        assert node.score == pytest.approx(score, abs=1e-5)

@@ -63,7 +63,6 @@ from attnserve.service.server.registry import Registry, ServedModel
 from attnserve.service.server.tasks.embed import EmbedResult, EmbedTask
 from attnserve.service.server.tasks.score import ScoreTask
 from attnserve.service.server.tokenizer import token_views
-from attnserve.service.vectors import normalize_rows
 
 PROTOCOL = "http"
 DTYPES = {"fp32": "float32", "fp16": "float16", "int8": "int8"}
@@ -219,16 +218,14 @@ class TeiRoutes:
         parsed = parse(EmbedBody, body)
         options = EmbedOptions(
             truncation=truncation(body, default=model.limits.auto_truncate),
-            normalize=False,
+            normalize=parsed.normalize,  # TEI's default, true, whatever the model's own
             dimensions=parsed.dimensions,
             prompt_name=parsed.prompt_name,
         )
         result = await model.task(EmbedTask).embed(texts_of(parsed.inputs), options, None)
         assert result.pooled is not None
-        # TEI's normalize defaults to true whatever the model's own default.
-        vectors = normalize_rows(result.pooled) if parsed.normalize else result.pooled
         tokens = sum(text.token_count for text in result.texts)
-        return web.json_response(vectors.tolist(), headers=timing_headers(result, tokens))
+        return web.json_response(result.pooled.tolist(), headers=timing_headers(result, tokens))
 
     async def embed_all(self, request: web.Request) -> web.Response:
         model, body = await self.model_and_body(request)
