@@ -12,6 +12,8 @@ is the status TEI gives it; Decode is the tokenizer library's own decode.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -468,3 +470,24 @@ def test_health_per_service_as_tei_reports_it(
     statuses = dict(zip(TEI_SERVICES, (answer["status"] for answer in lone), strict=True))
     assert statuses == {"Info": "SERVING", "Embed": "NOT_SERVING", "Predict": "SERVING",
                         "Rerank": "NOT_SERVING", "Tokenize": "SERVING"}  # fmt: skip
+
+
+def test_the_docs_python_example_runs_as_a_tei_user_would(
+    tei_stubs: Path, pod: ServerThread
+) -> None:
+    """docs/tei-grpc.md's example, unchanged but for the server's port, with the TEI stubs."""
+    page = (ROOT / "docs" / "tei-grpc.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    assert "localhost:50051" in example
+    done = subprocess.run(
+        [sys.executable, "-c", example.replace("localhost:50051", pod.target)],
+        env={**os.environ, "PYTHONPATH": str(tei_stubs)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    size, tokens = done.stdout.split(" ", 1)
+    assert int(size) == 384  # all-MiniLM-L6-v2's vectors
+    assert "'attention'" in tokens
