@@ -491,3 +491,22 @@ def test_the_docs_python_example_runs_as_a_tei_user_would(
     size, tokens = done.stdout.split(" ", 1)
     assert int(size) == 384  # all-MiniLM-L6-v2's vectors
     assert "'attention'" in tokens
+
+
+def test_a_bearer_token_guards_tei_v1_as_every_api(
+    tei: Callable[..., list[Answer]], make_server: Callable[..., ServerThread]
+) -> None:
+    """Under --auth-tokens, TEI's clients send `authorization: Bearer <token>`, as TEI's
+    --api-key expects; health stays open for probes."""
+    guarded = make_server(auth_tokens="tei-secret", warmup=False)
+    request = unary("Embed", "Embed", {"inputs": "hello"})
+    bare, wrong, right, probe = tei(
+        request,
+        {**request, "metadata": [["authorization", "Bearer nope"]]},
+        {**request, "metadata": [["authorization", "Bearer tei-secret"]]},
+        *health("Embed"),
+        target=guarded.target,
+    )
+    assert bare["code"] == wrong["code"] == "UNAUTHENTICATED"
+    assert len(ok(right)["embeddings"]) == 384
+    assert probe["status"] == "SERVING"
