@@ -510,3 +510,50 @@ def test_a_bearer_token_guards_tei_v1_as_every_api(
     assert bare["code"] == wrong["code"] == "UNAUTHENTICATED"
     assert len(ok(right)["embeddings"]) == 384
     assert probe["status"] == "SERVING"
+
+
+@pytest.fixture(scope="module")
+def prompted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """A tiny Qwen3-style embedder with sentence-transformers prompts (default: "query")."""
+    from attnserve.export.artifact import build_artifact
+    from tests.support.decoders import DECODER_SHAPES, build_bpe_tokenizer
+    from tests.support.reference import build_decoder_checkpoint
+
+    root = tmp_path_factory.mktemp("prompted")
+    tokenizer = build_bpe_tokenizer(root / "tokenizer.json")
+    checkpoint = build_decoder_checkpoint(
+        root / "checkpoint", DECODER_SHAPES["qwen3-tied-mqa"], tokenizer
+    )
+    build_artifact(root / "artifact", checkpoint, int8=False, fp16=False)
+    running = ServerThread(server_settings(root / "artifact", warmup=False))
+    yield running
+    running.stop()
+
+
+def test_prompts_are_applied_as_attnserve_v1_applies_them(
+    tei: Callable[..., list[Answer]], prompted: ServerThread
+) -> None:
+    """prompt_name (and the model's default prompt when none is named) in Embed and Tokenize:
+    the same vectors and ids as attnserve.v1's, the prompt's tokens covering the prompt."""
+    from tests.support.decoders import PROMPTS
+
+    text = "where is the river bank"
+    default, named, none, tokens = tei(
+        unary("Embed", "Embed", {"inputs": text}),
+        unary("Embed", "Embed", {"inputs": text, "prompt_name": "query"}),
+        unary("Embed", "Embed", {"inputs": text, "prompt_name": ""}),
+        unary("Tokenize", "Tokenize", {"inputs": text, "prompt_name": "query",
+                                       "add_special_tokens": True}),
+        target=prompted.target,
+    )  # fmt: skip
+    for answer, prompt_name in ((default, None), (named, "query"), (none, "")):
+        options = {} if prompt_name is None else {"prompt_name": prompt_name}
+        expected = v1_pooled(prompted, [text], normalize=True, **options)
+        assert cosines(np.array([ok(answer)["embeddings"]]), expected)[0] >= 0.99999
+    with_prompt, without = (np.array([ok(answer)["embeddings"]]) for answer in (named, none))
+    assert cosines(with_prompt, without)[0] < 0.9999  # the prompt changed the vector
+    reference = v1(prompted).Tokenize(pb.TokenizeRequest(texts=[text], prompt_name="query"))
+    got = ok(tokens)["tokens"]
+    assert [int(t["id"]) for t in got] == [t.id for t in reference.texts[0].tokens]
+    spoken = "".join(t["text"] for t in got if not t["special"])
+    assert spoken == PROMPTS["query"] + text  # TEI's offsets: into the prompt and the text
