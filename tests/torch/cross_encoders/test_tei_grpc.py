@@ -305,7 +305,12 @@ def test_predict_answers_attnserve_v1_s_classify(
 def test_predict_on_a_classifier_answers_every_label_best_first(
     tei: Callable[..., list[Answer]], classifier: ServerThread
 ) -> None:
-    (answer,) = tei(unary("Predict", "Predict", {"inputs": DOCUMENTS[1]}), target=classifier.target)
+    answer, info = tei(
+        unary("Predict", "Predict", {"inputs": DOCUMENTS[1]}),
+        unary("Info", "Info", {}),
+        target=classifier.target,
+    )
+    assert ok(info)["model_type"] == "MODEL_TYPE_CLASSIFIER"
     predictions = ok(answer)["predictions"]
     reference = v1(classifier).Classify(pb.ClassifyRequest(texts=[DOCUMENTS[1]]))
     assert [p["label"] for p in predictions] == [s.label for s in reference.results[0].labels]
