@@ -1,17 +1,18 @@
-"""What each protocol costs per request: attnserve.v1 and OIP over gRPC, OpenAI's and TEI's
-embedding routes over HTTP.
+"""What each protocol costs per request: attnserve.v1, OIP and TEI's tei.v1 over gRPC, OpenAI's
+and TEI's embedding routes over HTTP.
 
     python bench/protocols.py [--rounds 4] [--seconds 4] [--callers 16]
 
 One server (a tiny random encoder, one intra-op thread: inference costs next to nothing, see
-bench/overhead.py) serves all three protocols on its gRPC and HTTP ports; the same single-text
+bench/overhead.py) serves every protocol on its gRPC and HTTP ports; the same single-text
 requests, pre-encoded, go through each in turn (order rotated every round) from lean clients:
-grpc.aio with undecoded responses for the two gRPC protocols (OIP with `raw_input_contents`, as
-tritonclient sends), aiohttp with a pre-encoded JSON body for OpenAI's `/v1/embeddings` and
-TEI's `/embed` (`{"inputs": text}`, no model: the default answers). The figures are the server
-process's CPU time per request (user + system, all threads, from /proc) under `--callers`
-closed-loop callers, and a lone caller's median latency. CPU time is what a request costs the
-machine whichever client sends it; the latency includes each client's own cost too.
+grpc.aio with undecoded responses for the gRPC protocols (OIP with `raw_input_contents`, as
+tritonclient sends; tei.v1's Embed with one text per request, as TEI's API has it), aiohttp
+with a pre-encoded JSON body for OpenAI's `/v1/embeddings` and TEI's `/embed`
+(`{"inputs": text}`, no model: the default answers). The figures are the server process's CPU
+time per request (user + system, all threads, from /proc) under `--callers` closed-loop callers,
+and a lone caller's median latency. CPU time is what a request costs the machine whichever
+client sends it; the latency includes each client's own cost too.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import aiohttp
 
 from attnserve.oip import inference_pb2 as oip
 from attnserve.service.corpus import short_sentences
+from attnserve.tei import tei_pb2 as tei
 from bench.common import machine_line
 from bench.load import LoadResult, encode_requests, run_closed_loop, summarize
 from bench.overhead import cpu_seconds, tiny_artifact
@@ -42,6 +44,7 @@ from bench.serve import start_server
 
 MODEL = "tiny"
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+TEI_EMBED = "/tei.v1.Embed/Embed"
 
 
 def oip_requests(texts: Sequence[str], count: int = 4096) -> list[bytes]:
@@ -55,6 +58,14 @@ def oip_requests(texts: Sequence[str], count: int = 4096) -> list[bytes]:
         request.raw_input_contents.append(struct.pack("<I", len(data)) + data)
         requests.append(request.SerializeToString())
     return requests
+
+
+def tei_requests(texts: Sequence[str], count: int = 4096) -> list[bytes]:
+    """TEI's Embed requests, one text each (TEI's defaults: normalised, no truncation)."""
+    return [
+        tei.EmbedRequest(inputs=texts[index % len(texts)]).SerializeToString()
+        for index in range(count)
+    ]
 
 
 def openai_bodies(texts: Sequence[str], count: int = 4096) -> list[bytes]:
@@ -122,9 +133,11 @@ def main() -> int:
     tei_url = f"http://127.0.0.1:{http_port}/embed"
     v1, infer, bodies = encode_requests(texts, 1), oip_requests(texts), openai_bodies(texts)
     tei = tei_bodies(texts)
+    embed = tei_requests(texts)
     loads: dict[str, Callable[[int, float], LoadResult]] = {
         "attnserve.v1 (gRPC)": lambda n, s: run_closed_loop(target, v1, 1, n, s),
         "OIP (gRPC)": lambda n, s: run_closed_loop(target, infer, 1, n, s, method=MODEL_INFER),
+        "tei.v1 (gRPC)": lambda n, s: run_closed_loop(target, embed, 1, n, s, method=TEI_EMBED),
         "OpenAI (HTTP)": lambda n, s: asyncio.run(http_closed_loop(url, bodies, n, s)),
         "TEI /embed (HTTP)": lambda n, s: asyncio.run(http_closed_loop(tei_url, tei, n, s)),
     }

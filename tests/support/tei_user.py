@@ -8,7 +8,8 @@ the same names from different files, and protobuf refuses the second.
     python tests/support/tei_user.py STUBS_DIR TARGET < plan.json > answers.json
 
 The plan is a list of calls, `{"service", "method", "kind", "requests"}` (kind: "unary",
-"stream", "client_stream" or "health"; requests as JSON dicts of TEI's messages); each answer is
+"stream", "client_stream" or "health"; requests as JSON dicts of TEI's messages; optionally
+"metadata", [[key, value], ...], sent with the call); each answer is
 `{"responses": [...], "code": "OK" or the status's name, "details": ...}`, the responses as
 JSON dicts (field names as in the .proto, defaults included).
 """
@@ -34,6 +35,7 @@ def as_dict(message: Any) -> dict[str, Any]:
 
 def call(channel: grpc.Channel, pb: Any, stubs: Any, step: dict[str, Any]) -> dict[str, Any]:
     kind, service, method = step["kind"], step["service"], step["method"]
+    metadata = [tuple(pair) for pair in step.get("metadata", [])]
     responses: list[dict[str, Any]] = []
     try:
         if kind == "health":
@@ -47,11 +49,11 @@ def call(channel: grpc.Channel, pb: Any, stubs: Any, step: dict[str, Any]) -> di
         request_type = getattr(pb, descriptor.input_type.name)
         requests = [json_format.ParseDict(r, request_type()) for r in step["requests"]]
         if kind == "unary":
-            responses.append(as_dict(rpc(requests[0], timeout=60)))
+            responses.append(as_dict(rpc(requests[0], timeout=60, metadata=metadata)))
         elif kind == "client_stream":
-            responses.append(as_dict(rpc(iter(requests), timeout=60)))
+            responses.append(as_dict(rpc(iter(requests), timeout=60, metadata=metadata)))
         else:
-            for response in rpc(iter(requests), timeout=60):
+            for response in rpc(iter(requests), timeout=60, metadata=metadata):
                 responses.append(as_dict(response))
     except grpc.RpcError as error:
         return {"responses": responses, "code": error.code().name, "details": error.details()}

@@ -12,6 +12,8 @@ is the status TEI gives it; Decode is the tokenizer library's own decode.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -303,7 +305,12 @@ def test_predict_answers_attnserve_v1_s_classify(
 def test_predict_on_a_classifier_answers_every_label_best_first(
     tei: Callable[..., list[Answer]], classifier: ServerThread
 ) -> None:
-    (answer,) = tei(unary("Predict", "Predict", {"inputs": DOCUMENTS[1]}), target=classifier.target)
+    answer, info = tei(
+        unary("Predict", "Predict", {"inputs": DOCUMENTS[1]}),
+        unary("Info", "Info", {}),
+        target=classifier.target,
+    )
+    assert ok(info)["model_type"] == "MODEL_TYPE_CLASSIFIER"
     predictions = ok(answer)["predictions"]
     reference = v1(classifier).Classify(pb.ClassifyRequest(texts=[DOCUMENTS[1]]))
     assert [p["label"] for p in predictions] == [s.label for s in reference.results[0].labels]
@@ -468,3 +475,90 @@ def test_health_per_service_as_tei_reports_it(
     statuses = dict(zip(TEI_SERVICES, (answer["status"] for answer in lone), strict=True))
     assert statuses == {"Info": "SERVING", "Embed": "NOT_SERVING", "Predict": "SERVING",
                         "Rerank": "NOT_SERVING", "Tokenize": "SERVING"}  # fmt: skip
+
+
+def test_the_docs_python_example_runs_as_a_tei_user_would(
+    tei_stubs: Path, pod: ServerThread
+) -> None:
+    """docs/tei-grpc.md's example, unchanged but for the server's port, with the TEI stubs."""
+    page = (ROOT / "docs" / "tei-grpc.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    assert "localhost:50051" in example
+    done = subprocess.run(
+        [sys.executable, "-c", example.replace("localhost:50051", pod.target)],
+        env={**os.environ, "PYTHONPATH": str(tei_stubs)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    size, tokens = done.stdout.split(" ", 1)
+    assert int(size) == 384  # all-MiniLM-L6-v2's vectors
+    assert "'attention'" in tokens
+
+
+def test_a_bearer_token_guards_tei_v1_as_every_api(
+    tei: Callable[..., list[Answer]], make_server: Callable[..., ServerThread]
+) -> None:
+    """Under --auth-tokens, TEI's clients send `authorization: Bearer <token>`, as TEI's
+    --api-key expects; health stays open for probes."""
+    guarded = make_server(auth_tokens="tei-secret", warmup=False)
+    request = unary("Embed", "Embed", {"inputs": "hello"})
+    bare, wrong, right, probe = tei(
+        request,
+        {**request, "metadata": [["authorization", "Bearer nope"]]},
+        {**request, "metadata": [["authorization", "Bearer tei-secret"]]},
+        *health("Embed"),
+        target=guarded.target,
+    )
+    assert bare["code"] == wrong["code"] == "UNAUTHENTICATED"
+    assert len(ok(right)["embeddings"]) == 384
+    assert probe["status"] == "SERVING"
+
+
+@pytest.fixture(scope="module")
+def prompted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """A tiny Qwen3-style embedder with sentence-transformers prompts (default: "query")."""
+    from attnserve.export.artifact import build_artifact
+    from tests.support.decoders import DECODER_SHAPES, build_bpe_tokenizer
+    from tests.support.reference import build_decoder_checkpoint
+
+    root = tmp_path_factory.mktemp("prompted")
+    tokenizer = build_bpe_tokenizer(root / "tokenizer.json")
+    checkpoint = build_decoder_checkpoint(
+        root / "checkpoint", DECODER_SHAPES["qwen3-tied-mqa"], tokenizer
+    )
+    build_artifact(root / "artifact", checkpoint, int8=False, fp16=False)
+    running = ServerThread(server_settings(root / "artifact", warmup=False))
+    yield running
+    running.stop()
+
+
+def test_prompts_are_applied_as_attnserve_v1_applies_them(
+    tei: Callable[..., list[Answer]], prompted: ServerThread
+) -> None:
+    """prompt_name (and the model's default prompt when none is named) in Embed and Tokenize:
+    the same vectors and ids as attnserve.v1's, the prompt's tokens covering the prompt."""
+    from tests.support.decoders import PROMPTS
+
+    text = "where is the river bank"
+    default, named, none, tokens = tei(
+        unary("Embed", "Embed", {"inputs": text}),
+        unary("Embed", "Embed", {"inputs": text, "prompt_name": "query"}),
+        unary("Embed", "Embed", {"inputs": text, "prompt_name": ""}),
+        unary("Tokenize", "Tokenize", {"inputs": text, "prompt_name": "query",
+                                       "add_special_tokens": True}),
+        target=prompted.target,
+    )  # fmt: skip
+    for answer, prompt_name in ((default, None), (named, "query"), (none, "")):
+        options = {} if prompt_name is None else {"prompt_name": prompt_name}
+        expected = v1_pooled(prompted, [text], normalize=True, **options)
+        assert cosines(np.array([ok(answer)["embeddings"]]), expected)[0] >= 0.99999
+    with_prompt, without = (np.array([ok(answer)["embeddings"]]) for answer in (named, none))
+    assert cosines(with_prompt, without)[0] < 0.9999  # the prompt changed the vector
+    reference = v1(prompted).Tokenize(pb.TokenizeRequest(texts=[text], prompt_name="query"))
+    got = ok(tokens)["tokens"]
+    assert [int(t["id"]) for t in got] == [t.id for t in reference.texts[0].tokens]
+    spoken = "".join(t["text"] for t in got if not t["special"])
+    assert spoken == PROMPTS["query"] + text  # TEI's offsets: into the prompt and the text
