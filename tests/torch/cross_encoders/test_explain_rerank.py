@@ -5,6 +5,7 @@ checkpoint; what a reranker cannot explain is refused clearly."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from attnserve.service import wire
 from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
+from tests.support.cli import png_size, run_cli
 from tests.support.cross_encoders import DOCUMENTS, QUERY
 from tests.support.servers import ServerThread
 from tests.torch.cross_encoders.test_pair_attention import EagerReference, spans
@@ -61,3 +63,31 @@ def test_a_reranker_explains_rankings_only(reranker_servers: Callable[[str], Ser
             stub(server).Explain(request)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert words in str(refused.value.details()), refused.value.details()
+
+
+def test_the_command_explains_a_ranking(
+    reranker_servers: Callable[[str], ServerThread], tmp_path: Path
+) -> None:
+    server = reranker_servers(NAME)
+    png, view = tmp_path / "ranking.png", tmp_path / "ranking.html"
+    documents = [arg for document in DOCUMENTS[:2] for arg in ("--document", document)]
+    shown = run_cli(
+        "explain", "--target", server.target, "--query", QUERY, *documents,
+        "--out", str(png), "--html", str(view),
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    ranked = stub(server).Rerank(pb.RerankRequest(query=QUERY, documents=DOCUMENTS[:2]))
+    for result in ranked.results:
+        assert f"document {result.index}: score {result.score:.6f}" in shown.stdout
+    assert png_size(png)[0] > 600
+    page = view.read_text()
+    start = page.index('<script id="data" type="application/json">') + 42
+    data = json.loads(page[start : page.index("</script>", start)])
+    assert [entry["tokens"] for entry in data["rollouts"]] == [
+        list(document.tokens)
+        for document in stub(server)
+        .Explain(pb.ExplainRequest(query=QUERY, documents=DOCUMENTS[:2]))
+        .documents
+    ]
+    assert len(data["views"]) == 2  # each pair's attention view beside
+    assert "Attention: " in data["views"][0]["html"]  # the existing view's page
