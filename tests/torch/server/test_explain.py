@@ -119,6 +119,8 @@ def mean_server(
         artifact = root / "artifact"
         build_artifact(artifact, checkpoint, int8=False, fp16=False)
     running = ServerThread(server_settings(artifact, http_port=0, warmup=False))
+    if name == "camembert-prompt":  # the prompt case below must run somewhere
+        assert running.running.assembly.models.route("").manifest.model.prompts["query"] == PROMPT
     yield running
     running.stop()
 
