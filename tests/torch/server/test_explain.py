@@ -33,6 +33,7 @@ from tests.support.mpnet_modernbert_checkpoints import (
     build_mpnet_checkpoint,
     build_wordpiece_tokenizer,
 )
+from tests.support.rollout import paper_rollout
 from tests.support.servers import ServerThread, server_settings
 
 FIRST = "The bank by the river flooded after the storm."
@@ -58,20 +59,6 @@ def served_cosine(server: ServerThread, dimensions: int = 0, prompt: str | None 
     answer = stub(server).Embed(pb.EmbedRequest(texts=[FIRST, SECOND], options=options))
     a, b = wire.decode(answer.pooled).astype(np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def paper_rollout(attentions: list[np.ndarray]) -> np.ndarray:
-    """Abnar & Zuidema (2020), eq. for attention rollout, over (heads, n, n) maps per layer:
-    the heads averaged, the residual connection added as the identity (0.5 A + 0.5 I), each
-    row re-normalised; then A~(l_i) = A(l_i) A~(l_{i-1}), A~(l_0) = A(l_0)."""
-    n = attentions[0].shape[-1]
-    joint: np.ndarray | None = None
-    for layer in attentions:
-        raw = 0.5 * layer.astype(np.float64).mean(axis=0) + 0.5 * np.eye(n)
-        raw = raw / raw.sum(axis=-1, keepdims=True)
-        joint = raw if joint is None else raw @ joint
-    assert joint is not None
-    return joint
 
 
 def eager_attentions(folder: Path, ids: list[int], token_types: bool) -> list[np.ndarray]:
