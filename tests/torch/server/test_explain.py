@@ -1,8 +1,8 @@
 """Explain on embedders, end to end on loopback: for every mean-pooled family the token-pair
 cells sum to the cosine Embed serves (within 1e-5, with Matryoshka `dimensions` and a prompt
 too), rollout equals a numpy implementation written from the paper over transformers' eager
-attention maps (an encoder and a decoder), and what cannot be explained exactly is refused
-with a clear status."""
+attention maps (encoders with mean and CLS pooling, a decoder), and what cannot be explained
+exactly (the decomposition under CLS or last-token pooling) is refused with a clear status."""
 
 from __future__ import annotations
 
@@ -271,3 +271,33 @@ def test_http_answers_as_attnserve_v1(
     for bad in ({"texts": "one"}, {"texts": ["a"], "dimensions": "x"}, {"query": 3}, []):
         status, error = post(bad)
         assert status == 400, (bad, error)
+
+
+@pytest.fixture(scope="module")
+def cls_encoder(
+    encoder_checkpoints: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, ServerThread]]:
+    """A RoBERTa with CLS pooling, fp32 only."""
+    from attnserve.export.artifact import build_artifact
+
+    checkpoint = encoder_checkpoints("roberta-cls")
+    artifact = tmp_path_factory.mktemp("explain-cls") / "artifact"
+    build_artifact(artifact, checkpoint, int8=False, fp16=False)
+    running = ServerThread(server_settings(artifact, warmup=False))
+    yield checkpoint, running
+    running.stop()
+
+
+def test_cls_pooling_is_refused_the_decomposition_and_reads_rollout_from_cls(
+    cls_encoder: tuple[Path, ServerThread],
+) -> None:
+    checkpoint, running = cls_encoder
+    details = refusal(running, pb.ExplainRequest(texts=[FIRST, SECOND]))
+    assert "mean pooling only" in details
+    assert "pools cls" in details
+    answer = stub(running).Explain(pb.ExplainRequest(texts=[FIRST]))
+    (text,) = answer.texts
+    ids = [token.id for token in text.tokens]
+    joint = paper_rollout(eager_attentions(checkpoint, ids, token_types=False))
+    assert answer.pooling == "cls"
+    np.testing.assert_allclose(wire.decode(text.relevance), joint[0], atol=1e-5)
