@@ -121,6 +121,74 @@ class ChunkedDocument:
     truncated: bool
 
 
+@dataclass(frozen=True)
+class ExplainedText:
+    tokens: list[Token]  # the tokens run, special and prompt tokens included
+    relevance: np.ndarray | None  # (n,) rollout from the pooled position; None: not asked
+    truncated: bool
+    prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """Two mean-pooled texts' cosine split over their token pairs (cells sum to `cosine`)."""
+
+    cells: np.ndarray  # (n, m): the first text's tokens (rows) by the second's (columns)
+    first_shares: np.ndarray  # (n,) row sums
+    second_shares: np.ndarray  # (m,) column sums
+    cosine: float  # of the served pooled vectors
+    cells_sum: float
+    dimensions: int
+
+
+@dataclass(frozen=True)
+class ExplainedDocument:
+    index: int
+    score: float
+    tokens: list[str]  # the document's tokens within the pair
+    relevance: np.ndarray  # (k,) rollout from CLS over those tokens
+    token_count: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """An Explain answer: texts (one: relevance; two: similarity too) or documents."""
+
+    model: str
+    texts: list[ExplainedText]
+    similarity: Similarity | None
+    documents: list[ExplainedDocument]
+    pooling: str  # where the texts' relevance is read from: "mean", "cls" or "last"
+    prompt_name: str = ""
+
+
+def explained_text(text: pb.ExplainedText) -> ExplainedText:
+    tokens = [Token(t.id, t.text, t.start, t.end, t.special, t.prompt) for t in text.tokens]
+    relevance = decode(text.relevance) if text.HasField("relevance") else None
+    return ExplainedText(tokens, relevance, text.truncated, text.prompt_tokens)
+
+
+def explanation(response: pb.ExplainResponse) -> Explanation:
+    similarity = None
+    if response.HasField("similarity"):
+        s = response.similarity
+        similarity = Similarity(
+            decode(s.cells), decode(s.first_shares), decode(s.second_shares),
+            s.cosine, s.cells_sum, s.dimensions,
+        )  # fmt: skip
+    documents = [
+        ExplainedDocument(
+            d.index, d.score, list(d.tokens), decode(d.relevance), d.token_count, d.truncated
+        )
+        for d in response.documents
+    ]
+    texts = [explained_text(text) for text in response.texts]
+    return Explanation(
+        response.model, texts, similarity, documents, response.pooling, response.prompt_name
+    )
+
+
 class EmbedderClient:
     def __init__(
         self, target: str | Connection, *, attempts: int = 4, timeout_s: float = 60.0
@@ -294,6 +362,34 @@ class EmbedderClient:
             Ranked(r.index, r.score, r.document, r.token_count, r.truncated, pair_maps(r))
             for r in response.results
         ]
+
+    def explain(
+        self,
+        texts: Sequence[str] = (),
+        *,
+        query: str = "",
+        documents: Sequence[str] = (),
+        rollout: bool = False,
+        dimensions: int = 0,
+        prompt_name: str | None = None,
+        truncate: Literal["end", "start", "none"] = "end",
+        max_tokens: int = 0,
+        model: str = "",
+    ) -> Explanation:
+        """Explain (docs/explain.md): two texts -> their cosine split over token pairs (mean
+        pooling only), `rollout` adding each text's rollout; one text -> its rollout relevance;
+        a query and documents on a reranker -> each document's score and rollout from CLS."""
+        request = pb.ExplainRequest(
+            texts=list(texts), query=query, documents=list(documents), rollout=rollout,
+            dimensions=dimensions, truncation=TRUNCATE[truncate], max_tokens=max_tokens,
+            model=model,
+        )  # fmt: skip
+        if prompt_name is not None:
+            request.prompt_name = prompt_name
+        response: pb.ExplainResponse = self.stub.Explain(
+            request, timeout=self.timeout_s, metadata=self.metadata
+        )
+        return explanation(response)
 
     def embed_chunks(
         self,

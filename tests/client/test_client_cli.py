@@ -170,6 +170,7 @@ CLIENT_RUNS = {
     "embed": ["Attention is all you need."],
     "attend": ["The bank by the river", "--html", "{tmp}/view.html"],
     "chunk": ["The bank by the river flooded. Rates at the bank rose.", "--every", "4"],
+    "explain": ["The bank by the river", "A river bank", "--html", "{tmp}/explain.html"],
     "loadtest": ["--requests", "5", "--duration", "5", "--warmup", "0", "--concurrency", "1"],
 }
 

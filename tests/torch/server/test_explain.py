@@ -1,8 +1,8 @@
 """Explain on embedders, end to end on loopback: for every mean-pooled family the token-pair
 cells sum to the cosine Embed serves (within 1e-5, with Matryoshka `dimensions` and a prompt
 too), rollout equals a numpy implementation written from the paper over transformers' eager
-attention maps (an encoder and a decoder), and what cannot be explained exactly is refused
-with a clear status."""
+attention maps (encoders with mean and CLS pooling, a decoder), and what cannot be explained
+exactly (the decomposition under CLS or last-token pooling) is refused with a clear status."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from tests.support.mpnet_modernbert_checkpoints import (
     build_mpnet_checkpoint,
     build_wordpiece_tokenizer,
 )
+from tests.support.rollout import paper_rollout
 from tests.support.servers import ServerThread, server_settings
 
 FIRST = "The bank by the river flooded after the storm."
@@ -58,20 +59,6 @@ def served_cosine(server: ServerThread, dimensions: int = 0, prompt: str | None 
     answer = stub(server).Embed(pb.EmbedRequest(texts=[FIRST, SECOND], options=options))
     a, b = wire.decode(answer.pooled).astype(np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def paper_rollout(attentions: list[np.ndarray]) -> np.ndarray:
-    """Abnar & Zuidema (2020), eq. for attention rollout, over (heads, n, n) maps per layer:
-    the heads averaged, the residual connection added as the identity (0.5 A + 0.5 I), each
-    row re-normalised; then A~(l_i) = A(l_i) A~(l_{i-1}), A~(l_0) = A(l_0)."""
-    n = attentions[0].shape[-1]
-    joint: np.ndarray | None = None
-    for layer in attentions:
-        raw = 0.5 * layer.astype(np.float64).mean(axis=0) + 0.5 * np.eye(n)
-        raw = raw / raw.sum(axis=-1, keepdims=True)
-        joint = raw if joint is None else raw @ joint
-    assert joint is not None
-    return joint
 
 
 def eager_attentions(folder: Path, ids: list[int], token_types: bool) -> list[np.ndarray]:
@@ -119,6 +106,8 @@ def mean_server(
         artifact = root / "artifact"
         build_artifact(artifact, checkpoint, int8=False, fp16=False)
     running = ServerThread(server_settings(artifact, http_port=0, warmup=False))
+    if name == "camembert-prompt":  # the prompt case below must run somewhere
+        assert running.running.assembly.models.route("").manifest.model.prompts["query"] == PROMPT
     yield running
     running.stop()
 
@@ -133,7 +122,8 @@ def explain_pair(server: ServerThread, **fields: object) -> pb.ExplainResponse:
 def test_the_cells_sum_to_the_served_cosine(mean_server: ServerThread) -> None:
     hidden = mean_server.running.assembly.models.route("").manifest.model.hidden_size
     cases: list[dict[str, object]] = [{}, {"dimensions": hidden // 2}, {"rollout": True}]
-    if mean_server.running.assembly.models.route("").manifest.model.prompts:
+    prompts = mean_server.running.assembly.models.route("").manifest.model.prompts
+    if prompts.get("query"):  # sentence-transformers saves empty ones by default: not those
         cases.append({"prompt_name": "query"})
     for fields in cases:
         answer = explain_pair(mean_server, **fields)
@@ -281,3 +271,33 @@ def test_http_answers_as_attnserve_v1(
     for bad in ({"texts": "one"}, {"texts": ["a"], "dimensions": "x"}, {"query": 3}, []):
         status, error = post(bad)
         assert status == 400, (bad, error)
+
+
+@pytest.fixture(scope="module")
+def cls_encoder(
+    encoder_checkpoints: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, ServerThread]]:
+    """A RoBERTa with CLS pooling, fp32 only."""
+    from attnserve.export.artifact import build_artifact
+
+    checkpoint = encoder_checkpoints("roberta-cls")
+    artifact = tmp_path_factory.mktemp("explain-cls") / "artifact"
+    build_artifact(artifact, checkpoint, int8=False, fp16=False)
+    running = ServerThread(server_settings(artifact, warmup=False))
+    yield checkpoint, running
+    running.stop()
+
+
+def test_cls_pooling_is_refused_the_decomposition_and_reads_rollout_from_cls(
+    cls_encoder: tuple[Path, ServerThread],
+) -> None:
+    checkpoint, running = cls_encoder
+    details = refusal(running, pb.ExplainRequest(texts=[FIRST, SECOND]))
+    assert "mean pooling only" in details
+    assert "pools cls" in details
+    answer = stub(running).Explain(pb.ExplainRequest(texts=[FIRST]))
+    (text,) = answer.texts
+    ids = [token.id for token in text.tokens]
+    joint = paper_rollout(eager_attentions(checkpoint, ids, token_types=False))
+    assert answer.pooling == "cls"
+    np.testing.assert_allclose(wire.decode(text.relevance), joint[0], atol=1e-5)
