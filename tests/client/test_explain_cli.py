@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from attnserve.service.client.client import EmbedderClient
-from tests.client.test_html_view import not_blank
+from tests.support.browser import not_blank
 from tests.support.cli import png_size, run_cli
 from tests.support.servers import ServerThread
 

@@ -15,11 +15,10 @@ import pytest
 from attnserve.service.client.attention import fetch_attention
 from attnserve.service.client.client import EmbedderClient, Explanation
 from attnserve.service.client.explain_view import explain_html
-from tests.client.test_html_view import browser, keep, not_blank
+from tests.support.browser import keep, not_blank
 from tests.support.servers import ServerThread
 
 pytestmark = pytest.mark.slow
-__all__ = ["browser"]  # the browser fixture, shared with the attention view's test
 TEXTS = ["A man is playing a guitar on the stage.", "Someone performs music with a guitar."]
 
 

@@ -9,9 +9,7 @@ instead, so CI always runs it.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,48 +20,11 @@ import pytest
 from attnserve.service.client.attention import TextAttention, fetch_attention
 from attnserve.service.client.client import EmbedderClient
 from attnserve.service.client.html_view import view_html
-from tests.support import ROOT
+from tests.support.browser import keep, not_blank
 from tests.support.servers import ServerThread
 
 pytestmark = pytest.mark.slow
-DOCS_IMAGES = ROOT / "docs" / "images"
 TEXT = "The bank by the river was flooded after the storm."
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-
-
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the browser test: {reason}")
-    pytest.skip(reason)
-
-
-def chromium() -> str:
-    named = os.environ.get("ATTNSERVE_CHROMIUM")
-    found = named or next(filter(None, map(shutil.which, BROWSERS)), None)
-    if not found:
-        unavailable("no Chromium found (apt-get install chromium, or set ATTNSERVE_CHROMIUM)")
-    assert found is not None
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install -e '.[dev]')")
-        raise
-    executable = chromium()
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(
-                executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
-            )
-        except Error as exc:
-            unavailable(f"Chromium at {executable} does not start: {exc.message.splitlines()[0]}")
-            raise
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -106,21 +67,6 @@ def page(browser: Any, attention: TextAttention, tmp_path: Path) -> Iterator[Any
 def pixels(page: Any, selector: str) -> str:
     """What a canvas shows, as a data URL."""
     return str(page.eval_on_selector(selector, "canvas => canvas.toDataURL()"))
-
-
-def not_blank(png: Path) -> None:
-    from matplotlib.image import imread
-
-    image = imread(str(png))[..., :3]
-    colours = np.unique((image * 255).astype(np.uint8).reshape(-1, 3), axis=0)
-    assert len(colours) > 100  # a picture, not a blank or a flat page
-    assert image.std() > 0.05
-
-
-def keep(shot: Path) -> None:
-    if os.environ.get("ATTNSERVE_UPDATE_DOCS") == "1":
-        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, DOCS_IMAGES / shot.name)
 
 
 def test_loads_offline_and_shows_the_tokens(page: Any, attention: TextAttention) -> None:

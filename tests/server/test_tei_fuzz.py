@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from attnserve.tei import tei_pb2 as tei
 from attnserve.tei import tei_pb2_grpc
-from tests.server.test_fuzz_wire import garbage, int32, texts, uint32, unknown_fields
+from tests.support.fuzz import garbage, int32, texts, uint32, unknown_fields
 from tests.support.servers import ServerThread
 
 pytestmark = pytest.mark.slow

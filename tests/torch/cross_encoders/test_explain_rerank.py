@@ -18,9 +18,9 @@ from attnserve.v1 import embedder_pb2 as pb
 from attnserve.v1 import embedder_pb2_grpc
 from tests.support.cli import png_size, run_cli
 from tests.support.cross_encoders import DOCUMENTS, QUERY
+from tests.support.pair_attention import EagerReference, spans
 from tests.support.rollout import paper_rollout
 from tests.support.servers import ServerThread
-from tests.torch.cross_encoders.test_pair_attention import EagerReference, spans
 
 NAME = "xlm-roberta-reranker"
 
