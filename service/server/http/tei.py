@@ -27,8 +27,8 @@ as attnserve.v1 does: the same batcher, limits and answers. Each body may name a
 the default); `GET /info?model=NAME` describes another. An absent `truncate` means the server's
 `--auto-truncate` for embeddings (TEI's default is true; here it is off unless set, as the OpenAI
 route's refusal) and cutting for rerank and predict (both as before). Token-id inputs are refused
-(TEI reads them in its own vocabulary). `/embed_sparse` answers 424 until sparse vectors land.
-Counted under protocol "http".
+(TEI reads them in its own vocabulary). `/embed_sparse` answers a model with a sparse head
+(SPLADE, bge-m3), 424 for any other. Counted under protocol "http".
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from attnserve.service.server.http.tei_bodies import (
     DecodeBody,
     EmbedAllBody,
     EmbedBody,
+    EmbedSparseBody,
     PredictBody,
     RerankBody,
     SimilarityBody,
@@ -62,6 +63,7 @@ from attnserve.service.server.options import EmbedOptions, ScoreOptions, Tokeniz
 from attnserve.service.server.registry import Registry, ServedModel
 from attnserve.service.server.tasks.embed import EmbedResult, EmbedTask
 from attnserve.service.server.tasks.score import ScoreTask
+from attnserve.service.server.tasks.sparse import SparseEmbedTask, SparseOptions, SparseResult
 from attnserve.service.server.tokenizer import token_views
 
 PROTOCOL = "http"
@@ -119,7 +121,7 @@ def refuse_token_ids(body: dict[str, Any], model: ServedModel) -> None:
         raise invalid(token_ids_refusal(model))
 
 
-def timing_headers(result: EmbedResult, tokens: int) -> dict[str, str]:
+def timing_headers(result: EmbedResult | SparseResult, tokens: int) -> dict[str, str]:
     """TEI's response metadata: tokens and each stage's milliseconds."""
     timings = result.timings
     stages = timings.tokenize_s + timings.queue_s + timings.inference_s
@@ -162,8 +164,8 @@ class TeiRoutes:
         tei("post", "/invocations", "as / (SageMaker)", EmbedBody),
         tei("post", "/embed", "pooled vectors", EmbedBody),
         tei("post", "/embed_all", "every token's vector", EmbedAllBody),
-        tei("post", "/embed_sparse", "sparse vectors (424: no sparse head served yet)",
-            EmbedAllBody),
+        tei("post", "/embed_sparse", "sparse vectors, {index, value} sorted by index",
+            EmbedSparseBody),
         tei("post", "/similarity", "cosines of a sentence with others", SimilarityBody),
         tei("post", "/rerank", "texts scored against a query", RerankBody),
         tei("post", "/predict", "a classifier's labels", PredictBody),
@@ -202,6 +204,8 @@ class TeiRoutes:
         ({"source_sentence", "sentences"}) is a similarity request (TEI serves that on `/`
         under TASK=sentence-similarity; the shape says it here, as /embed's never is one)."""
         model, body = await self.model_and_body(request)
+        if model.offers(SparseEmbedTask) and not model.offers(EmbedTask):  # SPLADE, as TEI
+            return await self.sparse(model, body)
         if model.offers(EmbedTask):
             if isinstance(body.get("inputs"), dict):
                 return await self.compared(model, body)
@@ -246,8 +250,26 @@ class TeiRoutes:
         return web.json_response(matrices, headers=timing_headers(result, tokens))
 
     async def embed_sparse(self, request: web.Request) -> web.Response:
-        model, _ = await self.model_and_body(request)
-        raise NotSparseError(model)
+        return await self.sparse(*await self.model_and_body(request))
+
+    async def sparse(self, model: ServedModel, body: dict[str, Any]) -> web.Response:
+        """TEI's `/embed_sparse` over the embed_sparse task: every non-zero term of each input,
+        [[{"index", "value"}]], as TEI answers a SPLADE model."""
+        if not model.offers(SparseEmbedTask):
+            raise NotSparseError(model)
+        refuse_token_ids(body, model)
+        parsed = parse(EmbedSparseBody, body)
+        if parsed.prompt_name is not None:
+            raise invalid(f"{model.name!r} applies no prompts to sparse vectors; drop prompt_name")
+        options = SparseOptions(truncation=truncation(body, default=model.limits.auto_truncate))
+        texts = texts_of(parsed.inputs)
+        result = await model.task(SparseEmbedTask).embed_sparse(texts, options, None, False)
+        answer = [
+            [{"index": int(i), "value": float(v)} for i, v in zip(*text.vector, strict=True)]
+            for text in result.texts
+        ]
+        tokens = sum(text.token_count for text in result.texts)
+        return web.json_response(answer, headers=timing_headers(result, tokens))
 
     async def similarity(self, request: web.Request) -> web.Response:
         return await self.compared(*await self.model_and_body(request))

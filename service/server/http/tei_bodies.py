@@ -53,6 +53,18 @@ class EmbedAllBody(TeiBody):
     prompt_name: StrictStr | None = None
 
 
+class EmbedSparseBody(TeiBody):
+    """`/embed_sparse`: a SPLADE (or bge-m3) model's sparse vector per input, its non-zero
+    vocabulary terms as {index, value} sorted by index."""
+
+    model_config = body_config({"inputs": "What is Deep Learning?"})
+
+    inputs: Texts
+    truncate: StrictBool | None = Field(None, description="null: the server's --auto-truncate")
+    truncation_direction: Direction = "right"
+    prompt_name: StrictStr | None = Field(None, description="refused: sparse vectors take none")
+
+
 class SimilarityInputs(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
