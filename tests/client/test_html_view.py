@@ -25,7 +25,6 @@ from attnserve.service.client.html_view import view_html
 from tests.support import ROOT
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
 DOCS_IMAGES = ROOT / "docs" / "images"
 TEXT = "The bank by the river was flooded after the storm."
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
