@@ -18,7 +18,6 @@ from attnserve.service.client.explain_view import explain_html
 from tests.support.browser import keep, not_blank
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
 TEXTS = ["A man is playing a guitar on the stage.", "Someone performs music with a guitar."]
 
 

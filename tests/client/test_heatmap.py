@@ -27,7 +27,6 @@ from attnserve.service.client.heatmap import (
 from tests.support import ROOT
 from tests.support.cli import png_size
 
-pytestmark = pytest.mark.slow
 matplotlib = pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402

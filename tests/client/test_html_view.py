@@ -23,7 +23,6 @@ from attnserve.service.client.html_view import view_html
 from tests.support.browser import keep, not_blank
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
 TEXT = "The bank by the river was flooded after the storm."
 
 

@@ -22,8 +22,6 @@ from tests.clients.conftest import EMBEDDER, http_base
 from tests.support.servers import ServerThread
 from tests.support.texts import VARIED_TEXTS
 
-pytestmark = pytest.mark.slow
-
 TEXTS = VARIED_TEXTS[:6]
 CLOSE = 0.99999
 

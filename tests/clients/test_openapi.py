@@ -15,8 +15,6 @@ import pytest
 from tests.clients.conftest import RERANKER, http_base
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
-
 
 def get(server: ServerThread, path: str) -> str:
     with urllib.request.urlopen(http_base(server) + path, timeout=60) as answer:

@@ -20,8 +20,6 @@ from tests.clients.conftest import RERANKER, http_base
 from tests.support.cross_encoders import DOCUMENTS, QUERY
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
-
 
 def native(server: ServerThread, top_n: int = 0) -> list[tuple[int, float]]:
     with EmbedderClient(server.target) as client:

@@ -21,8 +21,6 @@ from attnserve.tei import tei_pb2_grpc
 from tests.support.fuzz import garbage, int32, texts, uint32, unknown_fields
 from tests.support.servers import ServerThread
 
-pytestmark = pytest.mark.slow
-
 ACCEPTABLE = {
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,

@@ -15,8 +15,6 @@ import pytest
 from attnserve.service.client.client import EmbedderClient
 from tests.support.servers import MakeServer, ServerThread
 
-pytestmark = pytest.mark.slow
-
 TEXTS = ["The bank by the river", "Café naïve façade, déjà vu in Zürich", "hello"]
 # TEI's Info, field for field (router/src/lib.rs `Info`).
 INFO_FIELDS = {

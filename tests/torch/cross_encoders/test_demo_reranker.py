@@ -16,7 +16,7 @@ from tests.support.cli import run_cli
 from tests.support.cross_encoders import DOCUMENTS, QUERY
 from tests.support.servers import ServerThread, server_settings
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # its own export of a MiniLM-sized reranker, as a user runs it
 
 
 def test_the_demo_reranker_exports_serves_and_ranks_as_crossencoder_does(tmp_path: Path) -> None:

@@ -12,12 +12,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.support import ROOT
 from tests.support.servers import ServerThread, server_settings
 
-pytestmark = pytest.mark.slow
 README_ADDRESS = re.compile(r"http://localhost:\d+")
 MODEL_NAME = re.compile(r"""["']model["']\s*:\s*["']([^"']+)["']""")
 

@@ -5,6 +5,7 @@ the model's 384-token cap. Slow: the weights are 438 MB (tests/support/real_chec
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ pytest.importorskip("torch")
 
 import torch
 
-from attnserve.model.checkpoint import load_checkpoint
+from attnserve.model.checkpoint import Checkpoint, load_checkpoint
 from attnserve.model.mpnet import MPNet
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.corpus import varied_corpus
@@ -30,8 +31,21 @@ def checkpoint_dir() -> Path:
     return all_mpnet_base_v2()
 
 
-def test_the_checkpoint_is_read_as_published(checkpoint_dir: Path) -> None:
-    model, checkpoint = load_checkpoint(checkpoint_dir)
+@pytest.fixture(scope="module")
+def loaded(checkpoint_dir: Path) -> tuple[Any, Checkpoint]:
+    """Our model on the 438 MB of weights, loaded once for the module (the tests only read it)."""
+    return load_checkpoint(checkpoint_dir)
+
+
+@pytest.fixture(scope="module")
+def sentence_transformer(checkpoint_dir: Path) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(checkpoint_dir), device="cpu")
+
+
+def test_the_checkpoint_is_read_as_published(loaded: tuple[Any, Checkpoint]) -> None:
+    model, checkpoint = loaded
     assert isinstance(model, MPNet)
     assert (model.config.num_layers, model.config.hidden_size, model.config.num_heads) == (
         12,
@@ -44,9 +58,9 @@ def test_the_checkpoint_is_read_as_published(checkpoint_dir: Path) -> None:
 
 
 def test_hidden_states_and_maps_equal_transformers(
-    checkpoint_dir: Path, capsys: pytest.CaptureFixture[str]
+    checkpoint_dir: Path, loaded: tuple[Any, Checkpoint], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model, checkpoint = load_checkpoint(checkpoint_dir)
+    model, checkpoint = loaded
     tokenizer = ReferenceTokenizer(checkpoint.tokenizer_path, checkpoint.max_seq_length)
     batch = tokenizer([*VARIED_TEXTS, LONG])
     assert int(batch["attention_mask"].sum(1).max()) == 384  # the long text is cut at the cap
@@ -58,16 +72,12 @@ def test_hidden_states_and_maps_equal_transformers(
 
 
 def test_pooled_vectors_equal_sentence_transformers(
-    checkpoint_dir: Path, capsys: pytest.CaptureFixture[str]
+    loaded: tuple[Any, Checkpoint], sentence_transformer: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sentence_transformers import SentenceTransformer
-
-    model, checkpoint = load_checkpoint(checkpoint_dir)
+    model, checkpoint = loaded
     tokenizer = ReferenceTokenizer(checkpoint.tokenizer_path, checkpoint.max_seq_length)
     texts = [*VARIED_TEXTS, LONG, *varied_corpus(48)]
-    expected = SentenceTransformer(str(checkpoint_dir), device="cpu").encode(
-        texts, convert_to_tensor=True
-    )
+    expected = sentence_transformer.encode(texts, convert_to_tensor=True)
     with torch.no_grad():
         ours = model(**tokenizer(texts)).pooled
     cosines = torch.nn.functional.cosine_similarity(ours, expected, dim=-1)
@@ -78,25 +88,25 @@ def test_pooled_vectors_equal_sentence_transformers(
 
 
 def test_the_exported_graphs_equal_sentence_transformers(
-    checkpoint_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    checkpoint_dir: Path,
+    loaded: tuple[Any, Checkpoint],
+    sentence_transformer: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Exported as `attnserve export` does (no int8/fp16: time); the fused fast graph and the
     maps graph through ONNX Runtime, against sentence-transformers' vectors."""
-    from sentence_transformers import SentenceTransformer
-
     from attnserve.export.artifact import build_artifact
     from attnserve.service.sessions import open_session
 
     manifest = build_artifact(tmp_path / "mpnet", checkpoint_dir, int8=False, fp16=False)
-    model, checkpoint = load_checkpoint(checkpoint_dir)
+    model, checkpoint = loaded
     tokenizer = ReferenceTokenizer(
         checkpoint.tokenizer_path, checkpoint.max_seq_length, model.config.pad_token_id
     )
     texts = [*VARIED_TEXTS, LONG]
     feeds = {name: value.numpy() for name, value in tokenizer(texts).items()}
-    expected = SentenceTransformer(str(checkpoint_dir), device="cpu").encode(
-        texts, convert_to_tensor=True
-    )
+    expected = sentence_transformer.encode(texts, convert_to_tensor=True)
     for purpose in ("fast", "maps"):
         graph = manifest.graph(purpose, "fp32")
         assert graph is not None
