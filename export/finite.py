@@ -45,13 +45,15 @@ def first_non_finite(
 
 def check_finite(
     path: Path, tokenizer: ReferenceTokenizer, texts: list[str], batch_size: int = 32
-) -> int:
-    """Run the graph at `path` over `texts` (all its outputs); raise on any NaN/Inf. Returns how
-    many texts were checked."""
+) -> np.ndarray | None:
+    """Run the graph at `path` over `texts` (all its outputs); raise on any NaN/Inf. Returns the
+    texts' `pooled` vectors in their order (None for a graph without that output): the int8
+    gate's fp32 reference on the same texts, so the graph need not run over them twice."""
     session = open_session(path)
     inputs = [graph_input.name for graph_input in session.get_inputs()]
     names = [output.name for output in session.get_outputs()]
     ordered = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of like lengths
+    pooled: list[np.ndarray] = []
     for start in range(0, len(ordered), batch_size):
         indices = ordered[start : start + batch_size]
         batch = tokenizer([texts[i] for i in indices])
@@ -65,4 +67,11 @@ def check_finite(
                 f"({texts[index][:60]!r}); an artifact that answers NaN is refused (an fp32 "
                 "overflow or a broken checkpoint: check the weights)"
             )
-    return len(texts)
+        if "pooled" in names:
+            pooled.append(outputs[names.index("pooled")])
+    if not pooled:
+        return None
+    stacked = np.concatenate(pooled)
+    vectors = np.empty_like(stacked)
+    vectors[ordered] = stacked  # back in the texts' order
+    return vectors

@@ -241,6 +241,7 @@ def build_graphs(
     )
     inputs = graph_inputs(model)
     kind = "decoder" if model.config.causal else "encoder"
+    reference: np.ndarray | None = None  # the fast graph's pooled vectors on the gate's texts
     for purpose, module, outputs in plan:
         file = f"{kind}.{purpose}.fp32.onnx"
         with stage("export", file) as step:
@@ -254,8 +255,9 @@ def build_graphs(
             step.outcome = describe_parity(parity)
         if purpose == "fast":  # int8 and fp16 derive from it: no NaN/Inf on the gate's texts
             with stage("finite", file) as step:
-                checked = check_finite(out_dir / file, tokenizer, held_out_corpus(GATE_TEXTS))
-                step.outcome = f"no NaN or Inf on {checked} texts (the int8 gate's)"
+                gate_texts = held_out_corpus(GATE_TEXTS)
+                reference = check_finite(out_dir / file, tokenizer, gate_texts)
+                step.outcome = f"no NaN or Inf on {len(gate_texts)} texts (the int8 gate's)"
         built.append(
             GraphSpec(
                 file=file,
@@ -272,7 +274,7 @@ def build_graphs(
         )
     fast_fp32 = built[0]
     if int8:
-        built += build_int8_graph(fast_fp32, out_dir, tokenizer)
+        built += build_int8_graph(fast_fp32, out_dir, tokenizer, reference)
     if fp16:
         built.append(build_fp16_graph(fast_fp32, out_dir, tokenizer))
     return built
@@ -309,11 +311,16 @@ def variant_of(
 
 
 def build_int8_graph(
-    fast_fp32: GraphSpec, out_dir: Path, tokenizer: ReferenceTokenizer
+    fast_fp32: GraphSpec,
+    out_dir: Path,
+    tokenizer: ReferenceTokenizer,
+    reference: np.ndarray | None = None,
 ) -> list[GraphSpec]:
+    """`reference`: the fp32 graph's pooled vectors on the gate's texts, when the finite check
+    has just computed them."""
     fp32_path = out_dir / fast_fp32.file
     path = out_dir / fast_fp32.file.replace(".fp32.", ".int8.")
-    result = build_int8(fp32_path, path, tokenizer, fast_fp32.inputs)
+    result = build_int8(fp32_path, path, tokenizer, fast_fp32.inputs, reference=reference)
     if result.name is None:
         log.warning("int8: no candidate passed the quality gate; no int8 graph written")
         return []

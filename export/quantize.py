@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -161,17 +162,25 @@ def build_int8(
     tokenizer: ReferenceTokenizer,
     inputs: Sequence[str],
     damage: Callable[[Path], None] | None = None,
+    reference: np.ndarray | None = None,
 ) -> Int8Result:
     """Write the first candidate that passes the gate (`Int8Result.name` None: none did).
 
-    `damage` lets a test hurt each candidate before it is measured, to prove the gate bites.
+    `damage` lets a test hurt each candidate before it is measured, to prove the gate bites;
+    `reference` is the fp32 graph's pooled vectors on the gate's held-out texts where the
+    caller has them (the export's finite check computes exactly these), else computed here.
     """
     feed = feeder(tokenizer, inputs)
     calibration, held_out = calibration_corpus(CALIBRATION_TEXTS), held_out_corpus(GATE_TEXTS)
     with stage("int8", "fp32 reference vectors") as step:
-        reference = PooledRunner(fp32_path, feed).embed(held_out)
+        computed = reference is None
+        if reference is None:
+            reference = PooledRunner(fp32_path, feed).embed(held_out)
+        assert reference.shape[0] == len(held_out), "a reference for other texts"
         step.outcome = (
-            f"{len(held_out)} held-out texts for the gate; {len(calibration)} others calibrate"
+            f"{len(held_out)} held-out texts for the gate ("
+            + ("run here" if computed else "from the finite check")
+            + f"); {len(calibration)} others calibrate"
         )
     quality = Int8Quality(0.0, 0.0, 0.0, 0.0, 0.0, 0)
     keep: list[str] = []

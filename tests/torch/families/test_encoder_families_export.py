@@ -98,6 +98,7 @@ def test_the_finite_check_names_the_text_that_overflows(
     import pytest
 
     from attnserve.export.finite import NonFiniteOutputError, check_finite
+    from attnserve.export.vector_check import pooled_embeddings
     from tests.support.encoder_families import poison_token
 
     clean, tainted = "hello", "Привет, как дела?"
@@ -105,7 +106,12 @@ def test_the_finite_check_names_the_text_that_overflows(
     clean_ids = set(tokenizer([clean])["input_ids"][0].tolist())
     token_id = next(i for i in tokenizer([tainted])["input_ids"][0].tolist() if i not in clean_ids)
     poisoned = poison_token(family_artifact, tmp_path / "poisoned", token_id)
+    texts = [clean, "the second text is longer than the first", "a third", *[clean] * 37]
     for graph in ("encoder.fast.fp32.onnx", "encoder.maps.fp32.onnx"):
-        assert check_finite(poisoned / graph, tokenizer, [clean] * 40) == 40
+        # Its pooled vectors, in the texts' order, are the int8 gate's fp32 reference.
+        vectors = check_finite(poisoned / graph, tokenizer, texts)
+        assert vectors is not None
+        expected = pooled_embeddings(poisoned / graph, tokenizer, texts)
+        np.testing.assert_allclose(vectors, expected, rtol=0, atol=1e-6)
         with pytest.raises(NonFiniteOutputError, match=r"holds NaN or Inf for text 37 "):
             check_finite(poisoned / graph, tokenizer, [clean] * 37 + [tainted, clean])
