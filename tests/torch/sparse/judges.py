@@ -68,8 +68,12 @@ def pylate_encode(folder: Path, texts: list[str], is_query: bool) -> list[np.nda
     with torch.no_grad():
         hidden = bert(input_ids=ids, attention_mask=mask, token_type_ids=types)
     states = hidden.last_hidden_state.numpy()
-    weight = load_file(str(folder / "1_Dense" / "model.safetensors"))["linear.weight"]
-    projected = states @ weight.T  # (B, T, D), identity activation, no bias
+    projected = states
+    for module in json.loads((folder / "modules.json").read_text())[1:]:  # each Dense
+        tensors = load_file(str(folder / module["path"] / "model.safetensors"))
+        projected = projected @ tensors["linear.weight"].T  # (B, T, D), identity activation
+        if "linear.bias" in tensors:
+            projected = projected + tensors["linear.bias"]
     skip = {tokenizer.convert_tokens_to_ids(w) for w in config["skiplist_words"]}
     out = []
     for row in range(len(texts)):

@@ -44,7 +44,8 @@ def artifacts(
 @pytest.fixture(scope="module")
 def combined(artifacts: dict[str, Path]) -> Iterator[ServerThread]:
     entries = [f"{name}={artifacts[name]}" for name in NAMES]
-    server = ServerThread(server_settings(entries, **{**ONE_THREAD, "intra_op_threads": 2}))
+    settings = {**ONE_THREAD, "intra_op_threads": 2, "http_port": 0}
+    server = ServerThread(server_settings(entries, **settings))
     yield server
     server.stop()
 
@@ -232,3 +233,35 @@ def test_each_model_answers_as_alone(
                         )
         finally:
             server.stop()
+
+
+def test_colbert_reranks_through_every_rerank_api(
+    combined: ServerThread, retrieval_checkpoints: Callable[[str], Path]
+) -> None:
+    """MaxSim through the score task: attnserve.v1's Rerank (above), OIP's ModelInfer, Cohere's
+    /v1/rerank and TEI's /rerank answer the same scores."""
+    from attnserve.oip import inference_pb2 as oip
+    from attnserve.oip import inference_pb2_grpc
+    from tests.torch.cross_encoders.test_cross_encoder_service import post
+
+    folder = retrieval_checkpoints("colbert")
+    judged_query = pylate_encode(folder, [QUERY], True)[0]
+    expected = [maxsim_judge(judged_query, d) for d in pylate_encode(folder, TEXTS, False)]
+    request = oip.ModelInferRequest(model_name="colbert", id="maxsim")
+    query = request.inputs.add(name="query", datatype="BYTES", shape=[1])
+    query.contents.bytes_contents.append(QUERY.encode())
+    documents = request.inputs.add(name="documents", datatype="BYTES", shape=[len(TEXTS)])
+    documents.contents.bytes_contents.extend(text.encode() for text in TEXTS)
+    with grpc.insecure_channel(combined.target) as channel:
+        stub = inference_pb2_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        response = stub.ModelInfer(request, timeout=60)
+    scores = np.frombuffer(response.raw_output_contents[0], dtype="<f4")
+    np.testing.assert_allclose(scores, expected, rtol=1e-4)  # in document order
+    cohere = post(combined, "/v1/rerank", {"model": "colbert", "query": QUERY, "documents": TEXTS})
+    assert cohere.status_code == 200, cohere.text
+    by_index = {r["index"]: r["relevance_score"] for r in cohere.json()["results"]}
+    np.testing.assert_allclose([by_index[i] for i in range(len(TEXTS))], expected, rtol=1e-4)
+    tei = post(combined, "/rerank", {"model": "colbert", "query": QUERY, "texts": TEXTS})
+    assert tei.status_code == 200, tei.text
+    by_index = {r["index"]: r["score"] for r in tei.json()}
+    np.testing.assert_allclose([by_index[i] for i in range(len(TEXTS))], expected, rtol=1e-4)
