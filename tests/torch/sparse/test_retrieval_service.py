@@ -265,3 +265,44 @@ def test_colbert_reranks_through_every_rerank_api(
     assert tei.status_code == 200, tei.text
     by_index = {r["index"]: r["score"] for r in tei.json()}
     np.testing.assert_allclose([by_index[i] for i in range(len(TEXTS))], expected, rtol=1e-4)
+
+
+def test_embed_sparse_command_prints_the_heaviest_terms_as_words(
+    combined: ServerThread, retrieval_checkpoints: Callable[[str], Path]
+) -> None:
+    """`attnserve embed --sparse`: each text's top terms, as the tokenizer's strings, heaviest
+    first, and the typed client's multi-vector call beside it."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from attnserve.service.client.client import EmbedderClient
+    from tests.support.cli import run_cli
+
+    folder = retrieval_checkpoints("splade-max")
+    texts = TEXTS[:2]
+    done = run_cli("embed", "--target", combined.target, "--model", "splade", "--sparse",
+                   "--terms", "3", *texts)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    vocabulary = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    expected = splade_judge(folder, texts)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == len(texts)
+    for line, row in zip(lines, expected, strict=True):
+        words = [vocabulary.id_to_token(int(i)) for i in np.argsort(-row, kind="stable")[:3]]
+        shown = [term.rsplit(" ", 1)[0] for term in line.split(": ", 1)[1].split(", ")]
+        assert shown == words
+        assert f"({int((row > 0).sum())} terms)" in line
+    as_json = run_cli("embed", "--target", combined.target, "--model", "splade", "--sparse",
+                      "--json", *texts)  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert [d["indices"] for d in document] == [np.flatnonzero(r > 0).tolist() for r in expected]
+    refused = run_cli("embed", "--target", combined.target, "--model", "colbert", "--sparse", "a")
+    assert refused.returncode == 1
+    assert "does not offer embed_sparse" in refused.stderr
+    with EmbedderClient(combined.target) as client:
+        query = client.embed_multi_vector([QUERY], model="colbert", query=True)[0]
+        judged = pylate_encode(retrieval_checkpoints("colbert"), [QUERY], True)[0]
+        assert (query.vectors * judged).sum(-1).min() >= 0.99999
+        assert len(query.token_ids) == len(query.spans) == len(judged)
