@@ -65,7 +65,8 @@ def stub(
         assert exported.returncode == 0, exported.stderr
         assert "fast.fp32.onnx" in exported.stdout  # the summary names the graph
         entries.append(f"{name}={out / name}")
-    server = ServerThread(server_settings(entries, intra_op_threads=1, warmup=False))
+    # Warmed up and calibrated, as `attnserve serve` starts by default.
+    server = ServerThread(server_settings(entries, intra_op_threads=1))
     try:
         with grpc.insecure_channel(server.target) as channel:
             yield embedder_pb2_grpc.EmbedderStub(channel)  # type: ignore[no-untyped-call]
