@@ -306,3 +306,36 @@ def test_embed_sparse_command_prints_the_heaviest_terms_as_words(
         judged = pylate_encode(retrieval_checkpoints("colbert"), [QUERY], True)[0]
         assert (query.vectors * judged).sum(-1).min() >= 0.99999
         assert len(query.token_ids) == len(query.spans) == len(judged)
+
+
+def test_splade_over_oip_answers_csr_sparse_vectors(
+    combined: ServerThread, stub: embedder_pb2_grpc.EmbedderStub
+) -> None:
+    """OIP's sparse kind: the texts' vectors as offsets, indices and values, equal to
+    EmbedSparse's; metadata names those outputs; a bad parameter is refused."""
+    from attnserve.oip import inference_pb2 as oip
+    from attnserve.oip import inference_pb2_grpc
+
+    request = oip.ModelInferRequest(model_name="splade", id="csr")
+    tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(TEXTS)])
+    tensor.contents.bytes_contents.extend(text.encode() for text in TEXTS)
+    request.parameters["top_k"].int64_param = 7
+    with grpc.insecure_channel(combined.target) as channel:
+        inference = inference_pb2_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        response = inference.ModelInfer(request, timeout=60)
+        metadata = inference.ModelMetadata(oip.ModelMetadataRequest(name="splade"), timeout=60)
+        request.parameters["top_k"].int64_param = 0
+        with pytest.raises(grpc.RpcError) as caught:
+            inference.ModelInfer(request, timeout=60)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [o.name for o in metadata.outputs] == [o.name for o in response.outputs]
+    raw = dict(zip([o.name for o in response.outputs], response.raw_output_contents, strict=True))
+    offsets = np.frombuffer(raw["sparse_offsets"], dtype="<i8")
+    indices = np.frombuffer(raw["sparse_indices"], dtype="<i8")
+    values = np.frombuffer(raw["sparse_values"], dtype="<f4")
+    expected = stub.EmbedSparse(pb.SparseRequest(texts=TEXTS, model="splade", top_k=7))
+    assert len(offsets) == len(TEXTS) + 1
+    for row, vector in enumerate(expected.vectors):
+        start, end = offsets[row], offsets[row + 1]
+        assert indices[start:end].tolist() == list(vector.indices)
+        np.testing.assert_array_equal(values[start:end], np.asarray(vector.values, "<f4"))
