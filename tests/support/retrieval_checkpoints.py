@@ -23,6 +23,7 @@ from tokenizers import AddedToken, Tokenizer
 from tests.support.encoder_families import (
     BERT_SPECIALS,
     ROBERTA_SPECIALS,
+    TokenizerModel,
     build_tokenizer,
     draw_at_unit_gain,
 )
@@ -59,6 +60,15 @@ def bert_tokenizer_config(max_length: int) -> dict[str, Any]:
     }
 
 
+def xlm_roberta_tokenizer_config(max_length: int) -> dict[str, Any]:
+    special = dict(zip(("bos", "pad", "eos", "unk", "mask"), ROBERTA_SPECIALS, strict=True))
+    return {
+        "tokenizer_class": "XLMRobertaTokenizer", "model_max_length": max_length,
+        "cls_token": "<s>", "sep_token": "</s>",
+        **{f"{role}_token": token for role, token in special.items()},
+    }  # fmt: skip
+
+
 def save_hf(model: Any, tokenizer_file: Path, config: dict[str, Any], out: Path) -> Path:
     import torch
 
@@ -73,7 +83,7 @@ def save_hf(model: Any, tokenizer_file: Path, config: dict[str, Any], out: Path)
 def build_splade(
     directory: Path,
     reduction: Literal["max", "sum"] = "max",
-    family: Literal["bert", "distilbert"] = "bert",
+    family: Literal["bert", "distilbert", "xlm-roberta"] = "bert",
     activation: Literal["relu", "log1p_relu"] = "relu",
     sizes: Sizes = DEFAULT,
     legacy_module: bool = True,
@@ -82,14 +92,33 @@ def build_splade(
     from sentence_transformers import SparseEncoder
     from sentence_transformers.base.modules.transformer import Transformer
     from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
-    from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+        XLMRobertaConfig,
+        XLMRobertaForMaskedLM,
+    )
 
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
-        tokenizer_file = build_tokenizer("wordpiece", scratch / "tokenizer.json")
+        kind: TokenizerModel = "unigram" if family == "xlm-roberta" else "wordpiece"
+        tokenizer_file = build_tokenizer(kind, scratch / "tokenizer.json")
         vocab = Tokenizer.from_file(str(tokenizer_file)).get_vocab_size()
         model: Any
-        if family == "bert":
+        tokenizer_config = bert_tokenizer_config(48)
+        if family == "xlm-roberta":
+            model = XLMRobertaForMaskedLM(
+                XLMRobertaConfig(
+                    vocab_size=vocab, hidden_size=sizes.hidden, num_hidden_layers=sizes.layers,
+                    num_attention_heads=sizes.heads, intermediate_size=2 * sizes.hidden,
+                    max_position_embeddings=66, type_vocab_size=1, pad_token_id=1,
+                    bos_token_id=0, eos_token_id=2,
+                )
+            )  # fmt: skip
+            tokenizer_config = xlm_roberta_tokenizer_config(48)
+        elif family == "bert":
             model = BertForMaskedLM(
                 BertConfig(
                     vocab_size=vocab, hidden_size=sizes.hidden, num_hidden_layers=sizes.layers,
@@ -104,7 +133,7 @@ def build_splade(
                     n_heads=sizes.heads, hidden_dim=2 * sizes.hidden, max_position_embeddings=64,
                 )
             )  # fmt: skip
-        hf = save_hf(model, tokenizer_file, bert_tokenizer_config(48), scratch / "hf")
+        hf = save_hf(model, tokenizer_file, tokenizer_config, scratch / "hf")
         transformer = (
             MLMTransformer(str(hf), max_seq_length=48)
             if legacy_module
@@ -130,12 +159,7 @@ def build_bge_m3(directory: Path, sizes: Sizes = DEFAULT) -> Path:
             max_position_embeddings=66, type_vocab_size=1, pad_token_id=1, bos_token_id=0,
             eos_token_id=2,
         )  # fmt: skip
-        special = dict(zip(("bos", "pad", "eos", "unk", "mask"), ROBERTA_SPECIALS, strict=True))
-        tokenizer_config = {
-            "tokenizer_class": "XLMRobertaTokenizer", "model_max_length": 64,
-            "cls_token": "<s>", "sep_token": "</s>",
-            **{f"{role}_token": token for role, token in special.items()},
-        }  # fmt: skip
+        tokenizer_config = xlm_roberta_tokenizer_config(64)
         model = XLMRobertaModel(config, add_pooling_layer=False)
         save_hf(model, tokenizer_file, tokenizer_config, directory)
     generator = torch.Generator().manual_seed(1)

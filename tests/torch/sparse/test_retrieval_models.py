@@ -29,7 +29,7 @@ from tests.torch.sparse.judges import (
 )
 
 
-@pytest.mark.parametrize("name", ["splade-max", "splade-sum"])
+@pytest.mark.parametrize("name", ["splade-max", "splade-sum", "splade-xlm-roberta"])
 def test_splade_terms_equal_sparse_encoder(
     name: str, retrieval_checkpoints: Callable[[str], Path]
 ) -> None:
@@ -37,8 +37,10 @@ def test_splade_terms_equal_sparse_encoder(
     assert is_splade(folder)
     assert not is_colbert(folder)
     model, checkpoint = load_splade(folder)
-    assert model.spec.reduction == name.removeprefix("splade-")
-    tokenizer = ReferenceTokenizer(checkpoint.tokenizer_path, checkpoint.max_seq_length)
+    assert model.spec.reduction == ("sum" if name == "splade-sum" else "max")
+    tokenizer = ReferenceTokenizer(
+        checkpoint.tokenizer_path, checkpoint.max_seq_length, model.config.pad_token_id
+    )
     with torch.no_grad():
         ours = model(**tokenizer(TEXTS)).numpy()
     expected = splade_judge(folder, TEXTS)
