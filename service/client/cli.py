@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -61,6 +62,15 @@ def register_embed(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "--dims", type=int, default=4, help="leading dimensions the table shows (default 4)"
     )
     parser.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
+    parser.add_argument("--model", default="", help="the served model to ask (default: the first)")
+    parser.add_argument(
+        "--sparse",
+        action="store_true",
+        help="sparse vectors (a SPLADE or bge-m3 model): each text's heaviest terms as words",
+    )
+    parser.add_argument(
+        "--terms", type=int, default=10, help="--sparse: terms shown per text (default 10)"
+    )
     add_prompt_flag(parser)
     parser.set_defaults(handler=run_embed)
 
@@ -74,7 +84,33 @@ def add_prompt_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def run_sparse(args: argparse.Namespace) -> int:
+    """`embed --sparse`: each text's heaviest terms, as the tokenizer's strings."""
+    if args.terms < 1:
+        return fail("embed", "--terms must be at least 1", 2)
+    try:
+        with connect(args) as client:
+            vectors = client.embed_sparse(args.texts, model=args.model, words=True)
+    except grpc.RpcError as error:
+        return rpc_failure("embed", error)
+    if args.json:
+        print(json.dumps([
+            {"text": text, "indices": v.indices.tolist(), "values": v.values.tolist(),
+             "tokens": v.tokens, "token_count": v.token_count, "truncated": v.truncated}
+            for text, v in zip(args.texts, vectors, strict=True)
+        ]))  # fmt: skip
+        return 0
+    for text, vector in zip(args.texts, vectors, strict=True):
+        terms = ", ".join(f"{token} {weight:.2f}" for token, weight in vector.top(args.terms))
+        print(f"{text[:SLUG_CHARS]!r} ({len(vector.indices)} terms): {terms}")
+    return 0
+
+
 def run_embed(args: argparse.Namespace) -> int:
+    if args.sparse:
+        if args.similarity or args.npy is not None:
+            return fail("embed", "--sparse takes neither --similarity nor --npy", 2)
+        return run_sparse(args)
     if args.similarity and len(args.texts) < 2:
         return fail("embed", "--similarity needs at least two texts", 2)
     if args.dims < 0:
@@ -85,6 +121,7 @@ def run_embed(args: argparse.Namespace) -> int:
                 args.texts,
                 normalize=False if args.no_normalize else None,
                 prompt_name=args.prompt_name,
+                model=args.model,
             )
     except grpc.RpcError as error:
         return rpc_failure("embed", error)

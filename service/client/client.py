@@ -91,6 +91,32 @@ class Ranked:
 
 
 @dataclass(frozen=True)
+class SparseTerms:
+    """One text's sparse vector: its non-zero terms, by vocabulary index (ascending)."""
+
+    indices: np.ndarray  # (n,) int64
+    values: np.ndarray  # (n,) float32
+    tokens: list[str]  # the terms' token strings (empty unless asked for)
+    token_count: int
+    truncated: bool
+
+    def top(self, count: int) -> list[tuple[str, float]]:
+        """The `count` heaviest terms as (token, weight), heaviest first."""
+        order = np.argsort(-self.values, kind="stable")[:count]
+        return [(self.tokens[i] if self.tokens else str(self.indices[i]), float(self.values[i]))
+                for i in order]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TokenVectors:
+    """One text's per-token unit vectors (late interaction), each row's token and place."""
+
+    vectors: np.ndarray  # (k, D)
+    token_ids: list[int]
+    spans: list[tuple[int, int]]  # characters of the text; (0, 0) for a token the model added
+
+
+@dataclass(frozen=True)
 class Classification:
     labels: list[tuple[str, float]]  # (label, score), best first
     token_count: int
@@ -329,6 +355,47 @@ class EmbedderClient:
             pb.InfoRequest(model=model), timeout=self.timeout_s, metadata=self.metadata
         )
         return response
+
+    def embed_sparse(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str = "",
+        top_k: int = 0,
+        min_weight: float = 0.0,
+        words: bool = False,
+        truncate: Literal["end", "start", "none"] = "end",
+    ) -> list[SparseTerms]:
+        """Each text's sparse vector (a SPLADE or bge-m3 model); `top_k`: the K heaviest terms
+        (0 = all), `min_weight`: only heavier ones, `words`: with their token strings."""
+        request = pb.SparseRequest(
+            texts=list(texts), model=model, top_k=top_k, min_weight=min_weight,
+            return_tokens=words, truncation=TRUNCATE[truncate],
+        )  # fmt: skip
+        response: pb.SparseResponse = self.stub.EmbedSparse(
+            request, timeout=self.timeout_s, metadata=self.metadata
+        )
+        return [
+            SparseTerms(
+                np.asarray(v.indices, dtype=np.int64), np.asarray(v.values, dtype=np.float32),
+                list(v.tokens), v.token_count, v.truncated,
+            )
+            for v in response.vectors
+        ]  # fmt: skip
+
+    def embed_multi_vector(
+        self, texts: Sequence[str], *, model: str = "", query: bool = False
+    ) -> list[TokenVectors]:
+        """Each text's token vectors (a ColBERT or bge-m3 model), as a query or a document."""
+        kind = pb.INPUT_TYPE_QUERY if query else pb.INPUT_TYPE_DOCUMENT
+        request = pb.MultiVectorRequest(texts=list(texts), model=model, input_type=kind)
+        response: pb.MultiVectorResponse = self.stub.EmbedMultiVector(
+            request, timeout=self.timeout_s, metadata=self.metadata
+        )
+        return [
+            TokenVectors(decode(r.vectors), list(r.token_ids), [(s.start, s.end) for s in r.spans])
+            for r in response.results
+        ]
 
     def rerank(
         self,

@@ -16,27 +16,21 @@ import numpy as np
 
 from attnserve.oip import inference_pb2 as oip
 from attnserve.service.server.errors import invalid
-from attnserve.service.server.oip.tensors import VERSION, bytes_input, infer_response
+from attnserve.service.server.oip.tensors import (
+    INPUT,
+    VERSION,
+    infer_response,
+    texts_of,
+    truncation_parameter,
+)
 from attnserve.service.server.options import EmbedOptions, Truncation
 from attnserve.service.server.registry import ServedModel
 from attnserve.service.server.tasks.embed import EmbedResult, EmbedTask
 
-INPUT, OUTPUT = "text", "embedding"
+OUTPUT = "embedding"
 # Per text: the tokens the model saw (special tokens included) and whether the text was cut.
 TOKEN_COUNT, TRUNCATED = "token_count", "truncated"
 EMBED_OUTPUTS = (OUTPUT, TOKEN_COUNT, TRUNCATED)
-TRUNCATIONS = {"end": Truncation.END, "start": Truncation.START, "none": Truncation.NONE}
-
-
-def texts_of(request: oip.ModelInferRequest) -> list[str]:
-    """The `text` input's strings: the one input, of shape [N] or [N, 1]."""
-    if len(request.inputs) != 1 or request.inputs[0].name != INPUT:
-        names = [tensor.name for tensor in request.inputs]
-        raise invalid(f"expected one input named {INPUT!r} (BYTES), got {names}")
-    shape = list(request.inputs[0].shape)
-    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
-        raise invalid(f"input {INPUT!r} must have shape [N] or [N, 1], got {shape}")
-    return bytes_input(request, INPUT)
 
 
 def options_of(parameters: Mapping[str, oip.InferParameter]) -> EmbedOptions:
@@ -50,12 +44,7 @@ def options_of(parameters: Mapping[str, oip.InferParameter]) -> EmbedOptions:
                 raise invalid("parameter 'normalize' must be a bool")
             normalize = value.bool_param
         elif name == "truncate":
-            if kind == "bool_param":
-                truncation = Truncation.END if value.bool_param else Truncation.NONE
-            elif kind == "string_param" and value.string_param in TRUNCATIONS:
-                truncation = TRUNCATIONS[value.string_param]
-            else:
-                raise invalid("parameter 'truncate' must be a bool or one of end, start, none")
+            truncation = truncation_parameter(value)
         elif name == "dimensions":
             if kind not in ("int64_param", "uint64_param"):
                 raise invalid("parameter 'dimensions' must be an integer")

@@ -23,6 +23,7 @@ from attnserve.service.server.calls import Context, Front, GrpcCall, deadline_of
 from attnserve.service.server.errors import Code, ServiceError
 from attnserve.service.server.oip.embed import EmbedKind
 from attnserve.service.server.oip.score import ScoreKind
+from attnserve.service.server.oip.sparse import SparseKind
 from attnserve.service.server.oip.statistics import Statistics
 from attnserve.service.server.oip.tensors import PROTOCOL, SERVICE_NAME, VERSION
 from attnserve.service.server.registry import Registry, ServedModel
@@ -51,13 +52,14 @@ class ModelKind(Protocol):
     ) -> tuple[oip.ModelInferResponse, Answered, int, float]: ...
 
 
-# Tried in order: the first kind whose task a model offers speaks for it; the embed kind answers
-# for any other (its inference asks for the embed task, which refuses naming what is offered).
-KINDS: tuple[ModelKind, ...] = (ScoreKind(), EmbedKind())
+# Tried in order: the first kind whose task a model offers speaks for it (a bge-m3 model, which
+# embeds too, is the embed kind's); the embed kind answers for any other (its inference asks for
+# the embed task, which refuses naming what is offered).
+KINDS: tuple[ModelKind, ...] = (ScoreKind(), EmbedKind(), SparseKind())
 
 
 def kind_of(model: ServedModel) -> ModelKind:
-    return next((kind for kind in KINDS if model.offers(kind.task)), KINDS[-1])
+    return next((kind for kind in KINDS if model.offers(kind.task)), KINDS[1])
 
 
 class InferenceService:

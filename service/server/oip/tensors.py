@@ -16,6 +16,7 @@ import numpy as np
 
 from attnserve.oip import inference_pb2 as oip
 from attnserve.service.server.errors import invalid
+from attnserve.service.server.options import Truncation
 
 PROTOCOL = "oip"  # the calls' `protocol` metric label
 SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -80,3 +81,28 @@ def infer_response(
         outputs=[tensor(name=n, datatype=d, shape=list(v.shape)) for n, d, v in outputs],
         raw_output_contents=[values.tobytes() for _, _, values in outputs],
     )
+
+
+INPUT = "text"  # the texts of a model that answers per text (the embed and sparse kinds)
+TRUNCATIONS = {"end": Truncation.END, "start": Truncation.START, "none": Truncation.NONE}
+
+
+def texts_of(request: oip.ModelInferRequest) -> list[str]:
+    """The `text` input's strings: the one input, of shape [N] or [N, 1]."""
+    if len(request.inputs) != 1 or request.inputs[0].name != INPUT:
+        names = [tensor.name for tensor in request.inputs]
+        raise invalid(f"expected one input named {INPUT!r} (BYTES), got {names}")
+    shape = list(request.inputs[0].shape)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
+        raise invalid(f"input {INPUT!r} must have shape [N] or [N, 1], got {shape}")
+    return bytes_input(request, INPUT)
+
+
+def truncation_parameter(value: oip.InferParameter) -> Truncation:
+    """The `truncate` parameter: a bool (cut at the end, or refuse), or end / start / none."""
+    kind = value.WhichOneof("parameter_choice")
+    if kind == "bool_param":
+        return Truncation.END if value.bool_param else Truncation.NONE
+    if kind == "string_param" and value.string_param in TRUNCATIONS:
+        return TRUNCATIONS[value.string_param]
+    raise invalid("parameter 'truncate' must be a bool or one of end, start, none")

@@ -13,6 +13,7 @@ from tests.support.retrieval_checkpoints import build_bge_m3, build_colbert, bui
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "splade-max": lambda path: build_splade(path, "max"),
     "splade-sum": lambda path: build_splade(path, "sum"),
+    "splade-xlm-roberta": lambda path: build_splade(path, "max", "xlm-roberta"),
     "bge-m3": build_bge_m3,
     "colbert": build_colbert,
     "colbert-attended": lambda path: build_colbert(path, attend_to_expansion=True),

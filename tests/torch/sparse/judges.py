@@ -68,8 +68,12 @@ def pylate_encode(folder: Path, texts: list[str], is_query: bool) -> list[np.nda
     with torch.no_grad():
         hidden = bert(input_ids=ids, attention_mask=mask, token_type_ids=types)
     states = hidden.last_hidden_state.numpy()
-    weight = load_file(str(folder / "1_Dense" / "model.safetensors"))["linear.weight"]
-    projected = states @ weight.T  # (B, T, D), identity activation, no bias
+    projected = states
+    for module in json.loads((folder / "modules.json").read_text())[1:]:  # each Dense
+        tensors = load_file(str(folder / module["path"] / "model.safetensors"))
+        projected = projected @ tensors["linear.weight"].T  # (B, T, D), identity activation
+        if "linear.bias" in tensors:
+            projected = projected + tensors["linear.bias"]
     skip = {tokenizer.convert_tokens_to_ids(w) for w in config["skiplist_words"]}
     out = []
     for row in range(len(texts)):
@@ -87,3 +91,15 @@ def pylate_encode(folder: Path, texts: list[str], is_query: bool) -> list[np.nda
 def maxsim_judge(query: np.ndarray, document: np.ndarray) -> float:
     """PyLate's colbert_scores for one pair: sum over query tokens of the best dot product."""
     return float(np.einsum("qd,nd->qn", query, document).max(axis=1).sum())
+
+
+def multi_vector_encoder_judge(folder: Path, texts: list[str], is_query: bool) -> list[np.ndarray]:
+    """sentence-transformers' own MultiVectorEncoder, which loads PyLate folders: a second
+    ColBERT judge, written apart from ours. It departs from PyLate on purpose in one place: a
+    skiplist word the vocabulary lacks (PyLate: <unk>, so [UNK] tokens are dropped) is dropped
+    from the skiplist instead."""
+    from sentence_transformers import MultiVectorEncoder
+
+    model = MultiVectorEncoder(str(folder), device="cpu")
+    encoded = model.encode_query(texts) if is_query else model.encode_document(texts)
+    return [np.asarray(vectors, dtype=np.float32) for vectors in encoded]

@@ -51,10 +51,13 @@ def fused(manifest: Manifest) -> None:
     assert len(manifest.graphs) == 1
 
 
+@pytest.mark.parametrize("name", ["splade-max", "splade-xlm-roberta"])
 def test_splade_artifact_reduces_in_the_graph_and_matches_sparse_encoder(
-    retrieval_checkpoints: Callable[[str], Path], retrieval_artifacts: Callable[[str], Path]
+    name: str,
+    retrieval_checkpoints: Callable[[str], Path],
+    retrieval_artifacts: Callable[[str], Path],
 ) -> None:
-    artifact = retrieval_artifacts("splade-max")
+    artifact = retrieval_artifacts(name)
     manifest = verify(artifact)
     fused(manifest)
     assert manifest.graphs[0].outputs == ("sparse_weights",)
@@ -66,7 +69,7 @@ def test_splade_artifact_reduces_in_the_graph_and_matches_sparse_encoder(
     outputs, _ = run_graph(artifact, manifest, TEXTS)
     rows = outputs["sparse_weights"]
     assert rows.shape == (len(TEXTS), manifest.model.vocab_size)  # (B, V): no per-token rows
-    expected = splade_judge(retrieval_checkpoints("splade-max"), TEXTS)
+    expected = splade_judge(retrieval_checkpoints(name), TEXTS)
     for row in range(len(TEXTS)):
         ours, theirs = from_vocabulary(rows[row]), from_vocabulary(expected[row])
         np.testing.assert_array_equal(ours.indices, theirs.indices)

@@ -44,7 +44,8 @@ def artifacts(
 @pytest.fixture(scope="module")
 def combined(artifacts: dict[str, Path]) -> Iterator[ServerThread]:
     entries = [f"{name}={artifacts[name]}" for name in NAMES]
-    server = ServerThread(server_settings(entries, **{**ONE_THREAD, "intra_op_threads": 2}))
+    settings = {**ONE_THREAD, "intra_op_threads": 2, "http_port": 0}
+    server = ServerThread(server_settings(entries, **settings))
     yield server
     server.stop()
 
@@ -232,3 +233,109 @@ def test_each_model_answers_as_alone(
                         )
         finally:
             server.stop()
+
+
+def test_colbert_reranks_through_every_rerank_api(
+    combined: ServerThread, retrieval_checkpoints: Callable[[str], Path]
+) -> None:
+    """MaxSim through the score task: attnserve.v1's Rerank (above), OIP's ModelInfer, Cohere's
+    /v1/rerank and TEI's /rerank answer the same scores."""
+    from attnserve.oip import inference_pb2 as oip
+    from attnserve.oip import inference_pb2_grpc
+    from tests.torch.cross_encoders.test_cross_encoder_service import post
+
+    folder = retrieval_checkpoints("colbert")
+    judged_query = pylate_encode(folder, [QUERY], True)[0]
+    expected = [maxsim_judge(judged_query, d) for d in pylate_encode(folder, TEXTS, False)]
+    request = oip.ModelInferRequest(model_name="colbert", id="maxsim")
+    query = request.inputs.add(name="query", datatype="BYTES", shape=[1])
+    query.contents.bytes_contents.append(QUERY.encode())
+    documents = request.inputs.add(name="documents", datatype="BYTES", shape=[len(TEXTS)])
+    documents.contents.bytes_contents.extend(text.encode() for text in TEXTS)
+    with grpc.insecure_channel(combined.target) as channel:
+        stub = inference_pb2_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        response = stub.ModelInfer(request, timeout=60)
+    scores = np.frombuffer(response.raw_output_contents[0], dtype="<f4")
+    np.testing.assert_allclose(scores, expected, rtol=1e-4)  # in document order
+    cohere = post(combined, "/v1/rerank", {"model": "colbert", "query": QUERY, "documents": TEXTS})
+    assert cohere.status_code == 200, cohere.text
+    by_index = {r["index"]: r["relevance_score"] for r in cohere.json()["results"]}
+    np.testing.assert_allclose([by_index[i] for i in range(len(TEXTS))], expected, rtol=1e-4)
+    tei = post(combined, "/rerank", {"model": "colbert", "query": QUERY, "texts": TEXTS})
+    assert tei.status_code == 200, tei.text
+    by_index = {r["index"]: r["score"] for r in tei.json()}
+    np.testing.assert_allclose([by_index[i] for i in range(len(TEXTS))], expected, rtol=1e-4)
+
+
+def test_embed_sparse_command_prints_the_heaviest_terms_as_words(
+    combined: ServerThread, retrieval_checkpoints: Callable[[str], Path]
+) -> None:
+    """`attnserve embed --sparse`: each text's top terms, as the tokenizer's strings, heaviest
+    first, and the typed client's multi-vector call beside it."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from attnserve.service.client.client import EmbedderClient
+    from tests.support.cli import run_cli
+
+    folder = retrieval_checkpoints("splade-max")
+    texts = TEXTS[:2]
+    done = run_cli("embed", "--target", combined.target, "--model", "splade", "--sparse",
+                   "--terms", "3", *texts)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    vocabulary = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    expected = splade_judge(folder, texts)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == len(texts)
+    for line, row in zip(lines, expected, strict=True):
+        words = [vocabulary.id_to_token(int(i)) for i in np.argsort(-row, kind="stable")[:3]]
+        shown = [term.rsplit(" ", 1)[0] for term in line.split(": ", 1)[1].split(", ")]
+        assert shown == words
+        assert f"({int((row > 0).sum())} terms)" in line
+    as_json = run_cli("embed", "--target", combined.target, "--model", "splade", "--sparse",
+                      "--json", *texts)  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert [d["indices"] for d in document] == [np.flatnonzero(r > 0).tolist() for r in expected]
+    refused = run_cli("embed", "--target", combined.target, "--model", "colbert", "--sparse", "a")
+    assert refused.returncode == 1
+    assert "does not offer embed_sparse" in refused.stderr
+    with EmbedderClient(combined.target) as client:
+        query = client.embed_multi_vector([QUERY], model="colbert", query=True)[0]
+        judged = pylate_encode(retrieval_checkpoints("colbert"), [QUERY], True)[0]
+        assert (query.vectors * judged).sum(-1).min() >= 0.99999
+        assert len(query.token_ids) == len(query.spans) == len(judged)
+
+
+def test_splade_over_oip_answers_csr_sparse_vectors(
+    combined: ServerThread, stub: embedder_pb2_grpc.EmbedderStub
+) -> None:
+    """OIP's sparse kind: the texts' vectors as offsets, indices and values, equal to
+    EmbedSparse's; metadata names those outputs; a bad parameter is refused."""
+    from attnserve.oip import inference_pb2 as oip
+    from attnserve.oip import inference_pb2_grpc
+
+    request = oip.ModelInferRequest(model_name="splade", id="csr")
+    tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(TEXTS)])
+    tensor.contents.bytes_contents.extend(text.encode() for text in TEXTS)
+    request.parameters["top_k"].int64_param = 7
+    with grpc.insecure_channel(combined.target) as channel:
+        inference = inference_pb2_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        response = inference.ModelInfer(request, timeout=60)
+        metadata = inference.ModelMetadata(oip.ModelMetadataRequest(name="splade"), timeout=60)
+        request.parameters["top_k"].int64_param = 0
+        with pytest.raises(grpc.RpcError) as caught:
+            inference.ModelInfer(request, timeout=60)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [o.name for o in metadata.outputs] == [o.name for o in response.outputs]
+    raw = dict(zip([o.name for o in response.outputs], response.raw_output_contents, strict=True))
+    offsets = np.frombuffer(raw["sparse_offsets"], dtype="<i8")
+    indices = np.frombuffer(raw["sparse_indices"], dtype="<i8")
+    values = np.frombuffer(raw["sparse_values"], dtype="<f4")
+    expected = stub.EmbedSparse(pb.SparseRequest(texts=TEXTS, model="splade", top_k=7))
+    assert len(offsets) == len(TEXTS) + 1
+    for row, vector in enumerate(expected.vectors):
+        start, end = offsets[row], offsets[row + 1]
+        assert indices[start:end].tolist() == list(vector.indices)
+        np.testing.assert_array_equal(values[start:end], np.asarray(vector.values, "<f4"))
