@@ -242,7 +242,7 @@ def test_colbert_reranks_through_every_rerank_api(
     /v1/rerank and TEI's /rerank answer the same scores."""
     from attnserve.oip import inference_pb2 as oip
     from attnserve.oip import inference_pb2_grpc
-    from tests.torch.cross_encoders.test_cross_encoder_service import post
+    from tests.support.callers import post
 
     folder = retrieval_checkpoints("colbert")
     judged_query = pylate_encode(folder, [QUERY], True)[0]
