@@ -3,8 +3,9 @@
 A NaN vector looks like any other to a caller that does not check, and cosine against it is NaN:
 it would poison an index silently. fp16 overflow (known in Qwen-family and large models), a
 broken checkpoint or a bad graph rewrite all show this way. So every graph is run on texts before
-it is written into an artifact: the fp32 fast graph (from which int8 and fp16 are derived) on the
-int8 quality gate's texts, every graph on the parity texts, and the export stops with a message
+it is written into an artifact: every graph on the parity texts, the fp32 fast graph also on the
+int8 quality gate's 1000 texts where int8 is derived from it (that pass is the gate's fp32
+reference too), the fp16 graph on its own texts; and the export stops with a message
 that names the graph, the output and a text, instead of shipping numbers that cannot be used.
 """
 
