@@ -262,7 +262,7 @@ def test_the_model_lists_late_chunking_among_its_tasks_and_its_limits(
     chunk_client: EmbedderClient,
 ) -> None:
     info = chunk_client.info()
-    assert list(info.tasks) == ["embed", "late_chunking"]
+    assert list(info.tasks) == ["embed", "explain", "late_chunking"]
     assert info.limits.max_late_chunking_documents == MAX_DOCUMENTS
     assert info.limits.max_chunks_per_document == 64
 

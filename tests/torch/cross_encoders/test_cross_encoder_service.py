@@ -73,7 +73,7 @@ def test_rerank_equals_cross_encoder(
     long_ones = [r for r in ranked if "truncated longest first" in MANY_DOCUMENTS[r.index]]
     assert long_ones
     assert all(r.truncated for r in long_ones)
-    assert (list(info.tasks), list(info.labels)) == (["score"], ["LABEL_0"])
+    assert (list(info.tasks), list(info.labels)) == (["explain", "score"], ["LABEL_0"])
     assert info.limits.max_documents_per_request == 1000
 
 
@@ -160,7 +160,7 @@ def test_an_embedder_refuses_rerank_naming_its_tasks(server: ServerThread) -> No
     with EmbedderClient(server.target) as client, pytest.raises(grpc.RpcError) as refused:
         client.rerank(QUERY, DOCUMENTS)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "does not offer rerank (it offers: embed, late_chunking)" in (
+    assert "does not offer rerank (it offers: embed, explain, late_chunking)" in (
         refused.value.details() or ""
     )
 

@@ -195,9 +195,9 @@ def test_known_manifest_versions_read_and_a_later_one_is_refused(
     (tmp_path / "manifest.json").write_text(json.dumps(version_two))
     with pytest.raises(ArtifactError, match="an int8 graph without its int8 figures"):
         read_manifest(tmp_path)
-    raw["format_version"] = 5
+    raw["format_version"] = 6
     (tmp_path / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(ArtifactError, match="format_version 5, this server reads 1, 2, 3 and 4"):
+    with pytest.raises(ArtifactError, match="format_version 6, this server reads 1, 2, 3, 4 and 5"):
         read_manifest(tmp_path)
 
 
