@@ -16,6 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from attnserve.export.quantize import product_errors
 from attnserve.export.smoothing import channel_maxima, products_by_input, smooth
 from attnserve.export.vector_check import PooledRunner
 
@@ -66,15 +67,16 @@ def layer_graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "Attention",
             ["ln", "qkv", "qkv_bias", "mask32"],
             ["att"],
+            name="attention",
             domain="com.microsoft",
             num_heads=HEADS,
         ),
-        helper.make_node("MatMul", ["att", "out"], ["projected"]),
+        helper.make_node("MatMul", ["att", "out"], ["projected"], name="out"),
         helper.make_node("Add", ["ln", "projected"], ["residual"]),
         helper.make_node("LayerNormalization", ["residual", "gamma2", "beta2"], ["ln2"], axis=-1),
-        helper.make_node("MatMul", ["ln2", "up"], ["wide"]),
+        helper.make_node("MatMul", ["ln2", "up"], ["wide"], name="up"),
         helper.make_node("Gelu", ["wide"], ["gelu"], domain="com.microsoft"),
-        helper.make_node("MatMul", ["gelu", "down"], ["narrow"]),
+        helper.make_node("MatMul", ["gelu", "down"], ["narrow"], name="down"),
         helper.make_node("Add", ["ln2", "narrow"], ["y"]),
         helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
         helper.make_node("Unsqueeze", ["m", "last"], ["m3"]),
@@ -130,3 +132,18 @@ def test_smoothing_flattens_the_outlier_channels_the_products_read(
     after = channel_maxima(smoothed, [qkv_input], feed, TEXTS)[qkv_input]
     assert spread(before) > 15  # the outliers the gain made
     assert spread(after) < spread(before) / 3
+
+
+def test_each_products_error_is_measured_and_smoothing_lowers_the_outliers_share(
+    layer_graph: Path, tmp_path: Path
+) -> None:
+    before = product_errors(layer_graph, feed, TEXTS)
+    assert set(before) == {"attention", "out", "up", "down"}
+    assert list(before.values()) == sorted(before.values(), reverse=True)  # keep-fp32 order
+    smoothed = tmp_path / "layer.smoothed.onnx"
+    smooth(layer_graph, smoothed, feed, TEXTS, elementwise=False)
+    after = product_errors(smoothed, feed, TEXTS)
+    # the products behind the outlier LayerNorms lose less to int8 once smoothed
+    assert after["attention"] < before["attention"] / 2
+    assert after["up"] < before["up"] / 2
+    assert after["down"] == pytest.approx(before["down"], rel=1e-4)  # no Mul: not smoothed
