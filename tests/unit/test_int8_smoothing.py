@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from attnserve.export.quantize import product_errors
+from attnserve.export.quantize import product_errors, smoothed_candidates
 from attnserve.export.smoothing import channel_maxima, products_by_input, smooth
 from attnserve.export.vector_check import PooledRunner
 
@@ -147,3 +147,16 @@ def test_each_products_error_is_measured_and_smoothing_lowers_the_outliers_share
     assert after["attention"] < before["attention"] / 2
     assert after["up"] < before["up"] / 2
     assert after["down"] == pytest.approx(before["down"], rel=1e-4)  # no Mul: not smoothed
+
+
+def test_the_candidates_end_with_every_down_projection_fp32_unless_already_tried(
+    layer_graph: Path,
+) -> None:
+    every = smoothed_candidates(layer_graph, ["attention", "up", "out", "down"])
+    assert [keep for _, keep in every] == [
+        [],
+        ["attention", "up"],
+        ["attention", "up", "out", "down"],
+    ]
+    few = smoothed_candidates(layer_graph, ["attention", "up"])
+    assert few[-1] == ("smoothed, FFN down-projections fp32", ["down"])
