@@ -2,6 +2,7 @@
 
     python bench/int8_candidates.py quality --artifact DIR --workdir W [--held-out 1000]
     python bench/int8_candidates.py speed --artifact DIR --workdir W
+    python bench/int8_candidates.py paired --artifact DIR --workdir W   (in-process only)
 
 Two steps, so that only the timed one holds a shared machine's benchmark lock: `quality` builds
 the candidates into W and measures them; `speed` serves each and prints the table.
@@ -13,7 +14,10 @@ Built from the artifact's fast fp32 graph, in one run on one machine:
   calibration mix, per-tensor weights, then per-channel weights;
 - static scales on the integer ops (what the export writes): the dynamic graph with each
   `DynamicQuantizeLinear` replaced by a calibrated `QuantizeLinear` (`export.calibration`);
-- the same with the feed-forward down-projections kept in fp32.
+- the same with the feed-forward down-projections kept in fp32;
+- smoothed first (`export.smoothing`, a=0.5: folded into LayerNorms and attentions only, or
+  with the elementwise Mul before each down-projection too), then static scales;
+- smoothed, with its 4, 8 or 16 most sensitive products (`quantize.product_errors`) in fp32.
 Quality: `export.int8_gate` on the held-out mix against fp32. What ONNX Runtime's CPU provider
 runs: the op counts of the graph after its own optimisations. Speed: each candidate served by
 `attnserve serve` (the fp32 graph first, as the reference), the loads of `bench/serve.py`.
@@ -45,10 +49,13 @@ if __package__ in (None, ""):
 from attnserve.export.int8_gate import Int8Quality, measure
 from attnserve.export.quantize import (
     CALIBRATION_TEXTS,
+    SENSITIVITY_TEXTS,
     ffn_down_projections,
+    product_errors,
     quantize,
     quantize_dynamic_graph,
 )
+from attnserve.export.smoothing import smooth
 from attnserve.export.vector_check import Feeder, PooledRunner, feeder
 from attnserve.model.tokenization import ReferenceTokenizer
 from attnserve.service.artifact import MANIFEST_FILE, Int8Spec, describe_file, verify
@@ -135,34 +142,76 @@ CANDIDATES = {
     "dynamic per-tensor (before)": "dynamic.onnx",
     "static QDQ, per-tensor weights": "qdq-tensor.onnx",
     "static QDQ, per-channel weights": "qdq-channel.onnx",
-    "static scales, per-channel (chosen)": "static.onnx",
+    "static scales, per-channel (before issue 33)": "static.onnx",
     "static scales, FFN down-projections fp32": "static-down-fp32.onnx",
+    "smoothed (folds only), static": "smoothed.onnx",
+    "smoothed with the GELU Mul, static": "smoothed-mul.onnx",
+    "smoothed, 4 most sensitive fp32": "smoothed-k4.onnx",
+    "smoothed, 8 most sensitive fp32": "smoothed-k8.onnx",
+    "smoothed, 16 most sensitive fp32": "smoothed-k16.onnx",
 }
 QUALITIES = "qualities.json"
 
 
-def build_and_measure(artifact: Path, workdir: Path, held_out_count: int) -> None:
+def builders(
+    fp32: Path, workdir: Path, feed: Feeder, inputs: Sequence[str]
+) -> dict[str, Callable[[Path], object]]:
+    """How each candidate is made from the fp32 graph (smoothed graphs made once, on demand)."""
+    calibration = calibration_corpus(CALIBRATION_TEXTS)
+    down = ffn_down_projections(onnx.load(str(fp32), load_external_data=False))
+    smoothed, with_mul = workdir / "fp32-smoothed.onnx", workdir / "fp32-smoothed-mul.onnx"
+    ranked: list[str] = []
+
+    def smoothed_graph(elementwise: bool) -> Path:
+        path = with_mul if elementwise else smoothed
+        if not path.exists():
+            smooth(fp32, path, feed, calibration, elementwise=elementwise)
+        return path
+
+    def sensitive(kept: int) -> list[str]:
+        if not ranked:
+            step = max(1, len(calibration) // SENSITIVITY_TEXTS)
+            ranked.extend(product_errors(smoothed_graph(False), feed, calibration[::step]))
+        return ranked[:kept]
+
+    names = list(CANDIDATES)
+    return {
+        names[0]: lambda out: quantize_dynamic_graph(fp32, out, []),
+        names[1]: lambda out: static_qdq(fp32, out, feed, inputs, per_channel=False),
+        names[2]: lambda out: static_qdq(fp32, out, feed, inputs, per_channel=True),
+        names[3]: lambda out: quantize(fp32, out, [], feed, calibration),
+        names[4]: lambda out: quantize(fp32, out, down, feed, calibration),
+        names[5]: lambda out: quantize(smoothed_graph(False), out, [], feed, calibration),
+        names[6]: lambda out: quantize(smoothed_graph(True), out, [], feed, calibration),
+        names[7]: lambda out: quantize(smoothed_graph(False), out, sensitive(4), feed, calibration),
+        names[8]: lambda out: quantize(smoothed_graph(False), out, sensitive(8), feed, calibration),
+        names[9]: lambda out: quantize(
+            smoothed_graph(False), out, sensitive(16), feed, calibration
+        ),
+    }
+
+
+def build_and_measure(
+    artifact: Path, workdir: Path, held_out_count: int, only: Sequence[str]
+) -> None:
     manifest = verify(artifact)
     fp32_spec = manifest.graph("fast", "fp32")
     assert fp32_spec is not None
     fp32, inputs = artifact / fp32_spec.file, fp32_spec.inputs
     feed = feeder(ReferenceTokenizer(artifact / manifest.tokenizer.file, 256), inputs)
-    calibration, held_out = calibration_corpus(CALIBRATION_TEXTS), held_out_corpus(held_out_count)
-    down = ffn_down_projections(onnx.load(str(fp32), load_external_data=False))
-    paths = {name: workdir / file for name, file in CANDIDATES.items()}
-    names = list(CANDIDATES)
-    quantize_dynamic_graph(fp32, paths[names[0]], [])
-    static_qdq(fp32, paths[names[1]], feed, inputs, per_channel=False)
-    static_qdq(fp32, paths[names[2]], feed, inputs, per_channel=True)
-    quantize(fp32, paths[names[3]], [], feed, calibration)
-    quantize(fp32, paths[names[4]], down, feed, calibration)
+    held_out = held_out_corpus(held_out_count)
     reference = PooledRunner(fp32, feed).embed(held_out)
-    measured = {}
-    for name, path in paths.items():
+    figures = workdir / QUALITIES
+    measured = json.loads(figures.read_text()) if figures.exists() else {}
+    for name, build in builders(fp32, workdir, feed, inputs).items():
+        if only and not any(word in name for word in only):
+            continue
+        path = workdir / CANDIDATES[name]
+        build(path)
         quality = measure(reference, PooledRunner(path, feed), held_out)
         measured[name] = {**vars(quality), "ops": ops_run(path, workdir)}
         print(f"{name}: {quality.said()}; runs {measured[name]['ops']}", flush=True)
-    (workdir / QUALITIES).write_text(json.dumps(measured, indent=2))
+        figures.write_text(json.dumps(measured, indent=2))
 
 
 def one_call(session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
@@ -193,10 +242,18 @@ def paired_raw(
 
 
 def serve_and_compare(
-    artifact: Path, workdir: Path, corpus: str, duration: float, only: Sequence[str]
+    artifact: Path,
+    workdir: Path,
+    corpus: str,
+    duration: float,
+    only: Sequence[str],
+    served_too: bool = True,
 ) -> None:
-    measured = json.loads((workdir / QUALITIES).read_text())
-    chosen = {n: f for n, f in CANDIDATES.items() if not only or any(w in n for w in only)}
+    chosen = {
+        n: f
+        for n, f in CANDIDATES.items()
+        if (workdir / f).exists() and (not only or any(w in n for w in only))
+    }
     texts = load_texts(corpus)
     print(f"machine: {machine_line()}")
     print(f"served texts: {corpus}; {duration:.0f} s per load\n")
@@ -208,6 +265,9 @@ def serve_and_compare(
         )
         print(f"- {shape}: {said}")
     print()
+    if not served_too:
+        return
+    measured = json.loads((workdir / QUALITIES).read_text())
     rates = {"fp32": served(artifact, workdir, texts, duration, ["--precision", "fp32"])}
     for name, file in chosen.items():
         figures = measured[name]
@@ -238,21 +298,24 @@ def serve_and_compare(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("step", choices=("quality", "speed"))
+    parser.add_argument("step", choices=("quality", "speed", "paired"))
     parser.add_argument("--artifact", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, required=True, help="candidates and figures")
     parser.add_argument("--held-out", type=int, default=1000, help="quality: texts")
     parser.add_argument("--duration", type=float, default=4.0, help="speed: seconds per load")
     parser.add_argument("--corpus", default="mixed", help="speed: a named mix or a file")
     parser.add_argument(
-        "--only", nargs="*", default=[], help="speed: candidates whose name holds one of these"
+        "--only", nargs="*", default=[], help="candidates whose name holds one of these"
     )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.step == "quality":
-        build_and_measure(args.artifact, args.workdir, args.held_out)
+        build_and_measure(args.artifact, args.workdir, args.held_out, args.only)
     else:
-        serve_and_compare(args.artifact, args.workdir, args.corpus, args.duration, args.only)
+        serve_and_compare(
+            args.artifact, args.workdir, args.corpus, args.duration, args.only,
+            served_too=args.step == "speed",
+        )  # fmt: skip
     return 0
 
 

@@ -22,7 +22,7 @@ running the fp32 graph at `path` with those tensors as extra outputs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,14 +58,16 @@ def dynamic_inputs(model: onnx.ModelProto) -> list[str]:
     return [node.input[0] for node in model.graph.node if node.op_type == "DynamicQuantizeLinear"]
 
 
-def activation_ranges(
+def real_token_values(
     fp32_path: Path,
     tensors: Sequence[str],
     feed: Feeder,
     texts: Sequence[str],
     batch_size: int = 16,
-) -> dict[str, Range]:
-    """Each tensor's min and max over the real tokens of `texts`, run through the fp32 graph."""
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, values) of each tensor per batch of `texts` run through the fp32 graph; (B, T, ...)
+    tensors keep their real tokens only, as (tokens, ...): padding rows hold whatever the layers
+    make of padding, and no real token ever reads them."""
     model = onnx.load(str(fp32_path), load_external_data=False)  # weights stay where they are
     for name in tensors:
         model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
@@ -74,7 +76,6 @@ def activation_ranges(
     try:
         session = open_session(probe)
         inputs = [graph_input.name for graph_input in session.get_inputs()]
-        ranges: dict[str, Range] = {}
         ordered = sorted(texts, key=len)  # little padding
         for start in range(0, len(ordered), batch_size):
             feeds = feed(ordered[start : start + batch_size])
@@ -82,14 +83,24 @@ def activation_ranges(
             for name, value in zip(
                 tensors, session.run(list(tensors), {n: feeds[n] for n in inputs}), strict=True
             ):
-                # (B, T, ...) tensors: real tokens only (padding rows hold whatever the layers
-                # make of padding; no real token ever reads them)
-                values = value[real] if value.shape[:2] == real.shape else value
-                seen = Range(float(values.min()), float(values.max()))
-                ranges[name] = ranges[name].widened(seen) if name in ranges else seen
-        return ranges
+                yield name, value[real] if value.shape[:2] == real.shape else value
     finally:
         probe.unlink(missing_ok=True)
+
+
+def activation_ranges(
+    fp32_path: Path,
+    tensors: Sequence[str],
+    feed: Feeder,
+    texts: Sequence[str],
+    batch_size: int = 16,
+) -> dict[str, Range]:
+    """Each tensor's min and max over the real tokens of `texts`, run through the fp32 graph."""
+    ranges: dict[str, Range] = {}
+    for name, values in real_token_values(fp32_path, tensors, feed, texts, batch_size):
+        seen = Range(float(values.min()), float(values.max()))
+        ranges[name] = ranges[name].widened(seen) if name in ranges else seen
+    return ranges
 
 
 def fix_activation_scales(model: onnx.ModelProto, ranges: dict[str, Range]) -> int:

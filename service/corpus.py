@@ -3,9 +3,10 @@
 Named mixes serve these jobs:
 - `varied`: lengths from a word to ~250 tokens, prose, numbers, code-ish snippets, questions,
   casing and non-ASCII scripts: the fp16 check judges its variant on it.
-- `calibration` and `held-out`: int8's two sides, kept apart. The calibration mix (varied and
-  mixed texts of their own seeds) fixes int8's activation scales at export; the held-out mix
-  (other seeds, duplicates removed, and no text that calibration saw) judges the result.
+- `calibration` and `held-out`: int8's two sides, kept apart. The calibration mix (varied,
+  mixed and real-looking sentences of their own seeds) fixes int8's activation scales at export;
+  the held-out mix (other seeds, duplicates removed, and no text that calibration saw) judges
+  the result; a third of it is real-looking sentences (`service.sentences`) with paraphrases.
 - `mixed`: realistic serving traffic, mostly short queries, some paragraphs, a few documents
   (~40 tokens on average, up to ~240): the load tester's and the benchmarks' default.
 - `short`: short sentences of 8-20 words (~19 tokens): the short-query regime.
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from attnserve.service.sentences import real_sentences
 
 SUBJECTS = [
     "the central bank", "my grandmother", "a small startup", "the river", "this encoder",
@@ -115,20 +118,32 @@ def short_sentences(count: int = 2048, seed: int = 0) -> list[str]:
 
 
 def calibration_corpus(count: int = 512) -> list[str]:
-    """Half varied, half serving traffic: the ranges int8 must cover, from a word to ~250 tokens."""
-    return varied_corpus(count - count // 2, seed=1) + mixed_lengths(count // 2, seed=101)
+    """Thirds of varied texts, serving traffic and real-looking sentences: the ranges int8 must
+    cover, from a word to ~250 tokens."""
+    third = count // 3
+    return (
+        varied_corpus(count - 2 * third, seed=1)
+        + mixed_lengths(third, seed=101)
+        + real_sentences(third, seed=201)
+    )
 
 
 def held_out_corpus(count: int = 1000) -> list[str]:
-    """`count` distinct texts, half varied, half serving traffic, none of them a calibration text.
+    """`count` distinct texts, in thirds varied, serving traffic and real-looking sentences,
+    none of them a calibration text.
 
     Distinct, because retrieval agreement ranks every text against the others: a duplicate
     would tie with itself. Drawn from seeds of their own and filtered against the largest
     calibration mix the export uses, so "held out" holds by construction."""
     seen = set(calibration_corpus(CALIBRATION_TEXTS_MAX))
     picked: dict[str, None] = {}
-    sources = (varied_corpus(20 * count, seed=2), mixed_lengths(20 * count, seed=102))
-    for source, wanted in zip(sources, (count - count // 2, count), strict=True):
+    third = count // 3
+    sources = (
+        varied_corpus(20 * count, seed=2),
+        mixed_lengths(20 * count, seed=102),
+        real_sentences(3 * count, seed=202),
+    )
+    for source, wanted in zip(sources, (count - 2 * third, count - third, count), strict=True):
         for text in source:
             if len(picked) >= wanted:
                 break

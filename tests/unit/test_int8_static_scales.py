@@ -23,6 +23,8 @@ from attnserve.export.calibration import (
     fix_activation_scales,
 )
 from attnserve.export.int8_gate import (
+    GOAL_MEAN_COSINE,
+    GOAL_NN_AGREEMENT,
     MIN_INVARIANCE,
     Int8Quality,
     batch_invariance,
@@ -158,3 +160,14 @@ def test_the_gate_bounds_cosine_and_invariance_not_agreement() -> None:
     assert not Int8Quality(0.985, 0.985, 0.9, 0.9, 1.0, 1000).passed  # mean cosine
     assert not Int8Quality(0.995, 0.97, 0.9, 0.9, 1.0, 1000).passed  # one text ruined
     assert not Int8Quality(0.995, 0.985, 0.9, 0.9, 1.0, 999).passed  # too few texts
+
+
+def test_the_goal_is_the_gate_plus_what_retrieval_users_rely_on() -> None:
+    def quality(mean: float, nearest: float, invariance: float = 1.0) -> Int8Quality:
+        return Int8Quality(mean, 0.99, nearest, 0.96, invariance, 1000)
+
+    assert quality(GOAL_MEAN_COSINE, GOAL_NN_AGREEMENT).meets_goal
+    assert not quality(0.997, 0.99).meets_goal  # passes the gate, cosine short of the goal
+    assert quality(0.997, 0.99).passed
+    assert not quality(0.999, 0.94).meets_goal  # nearest neighbour short of the goal
+    assert not quality(0.999, 0.99, invariance=0.999).meets_goal  # the gate still bites

@@ -13,7 +13,12 @@ import pytest
 import torch
 
 from attnserve.export.graphs import FAST_OUTPUTS, FastGraph, export_graph, fuse_in_place, op_counts
-from attnserve.export.int8_gate import GATE_TEXTS, MIN_INVARIANCE
+from attnserve.export.int8_gate import (
+    GATE_TEXTS,
+    GOAL_MEAN_COSINE,
+    GOAL_NN_AGREEMENT,
+    MIN_INVARIANCE,
+)
 from attnserve.export.quantize import build_int8
 from attnserve.model import Encoder
 from attnserve.model.tokenization import ReferenceTokenizer
@@ -121,6 +126,19 @@ class TestPackagedArtifact:
         assert int8.int8.batch_invariance >= MIN_INVARIANCE
         assert int8.int8.held_out_texts >= GATE_TEXTS
         assert 0.5 < int8.int8.top10_overlap <= 1.0
+
+    def test_int8_of_the_packaged_model_meets_the_goal_and_says_how(
+        self, manifest: Manifest
+    ) -> None:
+        """Smoothed, with the few products the gate measured most sensitive kept in fp32."""
+        int8 = manifest.graph("fast", "int8")
+        assert int8 is not None
+        assert int8.int8 is not None
+        assert int8.parity["mean_cosine_to_fp32"] >= GOAL_MEAN_COSINE
+        assert int8.int8.nn_agreement >= GOAL_NN_AGREEMENT
+        assert "smoothed" in int8.int8.method
+        assert "meets the goal" in int8.int8.method
+        assert 0 < len(int8.int8.fp32_nodes) <= 8  # a few products, not whole layers
 
     def test_manifest_records_the_contract(self, manifest: Manifest) -> None:
         assert (manifest.model.family, manifest.model.causal) == ("bert", False)
