@@ -31,7 +31,8 @@ def test_export_shows_its_stages_and_a_summary_and_nothing_else(
     assert noise == []
     assert OPENING.match(lines[0])
     assert {line.split()[0] for line in lines[1:]} == set(STAGES)
-    assert any("gate" in line and "PASS" in line for line in lines if line.startswith("int8"))
+    # One int8 line per candidate measured; the packaged model's written one meets the goal.
+    assert any("meets the goal" in line for line in lines if line.startswith("int8"))
 
     manifest = verify(out)
     summary = result.stdout
