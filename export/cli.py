@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     configure_console(args.log_level)
     source = args.checkpoint or "the packaged all-MiniLM-L6-v2"
     log.info(
-        "attnserve export: %s -> %s (1-1.5 minutes for a MiniLM-sized model on 2 idle cores)",
+        "attnserve export: %s -> %s (2-4 minutes for a MiniLM-sized model on 2 cores with int8)",
         source,
         args.out,
     )

@@ -49,8 +49,8 @@ def ensure_default_artifact(cache_dir: Path) -> Path:
     directory = cache_dir / DEFAULT_ARTIFACT_NAME
     if not directory.exists():  # the first start: nothing is wrong, there is just nothing yet
         log.info(
-            "first start: building the packaged %s into %s, once (about a minute on 2 idle "
-            "cores; later starts reuse it)",
+            "first start: building the packaged %s into %s, once (2-4 minutes on 2 cores, "
+            "most of it the int8 gate; later starts reuse it)",
             DEFAULT_ARTIFACT_NAME,
             directory,
         )
