@@ -118,7 +118,7 @@ def test_each_model_answers_through_every_api_as_it_does_alone(
             assert getattr(info, field) == getattr(alone_info, field), field
         assert info.model == name
         assert list(info.models) == [MINI, SECOND]
-        assert list(info.tasks) == ["embed", "late_chunking"]
+        assert list(info.tasks) == ["embed", "explain", "late_chunking"]
     np.testing.assert_array_equal(oip_vectors(combined, name), oip_vectors(own, name))
     np.testing.assert_array_equal(openai_vectors(combined, name), openai_vectors(own, name))
     metadata = oip_call(combined, "ModelMetadata", oip.ModelMetadataRequest(name=name))
