@@ -153,7 +153,7 @@ def test_bad_rerank_requests_are_refused_clearly(
         with pytest.raises(grpc.RpcError) as refused:
             client.embed(["a text"])
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "does not offer embed (it offers: score)" in (refused.value.details() or "")
+    assert "does not offer embed (it offers: explain, score)" in (refused.value.details() or "")
 
 
 def test_an_embedder_refuses_rerank_naming_its_tasks(server: ServerThread) -> None:
