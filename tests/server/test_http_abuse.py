@@ -157,16 +157,17 @@ def test_generated_json_gets_a_status(http: ServerThread, body: Any) -> None:
 
 
 # The routes other servers' clients call (TEI's, Cohere v2's, Infinity's and vLLM's classify)
-# over this embedder: the score routes refuse (it offers no score task) after reading the body.
+# over this embedder: the score routes refuse (it offers no score task) after reading the body;
+# and attnserve's own explanation route, added beside them.
 DROP_IN_PATHS = ["/embeddings", "/", "/invocations", "/embed", "/embed_all", "/embed_sparse",
                  "/similarity", "/tokenize", "/decode", "/rerank", "/predict", "/v2/rerank",
-                 "/classify", "/v1/classify"]  # fmt: skip
+                 "/classify", "/v1/classify", "/v1/explain"]  # fmt: skip
 TEI_PATHS = {"/", "/invocations", "/embed", "/embed_all", "/embed_sparse", "/similarity",
              "/tokenize", "/decode", "/rerank", "/predict"}  # fmt: skip
 FIELDS = ["inputs", "input", "query", "texts", "documents", "model", "truncate",
           "truncation_direction", "normalize", "dimensions", "prompt_name", "ids", "parameters",
           "source_sentence", "sentences", "top_n", "max_tokens_per_doc", "raw_scores",
-          "add_special_tokens", "skip_special_tokens", "return_text"]  # fmt: skip
+          "add_special_tokens", "skip_special_tokens", "return_text", "rollout"]  # fmt: skip
 
 
 @FUZZ
