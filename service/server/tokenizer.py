@@ -183,3 +183,10 @@ def keep_positions(
     budget = max_tokens - int(kept_whole.sum())
     chosen = content[:budget] if truncation is Truncation.END else content[-budget:]
     return np.sort(np.concatenate([np.flatnonzero(kept_whole), chosen]))
+
+
+def byte_offsets(text: str) -> list[int]:
+    """Code point i of `text` starts at UTF-8 byte offsets[i] (offsets[len] = the length): TEI
+    answers token offsets in bytes, both over HTTP and over gRPC."""
+    lengths = [len(ch.encode("utf-8")) for ch in text]
+    return [0, *np.cumsum(lengths, dtype=np.int64).tolist()]

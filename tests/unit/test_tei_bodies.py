@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from attnserve.service.server.errors import ServiceError
 from attnserve.service.server.http import tei_bodies as bodies
-from attnserve.service.server.http.tei import byte_offsets, predict_inputs
+from attnserve.service.server.http.tei import predict_inputs
+from attnserve.service.server.tokenizer import byte_offsets
 
 TEI_FIELDS: dict[type[BaseModel], set[str]] = {
     bodies.EmbedBody: {"inputs", "truncate", "truncation_direction", "prompt_name", "normalize",

@@ -36,7 +36,6 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any, Literal
 
-import numpy as np
 from aiohttp import web
 
 from attnserve.service.server.errors import Code, ServiceError, invalid
@@ -64,7 +63,7 @@ from attnserve.service.server.registry import Registry, ServedModel
 from attnserve.service.server.tasks.embed import EmbedResult, EmbedTask
 from attnserve.service.server.tasks.score import ScoreTask
 from attnserve.service.server.tasks.sparse import SparseEmbedTask, SparseOptions, SparseResult
-from attnserve.service.server.tokenizer import token_views
+from attnserve.service.server.tokenizer import byte_offsets, token_views
 
 PROTOCOL = "http"
 DTYPES = {"fp32": "float32", "fp16": "float16", "int8": "int8"}
@@ -132,12 +131,6 @@ def timing_headers(result: EmbedResult | SparseResult, tokens: int) -> dict[str,
         "x-queue-time": str(round(timings.queue_s * 1000)),
         "x-inference-time": str(round(timings.inference_s * 1000)),
     }
-
-
-def byte_offsets(text: str) -> list[int]:
-    """Code point i of `text` starts at UTF-8 byte offsets[i] (offsets[len] = the length)."""
-    lengths = [len(ch.encode("utf-8")) for ch in text]
-    return [0, *np.cumsum(lengths, dtype=np.int64).tolist()]
 
 
 def model_type(model: ServedModel) -> dict[str, Any]:

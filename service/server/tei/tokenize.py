@@ -21,16 +21,8 @@ from attnserve.service.server.registry import Registry
 from attnserve.service.server.settings import Settings
 from attnserve.service.server.tei.messages import PROTOCOL
 from attnserve.service.server.tei.streams import Streams
-from attnserve.service.server.tokenizer import EncodedText
+from attnserve.service.server.tokenizer import EncodedText, byte_offsets
 from attnserve.tei import tei_pb2 as pb
-
-
-def byte_offsets(text: str) -> list[int]:
-    """Each code point's UTF-8 byte offset in `text`, and the end's: char offsets -> TEI's."""
-    offsets = [0]
-    for char in text:
-        offsets.append(offsets[-1] + len(char.encode()))
-    return offsets
 
 
 def simple_tokens(encoded: EncodedText, text: str, special_tokens: bool) -> list[pb.SimpleToken]:
